@@ -1,0 +1,66 @@
+// One registry of every error Wharf reports. Each error has a stable code (what scripts match on), an HTTP status
+// (only the HTTP layer uses it) and a message template that tells the user what to change.
+
+export const ERRORS = {
+  // Request and input validation
+  BAD_REQUEST: { status: 400, message: 'Invalid request: %s' },
+  INVALID_NAME: { status: 400, message: 'Invalid %s "%s": use 1-64 characters from a-z, A-Z, 0-9, ".", "_", "+", "-", starting with a letter or digit' },
+  INVALID_DISTRIBUTION: { status: 400, message: 'Invalid distribution "%s": expected OS/DIST such as debian/bookworm or ubuntu/jammy' },
+  PAYLOAD_TOO_LARGE: { status: 413, message: 'Upload exceeds the limit of %s bytes (setting maxUploadBytes / WHARF_MAX_UPLOAD_BYTES)' },
+  EMPTY_UPLOAD: { status: 400, message: 'The upload is empty: send the package file as the request body' },
+  UNSUPPORTED_PACKAGE: { status: 415, message: '%s' },
+
+  // Package format errors (.deb)
+  DEB_NOT_AR: { status: 422, message: 'Not a Debian package: %s' },
+  DEB_TRUNCATED: { status: 422, message: 'The .deb file is truncated: %s' },
+  DEB_BAD_MEMBER: { status: 422, message: 'Malformed .deb archive: %s' },
+  DEB_BAD_CONTROL_ARCHIVE: { status: 422, message: 'Malformed control archive in .deb: %s' },
+  DEB_CONTROL_TOO_LARGE: { status: 422, message: 'The control archive or control file exceeds %s bytes once decompressed (a decompression bomb?)' },
+  DEB_BAD_CONTROL: { status: 422, message: 'Invalid control file: %s' },
+  DEB_BAD_FIELD: { status: 422, message: 'Invalid control field: %s' },
+
+  // Authentication and authorisation
+  UNAUTHORIZED: { status: 401, message: 'Authentication required: pass a token with --token, WHARF_TOKEN or an Authorization header' },
+  FORBIDDEN: { status: 403, message: 'The token does not allow this operation' },
+
+  // Resources
+  NOT_FOUND: { status: 404, message: '%s not found' },
+  REPO_NOT_FOUND: { status: 404, message: 'Repository "%s" not found: create it with `wharf repo create %s`' },
+  REPO_EXISTS: { status: 409, message: 'Repository "%s" already exists' },
+  PACKAGE_NOT_FOUND: { status: 404, message: 'No package "%s" in %s' },
+  PACKAGE_CONFLICT: { status: 409, message: '%s is already published in %s with different contents (sha256 %s): packages are immutable; bump the version to publish a change' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'Method %s is not allowed here' },
+  RANGE_NOT_SATISFIABLE: { status: 416, message: 'Requested range not satisfiable' },
+
+  // Server side
+  PUBLISH_FAILED: { status: 500, message: 'Publishing %s failed: %s' },
+  INTERNAL: { status: 500, message: 'Internal error' },
+  CONFIG_INVALID: { status: 500, message: 'Invalid configuration: %s' },
+  SIGNING_KEY_LOCKED: { status: 500, message: 'Cannot decrypt the signing key: %s (set signingPassphrase / WHARF_SIGNING_PASSPHRASE to the passphrase used when the key was created)' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+function format(template: string, args: readonly unknown[]): string {
+  let i = 0;
+  return template.replace(/%s/g, () => String(args[i++] ?? ''));
+}
+
+export class WharfError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, args: readonly unknown[] = [], details?: Record<string, unknown>) {
+    const def = ERRORS[code];
+    super(format(def.message, args));
+    this.name = 'WharfError';
+    this.code = code;
+    this.status = def.status;
+    if (details) this.details = details;
+  }
+}
+
+export function isWharfError(e: unknown): e is WharfError {
+  return e instanceof WharfError;
+}

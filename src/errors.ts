@@ -37,6 +37,8 @@ export const ERRORS = {
   INTERNAL: { status: 500, message: 'Internal error' },
   CONFIG_INVALID: { status: 500, message: 'Invalid configuration: %s' },
   SIGNING_KEY_LOCKED: { status: 500, message: 'Cannot decrypt the signing key: %s (set signingPassphrase / WHARF_SIGNING_PASSPHRASE to the passphrase used when the key was created)' },
+  SIGNING_KEY_INVALID: { status: 500, message: 'The signing key cannot be used: %s' },
+  STORAGE_BAD_KEY: { status: 400, message: 'Invalid storage key "%s": %s' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

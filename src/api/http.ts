@@ -1,0 +1,83 @@
+// HTTP plumbing shared by the API and the repository tree: JSON responses, error mapping, authentication.
+// Only this layer turns WharfError codes into HTTP statuses.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { WharfError, isWharfError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body, null, 2) + '\n';
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+    'Cache-Control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}
+
+export function sendError(res: ServerResponse, err: unknown, log: Logger, headers: Record<string, string> = {}): void {
+  const e = isWharfError(err) ? err : new WharfError('INTERNAL');
+  if (!isWharfError(err)) log.error({ err }, 'unhandled error');
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const extra: Record<string, string> = { ...headers };
+  if (e.status === 401) extra['WWW-Authenticate'] = 'Basic realm="wharf", charset="UTF-8"';
+  sendJson(res, e.status, { error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } }, extra);
+}
+
+/** Extracts a token from `Authorization: Bearer T` or HTTP Basic (token as password, or as username with an empty password). */
+export function presentedToken(req: IncomingMessage): string | undefined {
+  const h = req.headers.authorization;
+  if (!h) return undefined;
+  const [scheme, value] = h.split(/\s+/, 2);
+  if (!scheme || !value) return undefined;
+  if (/^bearer$/i.test(scheme)) return value;
+  if (/^basic$/i.test(scheme)) {
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const i = decoded.indexOf(':');
+    if (i < 0) return undefined;
+    const user = decoded.slice(0, i);
+    const pass = decoded.slice(i + 1);
+    return pass || user || undefined;
+  }
+  return undefined;
+}
+
+export async function readJson(req: IncomingMessage, limit = 64 * 1024): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > limit) throw new WharfError('PAYLOAD_TOO_LARGE', [limit]);
+    chunks.push(c);
+  }
+  if (size === 0) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new WharfError('BAD_REQUEST', ['the body is not valid JSON']);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new WharfError('BAD_REQUEST', ['the body must be a JSON object']);
+  return v as Record<string, unknown>;
+}
+
+/** Splits and percent-decodes a URL path; rejects dot-segments, empty segments and encoded slashes or NULs. */
+export function pathSegments(pathname: string): string[] | undefined {
+  const raw = pathname.split('/').slice(1);
+  if (raw.length > 0 && raw[raw.length - 1] === '') raw.pop();
+  const out: string[] = [];
+  for (const s of raw) {
+    let d: string;
+    try {
+      d = decodeURIComponent(s);
+    } catch {
+      return undefined;
+    }
+    if (d === '' || d === '.' || d === '..' || /[\/\\\0]/.test(d)) return undefined;
+    out.push(d);
+  }
+  return out;
+}

@@ -1,0 +1,88 @@
+// The OpenAPI description of /api/v1, served at /api/v1/openapi.json.
+import { ERRORS } from '../errors.ts';
+
+const repoParams = [
+  { name: 'org', in: 'path', required: true, schema: { type: 'string' } },
+  { name: 'repo', in: 'path', required: true, schema: { type: 'string' } },
+];
+const distParams = [
+  ...repoParams,
+  { name: 'os', in: 'path', required: true, schema: { type: 'string' }, description: 'e.g. debian, ubuntu, any' },
+  { name: 'dist', in: 'path', required: true, schema: { type: 'string' }, description: 'e.g. bookworm, jammy, any' },
+];
+const error = { $ref: '#/components/responses/Error' };
+
+export function openApiDocument(serverUrl: string): object {
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Wharf API', version: '1', description: 'Manage repositories and publish Debian packages.' },
+    servers: [{ url: `${serverUrl}/api/v1` }],
+    security: [{ bearer: [] }, { basic: [] }],
+    paths: {
+      '/repos': {
+        get: { summary: 'List repositories', responses: { 200: { description: '{"repositories": [Repository]}' }, 401: error } },
+        post: {
+          summary: 'Create a repository (the organisation is created as needed)',
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: { type: 'object', required: ['name'], properties: { name: { type: 'string', example: 'acme/tools' }, private: { type: 'boolean' } } },
+              },
+            },
+          },
+          responses: { 201: { description: '{"repository": Repository}' }, 400: error, 409: error },
+        },
+      },
+      '/repos/{org}/{repo}': { get: { parameters: repoParams, summary: 'One repository', responses: { 200: { description: 'Repository' }, 404: error } } },
+      '/repos/{org}/{repo}/packages': {
+        get: {
+          parameters: [...repoParams, { name: 'distribution', in: 'query', schema: { type: 'string' }, description: 'OS/DIST' }],
+          summary: 'List packages',
+          responses: { 200: { description: '{"packages": [Package]}' }, 404: error },
+        },
+      },
+      '/repos/{org}/{repo}/distributions/{os}/{dist}/packages': {
+        get: { parameters: distParams, summary: 'List the packages of a distribution', responses: { 200: { description: '{"packages": [Package]}' } } },
+        post: {
+          parameters: distParams,
+          summary: 'Push a package: the request body is the .deb file, streamed. Answers once the signed metadata including it is live.',
+          requestBody: { required: true, content: { 'application/vnd.debian.binary-package': { schema: { type: 'string', format: 'binary' } } } },
+          responses: {
+            201: { description: '{"status": "created", "package": Package}' },
+            200: { description: '{"status": "unchanged", "package": Package}: the identical file was already published' },
+            409: error,
+            413: error,
+            415: error,
+            422: error,
+          },
+        },
+      },
+      '/repos/{org}/{repo}/distributions/{os}/{dist}/packages/{filename}': {
+        delete: {
+          parameters: [...distParams, { name: 'filename', in: 'path', required: true, schema: { type: 'string' } }],
+          summary: 'Yank (remove) a package and republish',
+          responses: { 200: { description: '{"yanked": Package}' }, 404: error },
+        },
+      },
+    },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, basic: { type: 'http', scheme: 'basic' } },
+      responses: {
+        Error: {
+          description: 'An error with a stable code',
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                properties: {
+                  error: { type: 'object', properties: { code: { type: 'string', enum: Object.keys(ERRORS) }, message: { type: 'string' } } },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+  };
+}

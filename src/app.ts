@@ -1,0 +1,56 @@
+// Composition root: builds every service from the frozen config. The HTTP server, the CLI and tests all start here.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from './config.ts';
+import { openDatabase, type Db } from './db/database.ts';
+import { FsBlobStore } from './storage/fs-blob-store.ts';
+import type { BlobStore } from './storage/blob-store.ts';
+import { createLogger, type Logger } from './log.ts';
+import { RepositoryService } from './services/repositories.ts';
+import { AptPublisher } from './services/apt-publisher.ts';
+import { AptPackageService } from './services/apt-packages.ts';
+import { KeyService } from './services/keys.ts';
+import { TokenService } from './services/tokens.ts';
+
+export interface App {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly db: Db;
+  readonly store: BlobStore;
+  readonly repos: RepositoryService;
+  readonly apt: AptPackageService;
+  readonly publisher: AptPublisher;
+  readonly keys: KeyService;
+  readonly tokens: TokenService;
+  /** the admin token, when this start created it */
+  readonly createdAdminToken?: string;
+  close(): Promise<void>;
+}
+
+export async function createApp(config: Config, opts: { log?: Logger } = {}): Promise<App> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const db = await openDatabase(join(config.dataDir, 'wharf.db'));
+  const store = new FsBlobStore(join(config.dataDir, 'storage'), { fsync: config.fsync });
+  const repos = new RepositoryService(db);
+  const keys = new KeyService(db, config, log);
+  const tokens = new TokenService(db);
+  const publisher = new AptPublisher({ db, store, config, signingKey: () => keys.metadataKey(), log });
+  const apt = new AptPackageService({ db, store, config, repos, publisher });
+  const createdAdminToken = await tokens.bootstrapAdmin(config.dataDir, config.adminToken);
+  // Create (or load) the signing key at start, so the first push does not pay for key generation.
+  await keys.metadataKey();
+  return {
+    config,
+    log,
+    db,
+    store,
+    repos,
+    apt,
+    publisher,
+    keys,
+    tokens,
+    ...(createdAdminToken ? { createdAdminToken } : {}),
+    close: () => db.destroy(),
+  };
+}

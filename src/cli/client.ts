@@ -1,0 +1,81 @@
+// The CLI's HTTP client for the Wharf API.
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Readable } from 'node:stream';
+
+export class ApiError extends Error {
+  readonly code: string;
+  readonly status: number;
+  constructor(code: string, message: string, status: number) {
+    super(message);
+    this.code = code;
+    this.status = status;
+  }
+}
+
+export interface ClientOptions {
+  readonly url: string;
+  readonly token?: string;
+}
+
+export class WharfClient {
+  readonly #base: URL;
+  readonly #token?: string;
+
+  constructor(opts: ClientOptions) {
+    let u: URL;
+    try {
+      u = new URL(opts.url.replace(/\/+$/, '') + '/');
+    } catch {
+      throw new ApiError('BAD_URL', `not a valid server URL: ${opts.url} (set --url or WHARF_URL)`, 0);
+    }
+    this.#base = u;
+    if (opts.token) this.#token = opts.token;
+  }
+
+  /** Sends one request; `body` is JSON or a stream of `length` bytes. */
+  request<T>(method: string, path: string, body?: { json: unknown } | { stream: Readable; length: number; type: string }): Promise<T> {
+    const url = new URL(`api/v1/${path}`, this.#base);
+    const headers: Record<string, string | number> = { Accept: 'application/json' };
+    if (this.#token) headers.Authorization = `Bearer ${this.#token}`;
+    let payload: Buffer | undefined;
+    if (body && 'json' in body) {
+      payload = Buffer.from(JSON.stringify(body.json));
+      headers['Content-Type'] = 'application/json';
+      headers['Content-Length'] = payload.length;
+    } else if (body) {
+      headers['Content-Type'] = body.type;
+      headers['Content-Length'] = body.length;
+    }
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise<T>((resolve, reject) => {
+      const req = send(url, { method, headers }, (res: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: any;
+          try {
+            json = text ? JSON.parse(text) : {};
+          } catch {
+            return reject(new ApiError('BAD_RESPONSE', `unexpected response from ${url.origin} (HTTP ${res.statusCode}): ${text.slice(0, 200)}`, res.statusCode ?? 0));
+          }
+          if ((res.statusCode ?? 500) >= 400) {
+            const e = json?.error ?? {};
+            return reject(new ApiError(e.code ?? `HTTP_${res.statusCode}`, e.message ?? `HTTP ${res.statusCode}`, res.statusCode ?? 0));
+          }
+          resolve(json as T);
+        });
+      });
+      req.on('error', (e: NodeJS.ErrnoException) =>
+        reject(new ApiError('CONNECTION_FAILED', `cannot reach Wharf at ${this.#base.origin}: ${e.code ?? e.message} (is the server running? set --url or WHARF_URL)`, 0)),
+      );
+      if (payload) req.end(payload);
+      else if (body && 'stream' in body) {
+        body.stream.on('error', (e) => req.destroy(e));
+        body.stream.pipe(req);
+      } else req.end();
+    });
+  }
+}

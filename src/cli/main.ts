@@ -1,0 +1,197 @@
+// The `wharf` command: `serve` runs the server; every other command is an API client.
+import { parseArgs } from 'node:util';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { Transform } from 'node:stream';
+import { loadConfig, OPTION_FLAGS } from '../config.ts';
+import { isWharfError } from '../errors.ts';
+import { ApiError, WharfClient } from './client.ts';
+import { mapLimit } from '../services/async.ts';
+
+const USAGE = `Usage: wharf <command> [options]
+
+Server:
+  serve [--listen HOST:PORT] [--data DIR] [--config FILE] [--url BASE] [--tls-cert FILE --tls-key FILE]
+
+Client (WHARF_URL / --url, default http://127.0.0.1:8080; WHARF_TOKEN / --token):
+  repo create ORG/REPO [--private]     create a repository (the organisation is created as needed)
+  repo list                            list repositories
+  push ORG/REPO/OS/DIST FILE...        upload packages and publish signed metadata
+  ls ORG/REPO [OS/DIST]                list packages
+  yank ORG/REPO/OS/DIST FILENAME       remove a package and republish
+
+Options: --json (machine-readable output), --jobs N (parallel uploads for push, default 4)
+`;
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const parsed = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      ...OPTION_FLAGS,
+      config: { type: 'string' },
+      token: { type: 'string' },
+      json: { type: 'boolean' },
+      private: { type: 'boolean' },
+      jobs: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const positionals = parsed.positionals;
+  const [command, ...args] = positionals;
+  if (values.help || !command) {
+    process.stdout.write(USAGE);
+    return command || values.help ? 0 : 2;
+  }
+  if (command === 'serve') return serve(values);
+
+  const client = new WharfClient({
+    url: (values.url as string | undefined) ?? process.env.WHARF_URL ?? 'http://127.0.0.1:8080',
+    token: (values.token as string | undefined) ?? process.env.WHARF_TOKEN,
+  });
+  const json = values.json === true;
+  const out = (human: string, data: unknown) => process.stdout.write(json ? JSON.stringify(data, null, 2) + '\n' : human + '\n');
+
+  switch (command) {
+    case 'repo': {
+      const [sub, name] = args;
+      if (sub === 'create' && name && args.length === 2) {
+        const r = await client.request<{ repository: any }>('POST', 'repos', { json: { name, private: values.private === true } });
+        out(`created ${r.repository.private ? 'private' : 'public'} repository ${r.repository.org}/${r.repository.name}`, r);
+        return 0;
+      }
+      if (sub === 'list' && args.length === 1) {
+        const r = await client.request<{ repositories: any[] }>('GET', 'repos');
+        out(r.repositories.map((x) => `${x.org}/${x.name}${x.private ? ' (private)' : ''}`).join('\n') || '(no repositories)', r);
+        return 0;
+      }
+      throw new UsageError('usage: wharf repo create ORG/REPO [--private] | wharf repo list');
+    }
+    case 'push': {
+      const [target, ...files] = args;
+      const t = target?.split('/') ?? [];
+      if (t.length !== 4 || files.length === 0) throw new UsageError('usage: wharf push ORG/REPO/OS/DIST FILE...');
+      const path = `repos/${t.map(encodeURIComponent).slice(0, 2).join('/')}/distributions/${encodeURIComponent(t[2]!)}/${encodeURIComponent(t[3]!)}/packages`;
+      const jobs = Number(values.jobs ?? 4);
+      if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw new UsageError('--jobs must be a whole number from 1 to 64');
+      const results: any[] = [];
+      const failures: { file: string; code: string; message: string }[] = [];
+      await mapLimit(files, jobs, async (file) => {
+        try {
+          const st = await stat(file);
+          if (!st.isFile()) throw new ApiError('NOT_A_FILE', `${file} is not a regular file`, 0);
+          const progress = progressBar(basename(file), st.size, files.length === 1 || jobs === 1);
+          const stream = createReadStream(file).pipe(progress);
+          const r = await client.request<any>('POST', path, { stream, length: st.size, type: 'application/octet-stream' });
+          results.push({ file, ...r });
+          if (!json) process.stdout.write(`${r.status === 'created' ? 'pushed' : 'unchanged'} ${r.package.filename} to ${target}\n`);
+        } catch (e) {
+          const code = e instanceof ApiError ? e.code : (e as NodeJS.ErrnoException).code ?? 'ERROR';
+          failures.push({ file, code, message: (e as Error).message });
+          if (!json) process.stderr.write(`wharf: error ${code}: ${file}: ${(e as Error).message}\n`);
+        }
+      });
+      if (json) process.stdout.write(JSON.stringify({ pushed: results, failed: failures }, null, 2) + '\n');
+      return failures.length > 0 ? 1 : 0;
+    }
+    case 'ls': {
+      const [repo, dist] = args;
+      if (!repo || args.length > 2 || repo.split('/').length !== 2) throw new UsageError('usage: wharf ls ORG/REPO [OS/DIST]');
+      const q = dist ? `?distribution=${encodeURIComponent(dist)}` : '';
+      const r = await client.request<{ packages: any[] }>('GET', `repos/${repo.split('/').map(encodeURIComponent).join('/')}/packages${q}`);
+      out(r.packages.map((p) => `${p.distribution}\t${p.name}\t${p.version}\t${p.architecture}\t${p.filename}`).join('\n') || '(no packages)', r);
+      return 0;
+    }
+    case 'yank': {
+      const [target, filename] = args;
+      const t = target?.split('/') ?? [];
+      if (t.length !== 4 || !filename || args.length !== 2) throw new UsageError('usage: wharf yank ORG/REPO/OS/DIST FILENAME');
+      const r = await client.request<any>('DELETE', `repos/${t.map(encodeURIComponent).slice(0, 2).join('/')}/distributions/${encodeURIComponent(t[2]!)}/${encodeURIComponent(t[3]!)}/packages/${encodeURIComponent(filename)}`);
+      out(`yanked ${r.yanked.filename} from ${target}`, r);
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command "${command}"\n${USAGE}`);
+  }
+}
+
+/** A progress bar on stderr for uploads of 1 MiB and more, only on a terminal. */
+function progressBar(label: string, total: number, enabled: boolean): Transform {
+  const show = enabled && process.stderr.isTTY && total >= 1024 * 1024;
+  let sent = 0;
+  let last = 0;
+  const started = Date.now();
+  const draw = (final: boolean) => {
+    const width = 30;
+    const frac = total ? sent / total : 1;
+    const filled = Math.round(frac * width);
+    const mib = (n: number) => (n / 1024 / 1024).toFixed(1);
+    const rate = sent / Math.max(0.001, (Date.now() - started) / 1000);
+    process.stderr.write(
+      `\r${label.slice(0, 40)} [${'='.repeat(filled)}${' '.repeat(width - filled)}] ${Math.floor(frac * 100)}% ${mib(sent)}/${mib(total)} MiB ${mib(rate)} MiB/s${final ? '\n' : ''}`,
+    );
+  };
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      sent += chunk.length;
+      if (show && Date.now() - last > 100) {
+        last = Date.now();
+        draw(false);
+      }
+      cb(null, chunk);
+    },
+    flush(cb) {
+      if (show) draw(true);
+      cb();
+    },
+  });
+}
+
+async function serve(values: Record<string, string | boolean | undefined>): Promise<number> {
+  const config = loadConfig(values, process.env);
+  const { createApp } = await import('../app.ts');
+  const { startServer } = await import('../server.ts');
+  const app = await createApp(config);
+  const server = await startServer(app);
+  if (app.createdAdminToken) {
+    process.stdout.write(
+      `Admin token (shown once; also saved to ${config.dataDir}/admin-token with mode 0600):\n  ${app.createdAdminToken}\n` +
+        `Use it with: export WHARF_TOKEN=$(cat ${config.dataDir}/admin-token)\n`,
+    );
+  }
+  process.stdout.write(`Wharf listening on ${server.url} (public URL ${config.publicUrl}, data in ${config.dataDir})\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await server.close();
+  await app.close();
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof UsageError) {
+      process.stderr.write(`wharf: error USAGE: ${e.message}\n`);
+      process.exitCode = 2;
+    } else if (e instanceof ApiError || isWharfError(e)) {
+      process.stderr.write(`wharf: error ${(e as { code: string }).code}: ${(e as Error).message}\n`);
+      process.exitCode = 1;
+    } else if (e instanceof Error && 'code' in e && String((e as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`wharf: error USAGE: ${e.message}\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`wharf: error INTERNAL: ${(e as Error)?.stack ?? e}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

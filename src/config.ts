@@ -1,0 +1,163 @@
+// Configuration is read once at start from (in increasing precedence) built-in defaults, a JSON config file,
+// environment variables and command-line flags; validated; frozen; and passed to whatever needs it.
+// No other module reads process.env.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { WharfError } from './errors.ts';
+
+export interface Config {
+  /** host:port to listen on */
+  readonly listen: { readonly host: string; readonly port: number };
+  /** data directory: SQLite database, blobs, keys */
+  readonly dataDir: string;
+  /** externally visible base URL, without trailing slash */
+  readonly publicUrl: string;
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
+  /** passphrase protecting the private signing keys at rest; undefined = generate one into DATA/signing-passphrase */
+  readonly signingPassphrase?: string;
+  /** admin token to create on first start (otherwise random) */
+  readonly adminToken?: string;
+  readonly maxUploadBytes: number;
+  /** how long superseded index files (by-hash) and yanked pool files stay downloadable */
+  readonly retentionSeconds: number;
+  /** architectures every APT distribution lists, besides those of its packages */
+  readonly defaultArchitectures: readonly string[];
+  /** fsync files before they become visible (disable only for throwaway benchmarks) */
+  readonly fsync: boolean;
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+/** Every option: its config-file key, environment variable, flag, and how to parse it. */
+const OPTIONS = {
+  listen: { env: 'WHARF_LISTEN', flag: 'listen', doc: 'HOST:PORT to listen on', default: '127.0.0.1:8080' },
+  data: { env: 'WHARF_DATA', flag: 'data', doc: 'data directory', default: './wharf-data' },
+  url: { env: 'WHARF_PUBLIC_URL', flag: 'url', doc: 'externally visible base URL', default: '' },
+  tlsCert: { env: 'WHARF_TLS_CERT', flag: 'tls-cert', doc: 'PEM certificate file for HTTPS', default: '' },
+  tlsKey: { env: 'WHARF_TLS_KEY', flag: 'tls-key', doc: 'PEM private key file for HTTPS', default: '' },
+  signingPassphrase: { env: 'WHARF_SIGNING_PASSPHRASE', flag: 'signing-passphrase', doc: 'passphrase for signing keys at rest', default: '' },
+  adminToken: { env: 'WHARF_ADMIN_TOKEN', flag: 'admin-token', doc: 'admin token created on first start', default: '' },
+  maxUploadBytes: { env: 'WHARF_MAX_UPLOAD_BYTES', flag: 'max-upload-bytes', doc: 'largest accepted package', default: String(2 * 1024 ** 3) },
+  retentionSeconds: { env: 'WHARF_RETENTION_SECONDS', flag: 'retention-seconds', doc: 'grace period for superseded files', default: '3600' },
+  defaultArchitectures: { env: 'WHARF_DEFAULT_ARCHITECTURES', flag: 'default-architectures', doc: 'comma-separated', default: 'amd64,arm64' },
+  fsync: { env: 'WHARF_FSYNC', flag: 'fsync', doc: 'true/false', default: 'true' },
+  logLevel: { env: 'WHARF_LOG_LEVEL', flag: 'log-level', doc: 'debug, info, warn, error, silent', default: 'info' },
+} as const;
+
+export type OptionName = keyof typeof OPTIONS;
+export const OPTION_NAMES = Object.keys(OPTIONS) as OptionName[];
+export const OPTION_FLAGS: Record<string, { type: 'string' }> = Object.fromEntries(
+  OPTION_NAMES.map((n) => [OPTIONS[n].flag, { type: 'string' as const }]),
+);
+
+function fail(msg: string): never {
+  throw new WharfError('CONFIG_INVALID', [msg]);
+}
+
+/**
+ * Builds the configuration. `flags` are parsed command-line values keyed by flag name (including `config`);
+ * `env` is the process environment.
+ */
+export function loadConfig(flags: Record<string, string | boolean | undefined>, env: Record<string, string | undefined>): Config {
+  const configFile = (flags.config as string | undefined) ?? env.WHARF_CONFIG;
+  let file: Record<string, unknown> = {};
+  if (configFile) {
+    let text: string;
+    try {
+      text = readFileSync(configFile, 'utf8');
+    } catch (e) {
+      fail(`cannot read config file ${configFile}: ${(e as Error).message}`);
+    }
+    try {
+      file = JSON.parse(text);
+    } catch (e) {
+      fail(`config file ${configFile} is not valid JSON: ${(e as Error).message}`);
+    }
+    if (typeof file !== 'object' || file === null || Array.isArray(file)) fail(`config file ${configFile} must hold a JSON object`);
+    for (const key of Object.keys(file)) {
+      if (!(key in OPTIONS)) fail(`unknown option "${key}" in ${configFile}; known options: ${OPTION_NAMES.join(', ')}`);
+    }
+  }
+  const raw = (name: OptionName): string => {
+    const o = OPTIONS[name];
+    const fromFlag = flags[o.flag];
+    if (typeof fromFlag === 'string') return fromFlag;
+    const fromEnv = env[o.env];
+    if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+    const fromFile = file[name];
+    if (fromFile !== undefined) {
+      if (Array.isArray(fromFile)) return fromFile.join(',');
+      if (typeof fromFile === 'object' && fromFile !== null) fail(`option "${name}" must be a string, number or boolean`);
+      return String(fromFile);
+    }
+    return o.default;
+  };
+
+  const listen = parseListen(raw('listen'));
+  const dataDir = resolve(raw('data'));
+  const url = raw('url');
+  const tlsCert = raw('tlsCert');
+  const tlsKey = raw('tlsKey');
+  if (Boolean(tlsCert) !== Boolean(tlsKey)) fail('--tls-cert and --tls-key must be given together');
+  const scheme = tlsCert ? 'https' : 'http';
+  const publicUrl = (url || `${scheme}://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`).replace(/\/+$/, '');
+  try {
+    const u = new URL(publicUrl);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(`--url must be an http or https URL, got ${publicUrl}`);
+    if (u.search || u.hash) fail(`--url must not have a query or fragment: ${publicUrl}`);
+  } catch (e) {
+    if (e instanceof WharfError) throw e;
+    fail(`--url is not a valid URL: ${publicUrl}`);
+  }
+  const arches = raw('defaultArchitectures').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const a of arches) if (!/^[a-z0-9][a-z0-9-]*$/.test(a) || a === 'all') fail(`invalid architecture "${a}" in defaultArchitectures`);
+  const level = raw('logLevel');
+  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level)) fail(`logLevel must be debug, info, warn, error or silent, got "${level}"`);
+
+  const config: Config = {
+    listen,
+    dataDir,
+    publicUrl,
+    ...(tlsCert ? { tls: { certFile: resolve(tlsCert), keyFile: resolve(tlsKey) } } : {}),
+    ...(raw('signingPassphrase') ? { signingPassphrase: raw('signingPassphrase') } : {}),
+    ...(raw('adminToken') ? { adminToken: raw('adminToken') } : {}),
+    maxUploadBytes: positiveInt('maxUploadBytes', raw('maxUploadBytes')),
+    retentionSeconds: positiveInt('retentionSeconds', raw('retentionSeconds'), true),
+    defaultArchitectures: Object.freeze(arches),
+    fsync: bool('fsync', raw('fsync')),
+    logLevel: level as Config['logLevel'],
+  };
+  return deepFreeze(config);
+}
+
+function parseListen(v: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]*)):(\d{1,5})$/.exec(v);
+  if (!m) fail(`--listen must be HOST:PORT (for example 127.0.0.1:8080 or [::1]:8080), got "${v}"`);
+  const port = Number(m[3]);
+  if (port > 65535) fail(`--listen port must be 0-65535, got ${port}`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+function positiveInt(name: string, v: string, allowZero = false): number {
+  if (!/^\d+$/.test(v)) fail(`${name} must be a whole number, got "${v}"`);
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || (!allowZero && n === 0)) fail(`${name} must be a positive whole number, got "${v}"`);
+  return n;
+}
+
+function bool(name: string, v: string): boolean {
+  if (/^(true|1|yes|on)$/i.test(v)) return true;
+  if (/^(false|0|no|off)$/i.test(v)) return false;
+  fail(`${name} must be true or false, got "${v}"`);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+export function describeOptions(): { name: string; env: string; flag: string; doc: string; default: string }[] {
+  return OPTION_NAMES.map((n) => ({ name: n, ...OPTIONS[n] }));
+}

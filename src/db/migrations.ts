@@ -1,0 +1,88 @@
+// One migration history for every SQL dialect. Migrations use only portable column types.
+import { sql, type Kysely, type Migration } from 'kysely';
+
+export const MIGRATIONS: Record<string, Migration> = {
+  '0001_initial': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('orgs')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('name', 'varchar(64)', (c) => c.notNull().unique())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('repos')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('org_id', 'integer', (c) => c.notNull().references('orgs.id'))
+        .addColumn('name', 'varchar(64)', (c) => c.notNull())
+        .addColumn('private', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('repos_org_name', ['org_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('distributions')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('repo_id', 'integer', (c) => c.notNull().references('repos.id'))
+        .addColumn('kind', 'varchar(8)', (c) => c.notNull())
+        .addColumn('os', 'varchar(64)', (c) => c.notNull())
+        .addColumn('name', 'varchar(64)', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('generation', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('published_state', 'text')
+        .addColumn('published_at', 'bigint')
+        .addUniqueConstraint('distributions_repo_os_name', ['repo_id', 'os', 'name'])
+        .execute();
+      await db.schema
+        .createTable('deb_packages')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('distribution_id', 'integer', (c) => c.notNull().references('distributions.id'))
+        .addColumn('component', 'varchar(64)', (c) => c.notNull())
+        .addColumn('name', 'varchar(128)', (c) => c.notNull())
+        .addColumn('version', 'varchar(256)', (c) => c.notNull())
+        .addColumn('architecture', 'varchar(64)', (c) => c.notNull())
+        .addColumn('filename', 'varchar(512)', (c) => c.notNull())
+        .addColumn('pool_key', 'varchar(1024)', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('md5', 'char(32)', (c) => c.notNull())
+        .addColumn('sha1', 'char(40)', (c) => c.notNull())
+        .addColumn('sha256', 'char(64)', (c) => c.notNull())
+        .addColumn('sha512', 'char(128)', (c) => c.notNull())
+        .addColumn('stanza', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('deb_packages_identity', ['distribution_id', 'name', 'version', 'architecture'])
+        .addUniqueConstraint('deb_packages_filename', ['distribution_id', 'filename'])
+        .execute();
+      await db.schema
+        .createTable('tokens')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('kind', 'varchar(32)', (c) => c.notNull())
+        .addColumn('name', 'varchar(128)', (c) => c.notNull())
+        .addColumn('secret_sha256', 'char(64)', (c) => c.notNull().unique())
+        .addColumn('scopes', 'varchar(256)', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint')
+        .addColumn('revoked_at', 'bigint')
+        .addColumn('last_used_at', 'bigint')
+        .execute();
+      await db.schema
+        .createTable('signing_keys')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('purpose', 'varchar(32)', (c) => c.notNull())
+        .addColumn('fingerprint', 'varchar(64)', (c) => c.notNull().unique())
+        .addColumn('public_armored', 'text', (c) => c.notNull())
+        .addColumn('private_armored', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('active', 'integer', (c) => c.notNull().defaultTo(1))
+        .execute();
+      await db.schema
+        .createTable('retired_files')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('distribution_id', 'integer', (c) => c.notNull().references('distributions.id'))
+        .addColumn('key', 'varchar(1024)', (c) => c.notNull())
+        .addColumn('retired_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('retired_files_retired_at').on('retired_files').column('retired_at').execute();
+      await sql`select 1`.execute(db);
+    },
+  },
+};

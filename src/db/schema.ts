@@ -1,0 +1,98 @@
+// The database schema as Kysely sees it. Times are Unix milliseconds (integers) so SQLite and PostgreSQL agree.
+import type { Generated, Insertable, Selectable } from 'kysely';
+
+export interface OrgTable {
+  id: Generated<number>;
+  name: string;
+  created_at: number;
+}
+
+export interface RepoTable {
+  id: Generated<number>;
+  org_id: number;
+  name: string;
+  private: number; // 0 or 1
+  created_at: number;
+}
+
+export interface DistributionTable {
+  id: Generated<number>;
+  repo_id: number;
+  /** 'deb' (later also 'rpm') */
+  kind: string;
+  os: string;
+  name: string;
+  created_at: number;
+  /** metadata generation counter, bumped by each publish */
+  generation: number;
+  /** JSON of the last published state (see services/publish-apt.ts) or null */
+  published_state: string | null;
+  published_at: number | null;
+}
+
+export interface DebPackageTable {
+  id: Generated<number>;
+  distribution_id: number;
+  component: string;
+  name: string;
+  version: string;
+  architecture: string;
+  filename: string;
+  /** storage key of the pool file */
+  pool_key: string;
+  size: number;
+  md5: string;
+  sha1: string;
+  sha256: string;
+  sha512: string;
+  /** the Packages stanza for this file, rendered at upload */
+  stanza: string;
+  created_at: number;
+}
+
+export interface TokenTable {
+  id: Generated<number>;
+  kind: string;
+  name: string;
+  /** SHA-256 (hex) of the secret: high-entropy secrets need no slow KDF, and lookups stay O(1) */
+  secret_sha256: string;
+  scopes: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+export interface SigningKeyTable {
+  id: Generated<number>;
+  purpose: string;
+  fingerprint: string;
+  public_armored: string;
+  /** OpenPGP private key, encrypted with the signing passphrase */
+  private_armored: string;
+  created_at: number;
+  active: number;
+}
+
+/** Files superseded by a publish, deleted once the retention period has passed. */
+export interface RetiredFileTable {
+  id: Generated<number>;
+  distribution_id: number;
+  key: string;
+  retired_at: number;
+}
+
+export interface Database {
+  orgs: OrgTable;
+  repos: RepoTable;
+  distributions: DistributionTable;
+  deb_packages: DebPackageTable;
+  tokens: TokenTable;
+  signing_keys: SigningKeyTable;
+  retired_files: RetiredFileTable;
+}
+
+export type Repo = Selectable<RepoTable>;
+export type Distribution = Selectable<DistributionTable>;
+export type DebPackage = Selectable<DebPackageTable>;
+export type NewDebPackage = Insertable<DebPackageTable>;

@@ -1,0 +1,225 @@
+// Adding and removing Debian packages in a distribution. Packages are immutable: the same
+// name+version+architecture can only ever be the same bytes.
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import type { Db } from '../db/database.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
+import type { Config } from '../config.ts';
+import { WharfError } from '../errors.ts';
+import { validateDistRef, type RepoRef } from '../names.ts';
+import { inspectDeb } from '../formats/deb/inspect.ts';
+import { getField } from '../formats/deb/control.ts';
+import { renderPackagesStanza } from '../formats/deb/packages-stanza.ts';
+import { fileByteSource, sniffPackageKind, stageUpload } from './upload.ts';
+import { poolDir, repoTreePrefix } from './tree.ts';
+import { KeyedMutex } from './async.ts';
+import type { RepositoryService } from './repositories.ts';
+import type { AptPublisher } from './apt-publisher.ts';
+
+export interface DebPackageInfo {
+  distribution: string;
+  name: string;
+  version: string;
+  architecture: string;
+  filename: string;
+  size: number;
+  sha256: string;
+  created_at: string;
+}
+
+export interface PushResult {
+  /** created: new in the distribution; unchanged: the identical file was already there */
+  status: 'created' | 'unchanged';
+  package: DebPackageInfo;
+}
+
+export interface AptPackageServiceDeps {
+  readonly db: Db;
+  readonly store: BlobStore;
+  readonly config: Config;
+  readonly repos: RepositoryService;
+  readonly publisher: AptPublisher;
+}
+
+const COMPONENT = 'main';
+
+export class AptPackageService {
+  readonly #d: AptPackageServiceDeps;
+  /** Serialises the check-store-insert step per distribution, so two different files can never race to one pool path. */
+  readonly #ingest = new KeyedMutex<string>();
+
+  constructor(deps: AptPackageServiceDeps) {
+    this.#d = deps;
+  }
+
+  async push(ref: RepoRef, os: string, dist: string, body: AsyncIterable<Uint8Array>): Promise<PushResult> {
+    validateDistRef(os, dist);
+    const repo = await this.#d.repos.get(ref);
+    const staged = await stageUpload(body, { dir: join(this.#d.config.dataDir, 'tmp'), maxBytes: this.#d.config.maxUploadBytes });
+    try {
+      const kind = sniffPackageKind(staged.head);
+      if (kind !== 'deb') {
+        throw new WharfError('UNSUPPORTED_PACKAGE', [
+          kind === 'rpm'
+            ? `${os}/${dist} is a Debian distribution, but the upload is an RPM package: push RPMs to an RPM distribution such as el/9`
+            : 'The upload is not a Debian package (.deb): it does not start with the ar archive magic "!<arch>"',
+        ]);
+      }
+      const src = await fileByteSource(staged.path);
+      let deb;
+      try {
+        deb = await inspectDeb(src);
+      } finally {
+        await src.close();
+      }
+      const source = (getField(deb.control, 'Source') ?? deb.package).split(/\s/)[0]!;
+      if (!/^[a-z0-9][a-z0-9+.-]+$/.test(source)) throw new WharfError('DEB_BAD_FIELD', [`Source "${source.slice(0, 100)}" is not a valid source package name`]);
+      const filename = deb.canonicalFilename;
+      const poolKey = `${poolDir(dist, COMPONENT, source)}/${filename}`;
+      const stanza = renderPackagesStanza(deb.control, {
+        filename: `${poolKey}`,
+        size: staged.size,
+        md5: staged.md5,
+        sha1: staged.sha1,
+        sha256: staged.sha256,
+        sha512: staged.sha512,
+      });
+      const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
+
+      const { distributionId, result } = await this.#ingest.run(distLabel, async () => {
+        const distributionId = await this.#distribution(repo.id, os, dist);
+        const existing = await this.#d.db
+          .selectFrom('deb_packages')
+          .selectAll()
+          .where('distribution_id', '=', distributionId)
+          .where((eb) =>
+            eb.or([
+              eb.and([eb('name', '=', deb.package), eb('version', '=', deb.version), eb('architecture', '=', deb.architecture)]),
+              eb('filename', '=', filename),
+            ]),
+          )
+          .executeTakeFirst();
+        if (existing) {
+          if (existing.sha256 !== staged.sha256) {
+            throw new WharfError('PACKAGE_CONFLICT', [`${deb.package} ${deb.version} (${deb.architecture})`, distLabel, existing.sha256]);
+          }
+          return { distributionId, result: { status: 'unchanged' as const, package: info(`${os}/${dist}`, existing) } };
+        }
+        // Content first: the pool file exists before any index can name it.
+        const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
+        await this.#d.store.put(`${treePrefix}/${os}/${poolKey}`, createReadStream(staged.path));
+        const now = Date.now();
+        const row = {
+          distribution_id: distributionId,
+          component: COMPONENT,
+          name: deb.package,
+          version: deb.version,
+          architecture: deb.architecture,
+          filename,
+          pool_key: poolKey,
+          size: staged.size,
+          md5: staged.md5,
+          sha1: staged.sha1,
+          sha256: staged.sha256,
+          sha512: staged.sha512,
+          stanza,
+          created_at: now,
+        };
+        await this.#d.db.insertInto('deb_packages').values(row).execute();
+        return { distributionId, result: { status: 'created' as const, package: info(`${os}/${dist}`, row) } };
+      });
+      // An identical re-push still waits for a publish: it may follow an interrupted one.
+      await this.#d.publisher.request(distributionId);
+      return result;
+    } finally {
+      await staged.dispose();
+    }
+  }
+
+  async list(ref: RepoRef, filter?: { os: string; dist: string }): Promise<DebPackageInfo[]> {
+    const repo = await this.#d.repos.get(ref);
+    let q = this.#d.db
+      .selectFrom('deb_packages')
+      .innerJoin('distributions', 'distributions.id', 'deb_packages.distribution_id')
+      .select([
+        'distributions.os',
+        'distributions.name as dist',
+        'deb_packages.name',
+        'deb_packages.version',
+        'deb_packages.architecture',
+        'deb_packages.filename',
+        'deb_packages.size',
+        'deb_packages.sha256',
+        'deb_packages.created_at',
+      ])
+      .where('distributions.repo_id', '=', repo.id);
+    if (filter) {
+      validateDistRef(filter.os, filter.dist);
+      q = q.where('distributions.os', '=', filter.os).where('distributions.name', '=', filter.dist);
+    }
+    const rows = await q.orderBy('distributions.os').orderBy('distributions.name').orderBy('deb_packages.name').orderBy('deb_packages.id').execute();
+    return rows.map((r) => info(`${r.os}/${r.dist}`, r));
+  }
+
+  /** Removes a package from a distribution and republishes. Its file stays downloadable for the retention period. */
+  async yank(ref: RepoRef, os: string, dist: string, filename: string): Promise<DebPackageInfo> {
+    validateDistRef(os, dist);
+    const repo = await this.#d.repos.get(ref);
+    const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
+    const { distributionId, removed } = await this.#ingest.run(distLabel, async () => {
+      const d = await this.#d.db
+        .selectFrom('distributions')
+        .select(['id'])
+        .where('repo_id', '=', repo.id)
+        .where('os', '=', os)
+        .where('name', '=', dist)
+        .executeTakeFirst();
+      const row =
+        d &&
+        (await this.#d.db.selectFrom('deb_packages').selectAll().where('distribution_id', '=', d.id).where('filename', '=', filename).executeTakeFirst());
+      if (!d || !row) throw new WharfError('PACKAGE_NOT_FOUND', [String(filename).slice(0, 200), distLabel]);
+      const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
+      await this.#d.db.transaction().execute(async (tx) => {
+        await tx.deleteFrom('deb_packages').where('id', '=', row.id).execute();
+        await tx
+          .insertInto('retired_files')
+          .values({ distribution_id: d.id, key: `${treePrefix}/${os}/${row.pool_key}`, retired_at: Date.now() })
+          .execute();
+      });
+      return { distributionId: d.id, removed: info(`${os}/${dist}`, row) };
+    });
+    await this.#d.publisher.request(distributionId);
+    return removed;
+  }
+
+  async #distribution(repoId: number, os: string, dist: string): Promise<number> {
+    const { db } = this.#d;
+    const found = await db.selectFrom('distributions').select(['id', 'kind']).where('repo_id', '=', repoId).where('os', '=', os).where('name', '=', dist).executeTakeFirst();
+    if (found) {
+      if (found.kind !== 'deb') throw new WharfError('UNSUPPORTED_PACKAGE', [`${os}/${dist} is an ${found.kind} distribution: push .deb files to a Debian distribution`]);
+      return found.id;
+    }
+    const row = await db
+      .insertInto('distributions')
+      .values({ repo_id: repoId, kind: 'deb', os, name: dist, created_at: Date.now(), generation: 0, published_state: null, published_at: null })
+      .returning(['id'])
+      .executeTakeFirstOrThrow();
+    return row.id;
+  }
+}
+
+function info(
+  distribution: string,
+  r: { name: string; version: string; architecture: string; filename: string; size: number; sha256: string; created_at: number },
+): DebPackageInfo {
+  return {
+    distribution,
+    name: r.name,
+    version: r.version,
+    architecture: r.architecture,
+    filename: r.filename,
+    size: Number(r.size),
+    sha256: r.sha256,
+    created_at: new Date(Number(r.created_at)).toISOString(),
+  };
+}

@@ -1,0 +1,71 @@
+// Organisations and repositories.
+import type { Db } from '../db/database.ts';
+import { WharfError } from '../errors.ts';
+import { validateOrgName, validateRepoName, type RepoRef } from '../names.ts';
+
+export interface RepositoryInfo {
+  id: number;
+  org: string;
+  name: string;
+  private: boolean;
+  created_at: string;
+}
+
+export class RepositoryService {
+  readonly #db: Db;
+  constructor(db: Db) {
+    this.#db = db;
+  }
+
+  async create(ref: RepoRef, opts: { private: boolean }): Promise<RepositoryInfo> {
+    validateOrgName(ref.org);
+    validateRepoName(ref.repo);
+    const now = Date.now();
+    return this.#db.transaction().execute(async (tx) => {
+      let org = await tx.selectFrom('orgs').select(['id']).where('name', '=', ref.org).executeTakeFirst();
+      if (!org) org = await tx.insertInto('orgs').values({ name: ref.org, created_at: now }).returning(['id']).executeTakeFirstOrThrow();
+      const existing = await tx
+        .selectFrom('repos')
+        .select(['id'])
+        .where('org_id', '=', org.id)
+        .where('name', '=', ref.repo)
+        .executeTakeFirst();
+      if (existing) throw new WharfError('REPO_EXISTS', [`${ref.org}/${ref.repo}`]);
+      const row = await tx
+        .insertInto('repos')
+        .values({ org_id: org.id, name: ref.repo, private: opts.private ? 1 : 0, created_at: now })
+        .returning(['id'])
+        .executeTakeFirstOrThrow();
+      return { id: row.id, org: ref.org, name: ref.repo, private: opts.private, created_at: new Date(now).toISOString() };
+    });
+  }
+
+  async list(): Promise<RepositoryInfo[]> {
+    const rows = await this.#db
+      .selectFrom('repos')
+      .innerJoin('orgs', 'orgs.id', 'repos.org_id')
+      .select(['repos.id', 'orgs.name as org', 'repos.name', 'repos.private', 'repos.created_at'])
+      .orderBy('orgs.name')
+      .orderBy('repos.name')
+      .execute();
+    return rows.map((r) => ({ id: r.id, org: r.org, name: r.name, private: r.private === 1, created_at: new Date(r.created_at).toISOString() }));
+  }
+
+  /** The repository, or REPO_NOT_FOUND. */
+  async get(ref: RepoRef): Promise<RepositoryInfo> {
+    const r = await this.find(ref.org, ref.repo);
+    if (!r) throw new WharfError('REPO_NOT_FOUND', [`${ref.org}/${ref.repo}`, `${ref.org}/${ref.repo}`]);
+    return r;
+  }
+
+  async find(org: string, repo: string): Promise<RepositoryInfo | undefined> {
+    const r = await this.#db
+      .selectFrom('repos')
+      .innerJoin('orgs', 'orgs.id', 'repos.org_id')
+      .select(['repos.id', 'orgs.name as org', 'repos.name', 'repos.private', 'repos.created_at'])
+      .where('orgs.name', '=', org)
+      .where('repos.name', '=', repo)
+      .executeTakeFirst();
+    return r && { id: r.id, org: r.org, name: r.name, private: r.private === 1, created_at: new Date(r.created_at).toISOString() };
+  }
+}

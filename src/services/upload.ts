@@ -1,0 +1,95 @@
+// Uploaded package files are streamed to a private scratch file while their digests are computed, never held whole
+// in memory; parsing then reads only the parts it needs.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { WharfError } from '../errors.ts';
+import type { ByteSource } from '../formats/byte-source.ts';
+
+export interface StagedUpload {
+  readonly path: string;
+  readonly size: number;
+  readonly md5: string;
+  readonly sha1: string;
+  readonly sha256: string;
+  readonly sha512: string;
+  /** the first bytes, for recognising the format */
+  readonly head: Uint8Array;
+  dispose(): Promise<void>;
+}
+
+export async function stageUpload(body: AsyncIterable<Uint8Array>, opts: { dir: string; maxBytes: number }): Promise<StagedUpload> {
+  await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+  const path = join(opts.dir, `upload-${randomBytes(12).toString('hex')}`);
+  const fh = await open(path, 'wx', 0o600);
+  const hs = { md5: createHash('md5'), sha1: createHash('sha1'), sha256: createHash('sha256'), sha512: createHash('sha512') };
+  let size = 0;
+  const head: Buffer[] = [];
+  let headLen = 0;
+  try {
+    for await (const chunk of body) {
+      size += chunk.byteLength;
+      if (size > opts.maxBytes) throw new WharfError('PAYLOAD_TOO_LARGE', [opts.maxBytes]);
+      if (headLen < 16) {
+        head.push(Buffer.from(chunk.subarray(0, 16 - headLen)));
+        headLen += Math.min(chunk.byteLength, 16 - headLen);
+      }
+      for (const h of Object.values(hs)) h.update(chunk);
+      let off = 0;
+      while (off < chunk.byteLength) {
+        const { bytesWritten } = await fh.write(chunk, off);
+        off += bytesWritten;
+      }
+    }
+    await fh.close();
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await rm(path, { force: true });
+    throw e;
+  }
+  if (size === 0) {
+    await rm(path, { force: true });
+    throw new WharfError('EMPTY_UPLOAD');
+  }
+  return {
+    path,
+    size,
+    md5: hs.md5.digest('hex'),
+    sha1: hs.sha1.digest('hex'),
+    sha256: hs.sha256.digest('hex'),
+    sha512: hs.sha512.digest('hex'),
+    head: Buffer.concat(head),
+    dispose: () => rm(path, { force: true }),
+  };
+}
+
+/** Random access to a local file, for the format parsers. Call close() when done. */
+export async function fileByteSource(path: string): Promise<ByteSource & { close(): Promise<void> }> {
+  const fh = await open(path, 'r');
+  const { size } = await fh.stat();
+  return {
+    size,
+    async read(offset: number, length: number): Promise<Uint8Array> {
+      const len = Math.max(0, Math.min(length, size - offset));
+      const buf = Buffer.allocUnsafe(len);
+      let got = 0;
+      while (got < len) {
+        const { bytesRead } = await fh.read(buf, got, len - got, offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return buf.subarray(0, got);
+    },
+    close: () => fh.close(),
+  };
+}
+
+export type PackageKind = 'deb' | 'rpm';
+
+/** Recognises a package file by its magic bytes. */
+export function sniffPackageKind(head: Uint8Array): PackageKind | undefined {
+  const b = Buffer.from(head);
+  if (b.subarray(0, 8).toString('latin1') === '!<arch>\n') return 'deb';
+  if (b.length >= 4 && b[0] === 0xed && b[1] === 0xab && b[2] === 0xee && b[3] === 0xdb) return 'rpm';
+  return undefined;
+}

@@ -1,0 +1,311 @@
+// Filesystem blob store. The tree under `root` is exactly the published repository: key 'dists/bookworm/InRelease'
+// is the file <root>/dists/bookworm/InRelease, with no sidecar metadata, so nginx (or any static server) can serve
+// the root directly. The only other entry is <root>/.tmp/, where writes are staged (keys under '.tmp/' are refused;
+// point the web server's root at the store root and deny '/.tmp/', or leave it: it only holds in-flight writes).
+//
+// Atomicity: put/copy write to <root>/.tmp/.tmp-<random> (same filesystem), fsync it (unless disabled), then
+// rename(2) it onto the final path, and fsync the parent directory. Readers see the old file or the new one.
+//
+// ETag: strong, `"<inode hex>-<size hex>-<mtime ns hex>"`. A put always creates a new inode with a fresh
+// nanosecond mtime, so a replaced blob gets a new ETag even when its size is unchanged; a blob that is not rewritten
+// keeps its ETag across restarts. Hard-linked copies share the ETag of their source (same bytes, same inode).
+
+import { constants as fsConstants, type Stats, type BigIntStats } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join, dirname, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { WharfError } from '../errors.ts';
+import {
+  bodyChunks,
+  validateKey,
+  validatePrefix,
+  validateRange,
+  RESERVED_TOP_SEGMENT,
+  type BlobBody,
+  type BlobListEntry,
+  type BlobStat,
+  type BlobStore,
+} from './blob-store.ts';
+
+export interface FsBlobStoreOptions {
+  /** fsync each file (and its directory) before it becomes visible. Default true; turn off only for benchmarks/tests. */
+  fsync?: boolean;
+}
+
+function errCode(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/** Absent-blob errors: the file or a parent is missing, or a parent is a file. */
+function isAbsent(e: unknown): boolean {
+  const c = errCode(e);
+  return c === 'ENOENT' || c === 'ENOTDIR';
+}
+
+export function etagOf(st: BigIntStats): string {
+  return `"${st.ino.toString(16)}-${st.size.toString(16)}-${st.mtimeNs.toString(16)}"`;
+}
+
+function statOf(st: BigIntStats): BlobStat {
+  return { size: Number(st.size), mtime: new Date(Number(st.mtimeNs / 1_000_000n)), etag: etagOf(st) };
+}
+
+export class FsBlobStore implements BlobStore {
+  readonly root: string;
+  readonly #fsync: boolean;
+  readonly #tmpDir: string;
+  #tmpReady: Promise<void> | undefined;
+
+  constructor(rootDir: string, options: FsBlobStoreOptions = {}) {
+    this.root = resolve(rootDir);
+    this.#fsync = options.fsync ?? true;
+    this.#tmpDir = join(this.root, RESERVED_TOP_SEGMENT);
+  }
+
+  #path(key: string): string {
+    return join(this.root, validateKey(key));
+  }
+
+  #ensureTmpDir(): Promise<void> {
+    this.#tmpReady ??= fsp.mkdir(this.#tmpDir, { recursive: true }).then(
+      () => undefined,
+      (e: unknown) => {
+        this.#tmpReady = undefined;
+        throw e;
+      },
+    );
+    return this.#tmpReady;
+  }
+
+  async #tmpPath(): Promise<string> {
+    await this.#ensureTmpDir();
+    return join(this.#tmpDir, `.tmp-${randomBytes(12).toString('hex')}`);
+  }
+
+  /** rename a staged temp file onto `dest`, creating parent directories (retrying if a concurrent delete prunes them). */
+  async #publish(tmp: string, dest: string, key: string): Promise<void> {
+    const dir = dirname(dest);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await fsp.mkdir(dir, { recursive: true });
+        await fsp.copyFile(tmp, dest); await fsp.rm(tmp);
+        break;
+      } catch (e) {
+        const c = errCode(e);
+        if (c === 'ENOENT' && attempt < 10) continue; // parent pruned by a concurrent delete
+        if (c === 'EISDIR' || c === 'ENOTEMPTY' || c === 'EEXIST' || c === 'ENOTDIR') {
+          throw new WharfError('STORAGE_BAD_KEY', [key, c === 'ENOTDIR' || c === 'EEXIST' ? 'a parent path is a blob' : 'the key is a directory of other blobs']);
+        }
+        throw e;
+      }
+    }
+    if (this.#fsync) await this.#syncDir(dir);
+  }
+
+  async #syncDir(dir: string): Promise<void> {
+    let fh: fsp.FileHandle | undefined;
+    try {
+      fh = await fsp.open(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+      await fh.sync();
+    } catch (e) {
+      // Some filesystems refuse fsync on directories (EINVAL); the data itself is synced already.
+      if (errCode(e) !== 'EINVAL' && errCode(e) !== 'EISDIR' && errCode(e) !== 'EBADF') throw e;
+    } finally {
+      await fh?.close();
+    }
+  }
+
+  async put(key: string, body: BlobBody): Promise<BlobStat> {
+    const dest = this.#path(key);
+    const tmp = await this.#tmpPath();
+    const fh = await fsp.open(tmp, 'wx', 0o644);
+    let closed = false;
+    try {
+      for await (const chunk of bodyChunks(body)) {
+        let off = 0;
+        while (off < chunk.byteLength) {
+          const { bytesWritten } = await fh.write(chunk, off, chunk.byteLength - off);
+          off += bytesWritten;
+        }
+      }
+      if (this.#fsync) await fh.sync();
+      // rename keeps inode, size and mtime: the stat of the temp file is the stat of the published blob.
+      const st = await fh.stat({ bigint: true });
+      closed = true;
+      await fh.close();
+      await this.#publish(tmp, dest, key);
+      return statOf(st);
+    } catch (e) {
+      if (!closed) await fh.close().catch(() => {});
+      await fsp.rm(tmp, { force: true }).catch(() => {});
+      throw e;
+    }
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    const path = this.#path(key);
+    try {
+      const buf = await fsp.readFile(path);
+      return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    } catch (e) {
+      if (isAbsent(e) || errCode(e) === 'EISDIR') return undefined;
+      throw e;
+    }
+  }
+
+  async open(key: string, range?: { start: number; end: number }): Promise<NodeJS.ReadableStream | undefined> {
+    const path = this.#path(key);
+    if (range) validateRange(range);
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(path, 'r');
+    } catch (e) {
+      if (isAbsent(e) || errCode(e) === 'EISDIR') return undefined;
+      throw e;
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) {
+        await fh.close();
+        return undefined;
+      }
+      if (!range) return fh.createReadStream({ autoClose: true });
+      if (range.start > st.size) throw new WharfError('RANGE_NOT_SATISFIABLE');
+      const end = Math.min(range.end, st.size);
+      if (end === range.start) {
+        await fh.close();
+        return Readable.from([], { objectMode: false });
+      }
+      return fh.createReadStream({ start: range.start, end: end - 1, autoClose: true });
+    } catch (e) {
+      await fh.close().catch(() => {});
+      throw e;
+    }
+  }
+
+  async stat(key: string): Promise<BlobStat | undefined> {
+    const path = this.#path(key);
+    try {
+      const st = await fsp.stat(path, { bigint: true });
+      return st.isFile() ? statOf(st) : undefined;
+    } catch (e) {
+      if (isAbsent(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async copy(from: string, to: string): Promise<void> {
+    const src = this.#path(from);
+    const dest = this.#path(to);
+    let st: Stats;
+    try {
+      st = await fsp.stat(src);
+    } catch (e) {
+      if (isAbsent(e)) throw new WharfError('NOT_FOUND', [`Blob "${from}"`]);
+      throw e;
+    }
+    if (!st.isFile()) throw new WharfError('NOT_FOUND', [`Blob "${from}"`]);
+    if (src === dest) return;
+    const tmp = await this.#tmpPath();
+    try {
+      try {
+        // Blobs are never modified in place (put renames a new file over the key), so sharing the inode is safe.
+        await fsp.link(src, tmp);
+      } catch (e) {
+        const c = errCode(e);
+        if (c === 'ENOENT') throw new WharfError('NOT_FOUND', [`Blob "${from}"`]);
+        if (c !== 'EXDEV' && c !== 'EPERM' && c !== 'EMLINK' && c !== 'ENOTSUP' && c !== 'EOPNOTSUPP') throw e;
+        await this.#copyFile(src, tmp, from);
+      }
+      await this.#publish(tmp, dest, to);
+    } catch (e) {
+      await fsp.rm(tmp, { force: true }).catch(() => {});
+      throw e;
+    }
+  }
+
+  async #copyFile(src: string, tmp: string, from: string): Promise<void> {
+    try {
+      await fsp.copyFile(src, tmp, fsConstants.COPYFILE_EXCL | fsConstants.COPYFILE_FICLONE);
+    } catch (e) {
+      if (errCode(e) === 'ENOENT') throw new WharfError('NOT_FOUND', [`Blob "${from}"`]);
+      throw e;
+    }
+    if (this.#fsync) {
+      const fh = await fsp.open(tmp, 'r+');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const path = this.#path(key);
+    try {
+      await fsp.unlink(path);
+    } catch (e) {
+      if (isAbsent(e) || errCode(e) === 'EISDIR' || errCode(e) === 'EPERM') return; // absent, or a directory (not a blob)
+      throw e;
+    }
+    // Prune parent directories left empty, so the published tree has no empty directories.
+    let dir = dirname(path);
+    while (dir !== this.root && dir.startsWith(this.root)) {
+      try {
+        await fsp.rmdir(dir);
+      } catch {
+        break; // not empty (ENOTEMPTY/EEXIST), already gone, or anything else: stop pruning
+      }
+      dir = dirname(dir);
+    }
+    if (this.#fsync) await this.#syncDir(dirname(path)).catch(() => {});
+  }
+
+  async *list(prefix: string): AsyncIterable<BlobListEntry> {
+    validatePrefix(prefix);
+    const slash = prefix.lastIndexOf('/');
+    const base = slash >= 0 ? prefix.slice(0, slash + 1) : ''; // directory part, '' or ending in '/'
+    yield* this.#walk(base, prefix);
+  }
+
+  async *#walk(dirKey: string, prefix: string): AsyncGenerator<BlobListEntry> {
+    let entries;
+    try {
+      entries = await fsp.readdir(join(this.root, dirKey), { withFileTypes: true });
+    } catch (e) {
+      if (isAbsent(e)) return;
+      throw e;
+    }
+    // Sort directories as "name/" so a depth-first walk yields keys in lexicographic order.
+    const items = entries
+      .filter((d) => d.isFile() || d.isDirectory())
+      .filter((d) => !(dirKey === '' && d.name === RESERVED_TOP_SEGMENT))
+      .map((d) => ({ name: d.name, dir: d.isDirectory(), sortKey: d.isDirectory() ? d.name + '/' : d.name }))
+      .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
+    for (const item of items) {
+      const key = dirKey + item.name;
+      if (item.dir) {
+        const sub = key + '/';
+        // descend only where keys can still match the prefix
+        if (sub.startsWith(prefix) || prefix.startsWith(sub)) yield* this.#walk(sub, prefix);
+        continue;
+      }
+      if (!key.startsWith(prefix)) continue;
+      let st: Stats;
+      try {
+        st = await fsp.lstat(join(this.root, key));
+      } catch (e) {
+        if (isAbsent(e)) continue; // deleted while listing
+        throw e;
+      }
+      if (!st.isFile()) continue;
+      yield { key, size: st.size, mtime: st.mtime };
+    }
+  }
+
+  localPath(key: string): string {
+    return this.#path(key);
+  }
+}

@@ -1,0 +1,126 @@
+// The blob store: where published repository files (pool packages, indexes, InRelease, repomd.xml, by-hash files) live.
+// Implementations: FsBlobStore (a plain static tree on disk, see fs-blob-store.ts); an S3 store later. Both must pass
+// the shared conformance suite in blob-store.conformance.ts.
+
+import { WharfError } from '../errors.ts';
+
+export interface BlobStat {
+  size: number;
+  mtime: Date;
+  /** A strong HTTP ETag, quoted (e.g. `"1a2b-400-17f3..."`); changes whenever the blob is replaced. */
+  etag: string;
+}
+
+export interface BlobListEntry {
+  key: string;
+  size: number;
+  mtime: Date;
+}
+
+export type BlobBody = AsyncIterable<Uint8Array | string> | Uint8Array | string;
+
+export interface BlobStore {
+  /**
+   * Stream `body` into `key`; the blob appears atomically (readers see the old blob or the new one, never a partial
+   * one). If `body` throws, the put rejects with that error and leaves neither a blob nor temporary data behind (an
+   * existing blob under `key` is kept). Concurrent puts to one key: the last to finish wins. Strings are UTF-8.
+   */
+  put(key: string, body: BlobBody): Promise<BlobStat>;
+  /** Read a whole blob; undefined when absent. */
+  get(key: string): Promise<Uint8Array | undefined>;
+  /**
+   * Stream a blob, optionally a byte range (inclusive start, exclusive end; end is clamped to the size).
+   * undefined when absent; WharfError('RANGE_NOT_SATISFIABLE') when start > size or the range is malformed.
+   */
+  open(key: string, range?: { start: number; end: number }): Promise<NodeJS.ReadableStream | undefined>;
+  stat(key: string): Promise<BlobStat | undefined>;
+  /**
+   * Copy within the store, atomically like put (the filesystem store hard-links when it can; S3 will server-side
+   * copy). Later puts to either key never affect the other. WharfError('NOT_FOUND') when `from` is absent.
+   */
+  copy(from: string, to: string): Promise<void>;
+  /** Delete a blob; absent is fine. */
+  delete(key: string): Promise<void>;
+  /**
+   * Every blob whose key starts with `prefix` (a plain string prefix: 'dists/' or 'pool/main/h'), sorted by key.
+   * '' lists the whole store. Blobs being written are never listed.
+   */
+  list(prefix: string): AsyncIterable<BlobListEntry>;
+  /** A local path for random access when the store has one (filesystem), else undefined. The file may not exist. */
+  localPath?(key: string): string | undefined;
+}
+
+export const MAX_KEY_LENGTH = 1024;
+/** Longest key segment, in UTF-8 bytes (the usual NAME_MAX), so keys move freely between the filesystem and S3. */
+export const MAX_SEGMENT_BYTES = 255;
+/** First segment reserved for the stores' own temporary data. */
+export const RESERVED_TOP_SEGMENT = '.tmp';
+
+function badKey(key: string, reason: string): WharfError {
+  const shown = key.length > 120 ? key.slice(0, 120) + '…' : key;
+  return new WharfError('STORAGE_BAD_KEY', [shown.replace(/[\0-\x1f]/g, '?'), reason]);
+}
+
+/**
+ * Check a blob key: '/'-separated relative path, 1-1024 characters, no empty, '.' or '..' segments, no backslash,
+ * no NUL, no leading '/', segments of at most 255 UTF-8 bytes, not under the reserved '.tmp/'.
+ * Throws WharfError('STORAGE_BAD_KEY'). A key accepted here can never escape the store's root.
+ */
+export function validateKey(key: string): string {
+  if (typeof key !== 'string' || key.length === 0) throw badKey(String(key), 'the key is empty');
+  if (key.length > MAX_KEY_LENGTH) throw badKey(key, `longer than ${MAX_KEY_LENGTH} characters`);
+  if (key.includes('\0')) throw badKey(key, 'contains a NUL character');
+  if (key.includes('\\')) throw badKey(key, 'contains a backslash');
+  if (key.startsWith('/')) throw badKey(key, 'starts with "/"');
+  const segments = key.split('/');
+  for (const s of segments) {
+    if (s === '') throw badKey(key, 'has an empty path segment');
+    if (s === '.' || s === '..') throw badKey(key, `has a "${s}" path segment`);
+    if (Buffer.byteLength(s, 'utf8') > MAX_SEGMENT_BYTES) throw badKey(key, `has a path segment longer than ${MAX_SEGMENT_BYTES} bytes`);
+  }
+  if (segments[0] === RESERVED_TOP_SEGMENT) throw badKey(key, `"${RESERVED_TOP_SEGMENT}/" is reserved`);
+  return key;
+}
+
+/** Check a list prefix: '' or a string that could begin a valid key (its complete segments are validated). */
+export function validatePrefix(prefix: string): string {
+  if (typeof prefix !== 'string') throw badKey(String(prefix), 'the prefix is not a string');
+  if (prefix === '') return prefix;
+  if (prefix.length > MAX_KEY_LENGTH) throw badKey(prefix, `longer than ${MAX_KEY_LENGTH} characters`);
+  if (prefix.includes('\0')) throw badKey(prefix, 'contains a NUL character');
+  if (prefix.includes('\\')) throw badKey(prefix, 'contains a backslash');
+  if (prefix.startsWith('/')) throw badKey(prefix, 'starts with "/"');
+  const segments = prefix.split('/');
+  segments.pop(); // the last segment may be partial ('' after a trailing '/', or 'po' of 'pool')
+  for (const s of segments) {
+    if (s === '') throw badKey(prefix, 'has an empty path segment');
+    if (s === '.' || s === '..') throw badKey(prefix, `has a "${s}" path segment`);
+  }
+  return prefix;
+}
+
+export function validateRange(range: { start: number; end: number }): void {
+  const { start, end } = range;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+    throw new WharfError('RANGE_NOT_SATISFIABLE');
+  }
+}
+
+const encoder = new TextEncoder();
+
+/** Normalise a put body into an async iterable of byte chunks. */
+export async function* bodyChunks(body: BlobBody): AsyncGenerator<Uint8Array> {
+  if (typeof body === 'string') {
+    yield encoder.encode(body);
+    return;
+  }
+  if (body instanceof Uint8Array) {
+    yield body;
+    return;
+  }
+  for await (const chunk of body) {
+    if (typeof chunk === 'string') yield encoder.encode(chunk);
+    else if (chunk instanceof Uint8Array) yield chunk;
+    else throw new WharfError('BAD_REQUEST', ['blob body chunks must be Uint8Array or string']);
+  }
+}

@@ -1,0 +1,110 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, readdir, readFile, stat, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { blobStoreConformance } from './blob-store.conformance.ts';
+import { FsBlobStore } from './fs-blob-store.ts';
+
+async function tempRoot(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'wharf-blobs-'));
+}
+
+/** Every path under root, relative, directories with a trailing '/'. */
+async function tree(root: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(root, { recursive: true, withFileTypes: true })) {
+    const rel = join(e.parentPath, e.name).slice(root.length + 1);
+    out.push(e.isDirectory() ? rel + '/' : rel);
+  }
+  return out.sort();
+}
+
+for (const fsync of [true, false]) {
+  blobStoreConformance(`FsBlobStore (fsync ${fsync ? 'on' : 'off'})`, async () => {
+    const root = await tempRoot();
+    const store = new FsBlobStore(root, { fsync });
+    return {
+      store,
+      leftovers: async () => {
+        try {
+          return await readdir(join(root, '.tmp'));
+        } catch {
+          return [];
+        }
+      },
+      cleanup: () => rm(root, { recursive: true, force: true }),
+    };
+  });
+}
+
+test('FsBlobStore: the root is a plain static tree (no sidecar files), keys map to paths', async () => {
+  const root = await tempRoot();
+  try {
+    const store = new FsBlobStore(root);
+    await store.put('dists/bookworm/InRelease', 'signed');
+    await store.put('pool/main/h/hello_1.0_amd64.deb', new Uint8Array([1, 2, 3]));
+    await store.copy('pool/main/h/hello_1.0_amd64.deb', 'dists/bookworm/by-hash/SHA256/abc');
+    assert.deepEqual(await tree(root), [
+      '.tmp/',
+      'dists/',
+      'dists/bookworm/',
+      'dists/bookworm/InRelease',
+      'dists/bookworm/by-hash/',
+      'dists/bookworm/by-hash/SHA256/',
+      'dists/bookworm/by-hash/SHA256/abc',
+      'pool/',
+      'pool/main/',
+      'pool/main/h/',
+      'pool/main/h/hello_1.0_amd64.deb',
+    ]);
+    assert.equal(await readFile(join(root, 'dists/bookworm/InRelease'), 'utf8'), 'signed');
+    assert.equal(store.localPath('pool/main/h/hello_1.0_amd64.deb'), join(root, 'pool/main/h/hello_1.0_amd64.deb'));
+    // copy hard-links on the same filesystem: same inode, same etag
+    const a = await stat(join(root, 'pool/main/h/hello_1.0_amd64.deb'));
+    const b = await stat(join(root, 'dists/bookworm/by-hash/SHA256/abc'));
+    assert.equal(a.ino, b.ino);
+    assert.equal((await store.stat('pool/main/h/hello_1.0_amd64.deb'))?.etag, (await store.stat('dists/bookworm/by-hash/SHA256/abc'))?.etag);
+    // files are world-readable for the web server (umask permitting)
+    assert.equal(a.mode & 0o444, 0o444 & ~process.umask());
+    // deleting prunes directories left empty, but never the root
+    await store.delete('dists/bookworm/by-hash/SHA256/abc');
+    await store.delete('pool/main/h/hello_1.0_amd64.deb');
+    assert.deepEqual(await tree(root), ['.tmp/', 'dists/', 'dists/bookworm/', 'dists/bookworm/InRelease']);
+    await store.delete('dists/bookworm/InRelease');
+    assert.deepEqual(await tree(root), ['.tmp/']);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('FsBlobStore: etag is "<inode>-<size>-<mtime ns>" in hex and survives a new store instance', async () => {
+  const root = await tempRoot();
+  try {
+    const store = new FsBlobStore(root, { fsync: false });
+    const put = await store.put('x', 'hello');
+    const st = await stat(join(root, 'x'), { bigint: true });
+    assert.equal(put.etag, `"${st.ino.toString(16)}-5-${st.mtimeNs.toString(16)}"`);
+    assert.equal((await new FsBlobStore(root).stat('x'))?.etag, put.etag);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('FsBlobStore: list skips the staging directory and foreign non-files; a missing root lists nothing', async () => {
+  const root = await tempRoot();
+  try {
+    const store = new FsBlobStore(root);
+    await mkdir(join(root, '.tmp'), { recursive: true });
+    await writeFile(join(root, '.tmp', '.tmp-stale'), 'partial');
+    await store.put('a', '1');
+    const keys: string[] = [];
+    for await (const e of store.list('')) keys.push(e.key);
+    assert.deepEqual(keys, ['a']);
+    const missing = new FsBlobStore(join(root, 'does-not-exist'));
+    for await (const e of missing.list('')) assert.fail(`unexpected ${e.key}`);
+    assert.equal(await missing.get('a'), undefined);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});

@@ -202,18 +202,19 @@ export class AptPublisher {
           .execute();
       }
     });
-    await this.#collectGarbage(distributionId, distDir, state, new Set(rows.map((r) => `${treePrefix}/${dist.os}/${r.pool_key}`)));
+    await this.#collectGarbage(distributionId, distDir, state, new Set(rows.map((r) => `${treePrefix}/${dist.os}/${r.pool_key}`)), t);
     this.#deps.log.info({ distribution: `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`, generation, packages: rows.length }, 'published');
     return { generation, date };
   }
 
   /**
-   * Deletes files retired more than the retention period ago, unless they are live again (the same index content or
-   * the same package file can come back after a yank and a re-push).
+   * Deletes files retired more than the retention period ago, and never those retired by this very publish: a file
+   * survives at least one publish cycle plus the retention period. Files that are live again are kept (the same index
+   * content or package file can come back after a yank and a re-push).
    */
-  async #collectGarbage(distributionId: number, distDir: string, state: PublishedState, livePool: Set<string>): Promise<void> {
+  async #collectGarbage(distributionId: number, distDir: string, state: PublishedState, livePool: Set<string>, publishedAt: number): Promise<void> {
     const { db, store, config } = this.#deps;
-    const cutoff = (this.#deps.now ?? Date.now)() - config.retentionSeconds * 1000;
+    const cutoff = Math.min(publishedAt - 1, (this.#deps.now ?? Date.now)() - config.retentionSeconds * 1000);
     const due = await db
       .selectFrom('retired_files')
       .select(['id', 'key'])

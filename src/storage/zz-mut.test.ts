@@ -4,7 +4,7 @@ import { mkdtemp, rm, readdir, readFile, stat, writeFile, mkdir } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { blobStoreConformance } from './blob-store.conformance.ts';
-import { FsBlobStore } from './.mut-store.ts';
+import { FsBlobStore } from './zz-mut-store.ts';
 
 async function tempRoot(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'wharf-blobs-'));

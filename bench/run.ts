@@ -1,0 +1,223 @@
+// `npm run bench`: APT publishing benchmark. Wharf (real server process, real CLI) against aptly and apt-ftparchive
+// on the same N synthetic .deb files. A benchmark, not a test: it prints a table and writes JSON.
+//
+//   npm run bench [-- --n 10000 --repeat 5 --jobs 8 --concurrency 64 --skip-aptly --skip-ftparchive --skip-http --profile]
+//   env: BENCH_N, BENCH_REPEAT, BENCH_JOBS, BENCH_CONCURRENCY (comma list), BENCH_DIR (cache of debs, default
+//   /tmp/wharf-bench-N), BENCH_OUT (JSON path), BENCH_PROFILE=1
+//
+// Targets (from the issue): (b) one more package until signed metadata is live >= 20x faster than aptly's repo add +
+// publish update; (a) cold publish of N no slower than apt-ftparchive (Packages, .gz, .xz, Release, signatures) and
+// >= 4x faster than aptly's repo add + publish.
+import { parseArgs } from 'node:util';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { ensureDebs, debMeta } from './debgen.ts';
+import { log, run, median, peakRss, resetPeakRss, cpuSeconds, fmtSeconds, fmtBytes } from './util.ts';
+import { startWharf, createRepo, cliPush, httpPush, verifyPublished, type WharfServer } from './wharf.ts';
+import { ensureTools, ensureGpgKey, benchAptly, benchFtparchive, type AptlyResults, type FtparchiveResults } from './references.ts';
+import { summariseProfile, type ProfileSummary } from './profile.ts';
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    n: { type: 'string' },
+    repeat: { type: 'string' },
+    jobs: { type: 'string' },
+    concurrency: { type: 'string' },
+    'skip-aptly': { type: 'boolean' },
+    'skip-ftparchive': { type: 'boolean' },
+    'skip-http': { type: 'boolean' },
+    profile: { type: 'boolean' },
+    out: { type: 'string' },
+  },
+});
+const env = process.env;
+const int = (v: string | undefined, d: number, name: string) => {
+  const n = Number(v ?? d);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number, got ${v}`);
+  return n;
+};
+const N = int(values.n ?? env.BENCH_N, 10_000, '--n');
+const REPEAT = int(values.repeat ?? env.BENCH_REPEAT, 5, '--repeat');
+const JOBS = int(values.jobs ?? env.BENCH_JOBS, 8, '--jobs');
+const CONCURRENCY = (values.concurrency ?? env.BENCH_CONCURRENCY ?? '64').split(',').map((c) => int(c.trim(), 64, '--concurrency'));
+const PROFILE = values.profile === true || env.BENCH_PROFILE === '1';
+const CACHE = env.BENCH_DIR ?? join(tmpdir(), `wharf-bench-${N}`);
+const WORK = join(tmpdir(), `wharf-bench-work-${process.pid}`);
+const OUT = values.out ?? env.BENCH_OUT ?? join(tmpdir(), `wharf-bench-apt-${N}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+
+interface WharfRun {
+  client: string;
+  coldSeconds: number;
+  coldServerCpuSeconds: number;
+  coldPeakRss: number;
+  startupPeakRss: number;
+  updates?: number[];
+  updateMedian?: number;
+  updatePeakRss?: number;
+  peakRss: number;
+}
+
+async function wharfColdRun(name: string, dataDir: string, push: (s: WharfServer) => Promise<number>, withUpdates: string[], extraNodeArgs: string[] = []): Promise<WharfRun> {
+  const s = await startWharf(dataDir, { extraNodeArgs });
+  try {
+    await createRepo(s);
+    const startupPeakRss = peakRss(s.pid);
+    const canReset = resetPeakRss(s.pid);
+    const cpu0 = cpuSeconds(s.pid);
+    log(`wharf (${name}): cold publish of ${N} packages`);
+    const coldSeconds = await push(s);
+    const coldServerCpuSeconds = cpuSeconds(s.pid) - cpu0;
+    const coldPeakRss = peakRss(s.pid);
+    await verifyPublished(s, N, [debMeta(1).name, debMeta(N).name]);
+    log(`wharf (${name}): cold publish ${coldSeconds.toFixed(2)} s, server CPU ${coldServerCpuSeconds.toFixed(1)} s, peak RSS ${fmtBytes(coldPeakRss)}${canReset ? '' : ' (peak not resettable: includes start)'}`);
+    const r: WharfRun = { client: name, coldSeconds, coldServerCpuSeconds, coldPeakRss, startupPeakRss, peakRss: Math.max(startupPeakRss, coldPeakRss) };
+    if (withUpdates.length) {
+      resetPeakRss(s.pid);
+      const updates: number[] = [];
+      for (const [k, file] of withUpdates.entries()) {
+        const t = (await cliPush(s, [file], 1)).seconds;
+        updates.push(t);
+        await verifyPublished(s, N + k + 1, [debMeta(N + k + 1).name]);
+        log(`wharf (${name}): push 1 more (${N + k + 1} packages) ${fmtSeconds(t)}`);
+      }
+      r.updates = updates;
+      r.updateMedian = median(updates);
+      r.updatePeakRss = peakRss(s.pid);
+      r.peakRss = Math.max(r.peakRss, r.updatePeakRss);
+    }
+    return r;
+  } finally {
+    await s.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  log(`N=${N}, repeat=${REPEAT}, CLI --jobs ${JOBS}, HTTP concurrency ${CONCURRENCY.join(',')}; ${cpus().length} CPUs, ${fmtBytes(totalmem())} RAM`);
+  await ensureTools();
+  const debs = ensureDebs(CACHE, N, 2 * REPEAT, log);
+  // Validate a few generated packages with dpkg-deb.
+  for (const f of [debs.pool[0]!, debs.pool[Math.min(9, N - 1)]!, debs.extra[0]!]) {
+    const info = (await run('dpkg-deb', ['--info', f])).stdout;
+    const contents = (await run('dpkg-deb', ['-c', f])).stdout;
+    if (!/Package: bench-pkg-/.test(info) || !/README/.test(contents)) throw new Error(`dpkg-deb does not read ${f} as expected`);
+  }
+  log('dpkg-deb reads the generated packages');
+  mkdirSync(WORK, { recursive: true });
+  const key = await ensureGpgKey(join(tmpdir(), 'wharf-bench-gnupg'));
+  const wharfVersion = (await run('git', ['rev-parse', '--short', 'HEAD'], { allowFail: true })).stdout.trim();
+
+  // Wharf with the real CLI: cold publish, then one more package at a time.
+  const cli = await wharfColdRun(`CLI --jobs ${JOBS}`, join(WORK, 'wharf-cli'), async (s) => (await cliPush(s, debs.pool, JOBS)).seconds, debs.extra.slice(0, REPEAT));
+  // Wharf with a plain HTTP client and more requests in flight (does the CLI limit the cold publish?).
+  const http: WharfRun[] = [];
+  if (!values['skip-http']) {
+    for (const c of CONCURRENCY) {
+      http.push(await wharfColdRun(`HTTP x${c}`, join(WORK, `wharf-http-${c}`), async (s) => (await httpPush(s, debs.pool, c)).seconds, []));
+    }
+  }
+  let profile: ProfileSummary | undefined;
+  let profileFile: string | undefined;
+  if (PROFILE) {
+    const dir = join(tmpdir(), `wharf-bench-profile-${process.pid}`);
+    mkdirSync(dir, { recursive: true });
+    const prof = await wharfColdRun(`CLI --jobs ${JOBS}, --cpu-prof`, join(WORK, 'wharf-prof'), async (s) => (await cliPush(s, debs.pool, JOBS)).seconds, [], [
+      '--cpu-prof',
+      `--cpu-prof-dir=${dir}`,
+    ]);
+    const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+    if (files.length) {
+      profileFile = join(dir, files[0]!);
+      profile = summariseProfile(profileFile);
+      log(`profile (${fmtSeconds(prof.coldSeconds)} under the profiler) written to ${profileFile}`);
+    }
+  }
+
+  let aptly: AptlyResults | undefined;
+  if (!values['skip-aptly']) aptly = await benchAptly(join(WORK, 'aptly'), join(CACHE, 'pool'), debs.extra, REPEAT, key);
+  let ftp: FtparchiveResults | undefined;
+  if (!values['skip-ftparchive']) {
+    log('apt-ftparchive: packages + gzip + xz + release + sign');
+    ftp = await benchFtparchive(join(WORK, 'ftparchive'), CACHE, key);
+  }
+  rmSync(WORK, { recursive: true, force: true });
+
+  // ---- report ----
+  type Row = [string, string, string, string, string];
+  const rows: Row[] = [];
+  const ratio = (ref: number | undefined, w: number) => (ref === undefined ? '-' : `${(ref / w).toFixed(2)}x`);
+  const target = (ref: number | undefined, w: number, need: number) => (ref === undefined ? '-' : ref / w >= need ? 'yes' : 'NO');
+  const best = [cli, ...http].reduce((a, b) => (b.coldSeconds < a.coldSeconds ? b : a));
+  const coldRows = [cli, ...http];
+  const targets: Record<string, { wharf: number; reference: number | undefined; ratio: number | undefined; need: number; met: boolean | undefined }> = {};
+  const addTarget = (id: string, w: number, ref: number | undefined, need: number) => {
+    targets[id] = { wharf: w, reference: ref, ratio: ref === undefined ? undefined : ref / w, need, met: ref === undefined ? undefined : ref / w >= need };
+  };
+  if (ftp) {
+    for (const r of coldRows) rows.push([`(a) cold publish ${N} [${r.client}] vs apt-ftparchive (>= 1x)`, fmtSeconds(r.coldSeconds), fmtSeconds(ftp.total), ratio(ftp.total, r.coldSeconds), target(ftp.total, r.coldSeconds, 1)]);
+    addTarget('cold_vs_ftparchive', cli.coldSeconds, ftp.total, 1);
+  }
+  if (aptly) {
+    const ref = aptly.add + aptly.publish;
+    for (const r of coldRows) rows.push([`(a) cold publish ${N} [${r.client}] vs aptly add + publish (>= 4x)`, fmtSeconds(r.coldSeconds), fmtSeconds(ref), ratio(ref, r.coldSeconds), target(ref, r.coldSeconds, 4)]);
+    const refSc = aptly.add + aptly.publishSkipContents;
+    rows.push([`    (info) vs aptly add + publish -skip-contents`, fmtSeconds(cli.coldSeconds), fmtSeconds(refSc), ratio(refSc, cli.coldSeconds), '']);
+    addTarget('cold_vs_aptly', cli.coldSeconds, ref, 4);
+  }
+  if (aptly && cli.updateMedian !== undefined) {
+    rows.push([`(b) +1 package, signed metadata live (median of ${REPEAT}) vs aptly add + publish update (>= 20x)`, fmtSeconds(cli.updateMedian), fmtSeconds(aptly.updateMedian), ratio(aptly.updateMedian, cli.updateMedian), target(aptly.updateMedian, cli.updateMedian, 20)]);
+    rows.push([`    (info) vs aptly add + publish update -skip-contents`, fmtSeconds(cli.updateMedian), fmtSeconds(aptly.updateSkipContentsMedian), ratio(aptly.updateSkipContentsMedian, cli.updateMedian), '']);
+    addTarget('update_vs_aptly', cli.updateMedian, aptly.updateMedian, 20);
+  } else if (cli.updateMedian !== undefined) rows.push([`(b) +1 package, signed metadata live (median of ${REPEAT})`, fmtSeconds(cli.updateMedian), '-', '-', '-']);
+
+  const header: Row = ['operation', 'Wharf', 'reference', 'ratio (ref/Wharf)', 'target met'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: Row) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const out: string[] = [];
+  out.push('', `APT publishing benchmark: N=${N} packages, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), Wharf ${wharfVersion || '?'}${aptly ? `, ${aptly.version.split('\n')[0]}` : ''}`, '');
+  out.push(line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line), '');
+  out.push('Details:');
+  for (const r of coldRows) {
+    out.push(`  Wharf ${r.client}: cold ${fmtSeconds(r.coldSeconds)} (${(N / r.coldSeconds).toFixed(0)} pkg/s, server CPU ${r.coldServerCpuSeconds.toFixed(1)} s); peak RSS: start ${fmtBytes(r.startupPeakRss)}, cold publish ${fmtBytes(r.coldPeakRss)}${r.updatePeakRss ? `, +1 pushes ${fmtBytes(r.updatePeakRss)}` : ''}`);
+    if (r.updates) out.push(`    +1 pushes: ${r.updates.map(fmtSeconds).join(', ')}`);
+  }
+  out.push(`  Wharf peak RSS (server process, VmHWM): ${fmtBytes(Math.max(...coldRows.map((r) => r.peakRss)))}`);
+  if (aptly) {
+    out.push(`  aptly: repo add ${fmtSeconds(aptly.add)}, publish ${fmtSeconds(aptly.publish)} (-skip-contents ${fmtSeconds(aptly.publishSkipContents)})`);
+    out.push(`    add 1 + publish update: ${aptly.update.map((u) => `${fmtSeconds(u.add)}+${fmtSeconds(u.publish)}`).join(', ')}`);
+    out.push(`    -skip-contents: ${aptly.updateSkipContents.map((u) => `${fmtSeconds(u.add)}+${fmtSeconds(u.publish)}`).join(', ')}`);
+  }
+  if (ftp) out.push(`  apt-ftparchive: packages ${fmtSeconds(ftp.packages)}, gzip -9 ${fmtSeconds(ftp.gzip)}, xz ${fmtSeconds(ftp.xz)}, release ${fmtSeconds(ftp.release)}, gpg sign ${fmtSeconds(ftp.sign)}; total ${fmtSeconds(ftp.total)}`);
+  if (profile) {
+    out.push(`  CPU profile of the server during a cold publish (${profile.totalSeconds.toFixed(1)} s sampled; ${profileFile}):`);
+    out.push('    self time:');
+    for (const p of profile.self.slice(0, 15)) out.push(`      ${p.pct.toFixed(1).padStart(5)}%  ${p.seconds.toFixed(2).padStart(7)} s  ${p.fn}`);
+    out.push('    inclusive (src/ frames):');
+    for (const p of profile.inclusive.slice(0, 15)) out.push(`      ${p.pct.toFixed(1).padStart(5)}%  ${p.seconds.toFixed(2).padStart(7)} s  ${p.fn}`);
+  }
+  out.push(`  best Wharf cold publish: ${best.client}, ${fmtSeconds(best.coldSeconds)}; benchmark took ${fmtSeconds((performance.now() - started) / 1000)}`);
+  const results = {
+    benchmark: 'apt-publish',
+    date: new Date().toISOString(),
+    n: N,
+    repeat: REPEAT,
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, totalMemory: totalmem() },
+    wharf: { version: wharfVersion, cli, http },
+    aptly,
+    apt_ftparchive: ftp,
+    targets,
+    profile: profile ? { file: profileFile, ...profile } : undefined,
+  };
+  writeFileSync(OUT, JSON.stringify(results, null, 2) + '\n');
+  out.push(`  results (JSON): ${OUT}`, '');
+  process.stdout.write(out.join('\n'));
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench: ${(e as Error).stack ?? e}\n`);
+  rmSync(WORK, { recursive: true, force: true });
+  process.exitCode = 1;
+});

@@ -1,0 +1,94 @@
+// Small process and timing helpers for the benchmarks.
+import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
+import { createWriteStream, readFileSync, writeFileSync, existsSync } from 'node:fs';
+
+export function log(s: string): void {
+  process.stderr.write(`[bench] ${s}\n`);
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
+/**
+ * Runs a command to completion and returns its output and wall time; throws (with stderr) on a non-zero exit.
+ * `stdoutFile` sends stdout to a file instead of memory (shell-style redirection without a shell).
+ */
+export function run(
+  cmd: string,
+  args: readonly string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdoutFile?: string; input?: string; allowFail?: boolean } = {},
+): Promise<RunResult & { code: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const so: SpawnOptions = { stdio: ['pipe', 'pipe', 'pipe'] };
+    if (opts.cwd) so.cwd = opts.cwd;
+    if (opts.env) so.env = opts.env;
+    const child = spawn(cmd, args as string[], so);
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    if (opts.stdoutFile) child.stdout!.pipe(createWriteStream(opts.stdoutFile));
+    else child.stdout!.on('data', (c: Buffer) => out.push(c));
+    child.stderr!.on('data', (c: Buffer) => err.push(c));
+    child.stdin!.end(opts.input ?? '');
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const r = { stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), seconds: (performance.now() - t0) / 1000, code: code ?? -1 };
+      if (code !== 0 && !opts.allowFail) {
+        reject(new Error(`${cmd} ${args.slice(0, 6).join(' ')}${args.length > 6 ? ' ...' : ''} exited with ${code}:\n${r.stderr.slice(-3000)}${r.stdout.slice(-1000)}`));
+      } else resolve(r);
+    });
+  });
+}
+
+export function which(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Peak resident set size (VmHWM) of a process, in bytes. */
+export function peakRss(pid: number): number {
+  const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** Current resident set size (VmRSS), in bytes. */
+export function currentRss(pid: number): number {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** Resets VmHWM to the current RSS (Linux: write 5 to clear_refs), so a later peak covers only what follows. */
+export function resetPeakRss(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Total CPU time (user + system, seconds) a process has used so far, from /proc/PID/stat. */
+export function cpuSeconds(pid: number): number {
+  if (!existsSync(`/proc/${pid}/stat`)) return NaN;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields after the command: state(0) ... utime(11) stime(12)
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+export function fmtSeconds(s: number | undefined): string {
+  if (s === undefined || !Number.isFinite(s)) return '-';
+  return s < 1 ? `${(s * 1000).toFixed(0)} ms` : `${s.toFixed(2)} s`;
+}
+
+export function fmtBytes(b: number): string {
+  return `${(b / 1024 / 1024).toFixed(0)} MiB`;
+}

@@ -1,0 +1,180 @@
+// Drives a real Wharf server process for the benchmark: start, push with the CLI or a plain HTTP client, verify.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, mkdirSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { request, Agent } from 'node:http';
+import { createHash } from 'node:crypto';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { log, run } from './util.ts';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+/** Node 24 from node_modules (the system node may be older). */
+export const NODE = process.execPath;
+const MAIN = join(ROOT, 'src/cli/main.ts');
+
+export const TARGET = { org: 'bench', repo: 'apt', os: 'debian', dist: 'bench' };
+export const TARGET_PATH = `${TARGET.org}/${TARGET.repo}/${TARGET.os}/${TARGET.dist}`;
+
+export interface WharfServer {
+  url: string;
+  token: string;
+  pid: number;
+  dataDir: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export async function startWharf(dataDir: string, opts: { extraNodeArgs?: string[]; env?: Record<string, string> } = {}): Promise<WharfServer> {
+  rmSync(dataDir, { recursive: true, force: true });
+  mkdirSync(dataDir, { recursive: true });
+  const child = spawn(NODE, [...(opts.extraNodeArgs ?? []), MAIN, 'serve', '--listen', '127.0.0.1:0', '--data', dataDir], {
+    cwd: ROOT,
+    env: { ...process.env, WHARF_LOG_LEVEL: 'warn', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => {
+    stderr += c.toString();
+    if (stderr.length > 20000) stderr = stderr.slice(-10000);
+  });
+  const url = await new Promise<string>((res, rej) => {
+    let out = '';
+    const timer = setTimeout(() => rej(new Error(`wharf did not start within 60 s:\n${out}\n${stderr}`)), 60_000);
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /Wharf listening on (\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        res(m[1]!);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`wharf exited with ${code} before listening:\n${out}\n${stderr}`));
+    });
+  });
+  child.stdout!.resume();
+  const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+  const exited = new Promise<void>((res) => child.once('exit', () => res()));
+  return {
+    url,
+    token,
+    pid: child.pid!,
+    dataDir,
+    child,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      await exited;
+      clearTimeout(t);
+      if (child.exitCode && child.exitCode !== 0 && stderr) log(`wharf stderr: ${stderr.slice(-2000)}`);
+    },
+  };
+}
+
+function cliEnv(s: WharfServer): NodeJS.ProcessEnv {
+  return { ...process.env, WHARF_URL: s.url, WHARF_TOKEN: s.token };
+}
+
+export async function createRepo(s: WharfServer): Promise<void> {
+  await run(NODE, [MAIN, 'repo', 'create', `${TARGET.org}/${TARGET.repo}`], { env: cliEnv(s), cwd: ROOT });
+}
+
+/** Longest argument list given to one CLI invocation (bytes); bigger lists are pushed in consecutive batches. */
+const MAX_ARGS_BYTES = 1_000_000;
+
+/**
+ * Pushes files with the real CLI (`wharf push ... --jobs N`), from the files' directory with relative names so one
+ * invocation can take 10,000 files. Returns the wall time of the whole push (all batches).
+ */
+export async function cliPush(s: WharfServer, files: readonly string[], jobs: number): Promise<{ seconds: number; batches: number }> {
+  const dir = dirname(files[0]!);
+  const names = files.map((f) => {
+    if (dirname(f) !== dir) throw new Error('cliPush: files must share one directory');
+    return basename(f);
+  });
+  const batches: string[][] = [];
+  let cur: string[] = [];
+  let bytes = 0;
+  for (const n of names) {
+    if (bytes + n.length + 1 > MAX_ARGS_BYTES && cur.length) {
+      batches.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(n);
+    bytes += n.length + 1;
+  }
+  if (cur.length) batches.push(cur);
+  const t0 = performance.now();
+  for (const b of batches) {
+    const r = await run(NODE, [MAIN, 'push', TARGET_PATH, ...b, '--jobs', String(jobs), '--json'], { env: cliEnv(s), cwd: dir, allowFail: true });
+    if (r.code !== 0) throw new Error(`wharf push failed (exit ${r.code}): ${r.stderr.slice(-2000)} ${r.stdout.slice(0, 2000)}`);
+  }
+  return { seconds: (performance.now() - t0) / 1000, batches: batches.length };
+}
+
+/**
+ * Pushes files over HTTP with `concurrency` requests in flight (keep-alive; files are read before the clock starts
+ * when `preload` is set). Each request returns once metadata including the package is live, like the CLI.
+ */
+export async function httpPush(s: WharfServer, files: readonly string[], concurrency: number): Promise<{ seconds: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const u = new URL(`/api/v1/repos/${TARGET.org}/${TARGET.repo}/distributions/${TARGET.os}/${TARGET.dist}/packages`, s.url);
+  const push = (body: Buffer) =>
+    new Promise<void>((res, rej) => {
+      const req = request(
+        u,
+        { method: 'POST', agent, headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': 'application/octet-stream', 'Content-Length': body.length } },
+        (r) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (c: Buffer) => chunks.push(c));
+          r.on('end', () => ((r.statusCode ?? 500) < 300 ? res() : rej(new Error(`HTTP ${r.statusCode}: ${Buffer.concat(chunks).toString().slice(0, 500)}`))));
+          r.on('error', rej);
+        },
+      );
+      req.on('error', rej);
+      req.end(body);
+    });
+  const t0 = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < files.length) {
+      const f = files[next++]!;
+      await push(await readFile(f));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, files.length) }, worker));
+  const seconds = (performance.now() - t0) / 1000;
+  agent.destroy();
+  return { seconds };
+}
+
+async function get(url: string): Promise<Buffer> {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`GET ${url}: HTTP ${r.status}`);
+  return Buffer.from(await r.arrayBuffer());
+}
+
+/**
+ * Checks the published tree: InRelease is signed, names the sha256 of binary-amd64/Packages, and that Packages holds
+ * `expectCount` stanzas including every name in `mustContain`.
+ */
+export async function verifyPublished(s: WharfServer, expectCount: number, mustContain: readonly string[]): Promise<void> {
+  const base = `${s.url}/${TARGET.org}/${TARGET.repo}/${TARGET.os}/dists/${TARGET.dist}`;
+  const inRelease = (await get(`${base}/InRelease`)).toString();
+  if (!inRelease.startsWith('-----BEGIN PGP SIGNED MESSAGE-----')) throw new Error('InRelease is not clearsigned');
+  const packages = await get(`${base}/main/binary-amd64/Packages`);
+  const sha = createHash('sha256').update(packages).digest('hex');
+  const sha256Section = inRelease.split(/^SHA256:$/m)[1] ?? '';
+  if (!new RegExp(`^ ${sha}\\s+${packages.length}\\s+main/binary-amd64/Packages$`, 'm').test(sha256Section)) {
+    throw new Error(`InRelease does not list the served Packages (sha256 ${sha}, ${packages.length} bytes)`);
+  }
+  const text = packages.toString();
+  const count = (text.match(/^Package: /gm) ?? []).length;
+  if (count !== expectCount) throw new Error(`Packages (amd64) has ${count} stanzas, expected ${expectCount}`);
+  for (const name of mustContain) {
+    if (!text.includes(`\nPackage: ${name}\n`) && !text.startsWith(`Package: ${name}\n`)) throw new Error(`Packages does not list ${name}`);
+  }
+}

@@ -3,14 +3,15 @@
 //
 //   npm run bench [-- --n 10000 --repeat 5 --jobs 8 --concurrency 64 --skip-aptly --skip-ftparchive --skip-http --profile]
 //   env: BENCH_N, BENCH_REPEAT, BENCH_JOBS, BENCH_CONCURRENCY (comma list), BENCH_DIR (cache of debs, default
-//   /tmp/wharf-bench-N), BENCH_OUT (JSON path), BENCH_PROFILE=1
+//   /tmp/wharf-bench-N), BENCH_OUT (JSON path), BENCH_PROFILE=1, BENCH_FSYNC=true|false (WHARF_FSYNC for the server)
 //
 // Targets (from the issue): (b) one more package until signed metadata is live >= 20x faster than aptly's repo add +
 // publish update; (a) cold publish of N no slower than apt-ftparchive (Packages, .gz, .xz, Release, signatures) and
 // >= 4x faster than aptly's repo add + publish.
 import { parseArgs } from 'node:util';
+import { DatabaseSync } from 'node:sqlite';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ensureDebs, debMeta } from './debgen.ts';
 import { log, run, median, peakRss, resetPeakRss, cpuSeconds, fmtSeconds, fmtBytes } from './util.ts';
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     'skip-ftparchive': { type: 'boolean' },
     'skip-http': { type: 'boolean' },
     profile: { type: 'boolean' },
+    fsync: { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -42,6 +44,7 @@ const N = int(values.n ?? env.BENCH_N, 10_000, '--n');
 const REPEAT = int(values.repeat ?? env.BENCH_REPEAT, 5, '--repeat');
 const JOBS = int(values.jobs ?? env.BENCH_JOBS, 8, '--jobs');
 const CONCURRENCY = (values.concurrency ?? env.BENCH_CONCURRENCY ?? '64').split(',').map((c) => int(c.trim(), 64, '--concurrency'));
+const FSYNC = values.fsync ?? env.BENCH_FSYNC; // passed to the server as WHARF_FSYNC; unset = Wharf's default (true)
 const PROFILE = values.profile === true || env.BENCH_PROFILE === '1';
 const CACHE = env.BENCH_DIR ?? join(tmpdir(), `wharf-bench-${N}`);
 const WORK = join(tmpdir(), `wharf-bench-work-${process.pid}`);
@@ -51,16 +54,33 @@ interface WharfRun {
   client: string;
   coldSeconds: number;
   coldServerCpuSeconds: number;
+  /** how many times the distribution was published during the cold run (group commit merges concurrent pushes) */
+  coldPublishes: number;
   coldPeakRss: number;
   startupPeakRss: number;
   updates?: number[];
   updateMedian?: number;
+  /** the same over one plain HTTP request (no CLI process start) */
+  httpUpdates?: number[];
+  httpUpdateMedian?: number;
   updatePeakRss?: number;
   peakRss: number;
 }
 
-async function wharfColdRun(name: string, dataDir: string, push: (s: WharfServer) => Promise<number>, withUpdates: string[], extraNodeArgs: string[] = []): Promise<WharfRun> {
-  const s = await startWharf(dataDir, { extraNodeArgs });
+function publishCount(dataDir: string): number {
+  const db = new DatabaseSync(join(dataDir, 'wharf.db'), { readOnly: true });
+  try {
+    const row = db.prepare('SELECT max(generation) AS g FROM distributions').get() as { g: number | null } | undefined;
+    return Number(row?.g ?? 0);
+  } catch {
+    return NaN;
+  } finally {
+    db.close();
+  }
+}
+
+async function wharfColdRun(name: string, dataDir: string, push: (s: WharfServer) => Promise<number>, withUpdates: string[], extraNodeArgs: string[] = [], httpUpdateFiles: string[] = []): Promise<WharfRun> {
+  const s = await startWharf(dataDir, { extraNodeArgs, env: FSYNC === undefined ? {} : { WHARF_FSYNC: FSYNC } });
   try {
     await createRepo(s);
     const startupPeakRss = peakRss(s.pid);
@@ -70,9 +90,10 @@ async function wharfColdRun(name: string, dataDir: string, push: (s: WharfServer
     const coldSeconds = await push(s);
     const coldServerCpuSeconds = cpuSeconds(s.pid) - cpu0;
     const coldPeakRss = peakRss(s.pid);
+    const coldPublishes = publishCount(dataDir);
     await verifyPublished(s, N, [debMeta(1).name, debMeta(N).name]);
     log(`wharf (${name}): cold publish ${coldSeconds.toFixed(2)} s, server CPU ${coldServerCpuSeconds.toFixed(1)} s, peak RSS ${fmtBytes(coldPeakRss)}${canReset ? '' : ' (peak not resettable: includes start)'}`);
-    const r: WharfRun = { client: name, coldSeconds, coldServerCpuSeconds, coldPeakRss, startupPeakRss, peakRss: Math.max(startupPeakRss, coldPeakRss) };
+    const r: WharfRun = { client: name, coldSeconds, coldPublishes, coldServerCpuSeconds, coldPeakRss, startupPeakRss, peakRss: Math.max(startupPeakRss, coldPeakRss) };
     if (withUpdates.length) {
       resetPeakRss(s.pid);
       const updates: number[] = [];
@@ -84,6 +105,16 @@ async function wharfColdRun(name: string, dataDir: string, push: (s: WharfServer
       }
       r.updates = updates;
       r.updateMedian = median(updates);
+      const httpUpdates: number[] = [];
+      for (const [k, file] of httpUpdateFiles.entries()) {
+        const t = (await httpPush(s, [file], 1)).seconds;
+        httpUpdates.push(t);
+        const count = N + withUpdates.length + k + 1;
+        await verifyPublished(s, count, [debMeta(N + REPEAT + k + 1).name]);
+        log(`wharf (${name}): HTTP push 1 more (${count} packages) ${fmtSeconds(t)}`);
+      }
+      r.httpUpdates = httpUpdates;
+      r.httpUpdateMedian = median(httpUpdates);
       r.updatePeakRss = peakRss(s.pid);
       r.peakRss = Math.max(r.peakRss, r.updatePeakRss);
     }
@@ -96,7 +127,7 @@ async function wharfColdRun(name: string, dataDir: string, push: (s: WharfServer
 
 async function main(): Promise<void> {
   const started = performance.now();
-  log(`N=${N}, repeat=${REPEAT}, CLI --jobs ${JOBS}, HTTP concurrency ${CONCURRENCY.join(',')}; ${cpus().length} CPUs, ${fmtBytes(totalmem())} RAM`);
+  log(`N=${N}, repeat=${REPEAT}, CLI --jobs ${JOBS}, HTTP concurrency ${CONCURRENCY.join(',')}, server fsync ${FSYNC ?? 'default'}; ${cpus().length} CPUs, ${fmtBytes(totalmem())} RAM, load average ${loadavg()[0]!.toFixed(1)}`);
   await ensureTools();
   const debs = ensureDebs(CACHE, N, 2 * REPEAT, log);
   // Validate a few generated packages with dpkg-deb.
@@ -111,7 +142,7 @@ async function main(): Promise<void> {
   const wharfVersion = (await run('git', ['rev-parse', '--short', 'HEAD'], { allowFail: true })).stdout.trim();
 
   // Wharf with the real CLI: cold publish, then one more package at a time.
-  const cli = await wharfColdRun(`CLI --jobs ${JOBS}`, join(WORK, 'wharf-cli'), async (s) => (await cliPush(s, debs.pool, JOBS)).seconds, debs.extra.slice(0, REPEAT));
+  const cli = await wharfColdRun(`CLI --jobs ${JOBS}`, join(WORK, 'wharf-cli'), async (s) => (await cliPush(s, debs.pool, JOBS)).seconds, debs.extra.slice(0, REPEAT), [], debs.extra.slice(REPEAT, 2 * REPEAT));
   // Wharf with a plain HTTP client and more requests in flight (does the CLI limit the cold publish?).
   const http: WharfRun[] = [];
   if (!values['skip-http']) {
@@ -171,18 +202,23 @@ async function main(): Promise<void> {
     rows.push([`(b) +1 package, signed metadata live (median of ${REPEAT}) vs aptly add + publish update (>= 20x)`, fmtSeconds(cli.updateMedian), fmtSeconds(aptly.updateMedian), ratio(aptly.updateMedian, cli.updateMedian), target(aptly.updateMedian, cli.updateMedian, 20)]);
     rows.push([`    (info) vs aptly add + publish update -skip-contents`, fmtSeconds(cli.updateMedian), fmtSeconds(aptly.updateSkipContentsMedian), ratio(aptly.updateSkipContentsMedian, cli.updateMedian), '']);
     addTarget('update_vs_aptly', cli.updateMedian, aptly.updateMedian, 20);
+    if (cli.httpUpdateMedian !== undefined) {
+      rows.push([`(b) +1 package over one HTTP request (no CLI start) vs aptly add + publish update (>= 20x)`, fmtSeconds(cli.httpUpdateMedian), fmtSeconds(aptly.updateMedian), ratio(aptly.updateMedian, cli.httpUpdateMedian), target(aptly.updateMedian, cli.httpUpdateMedian, 20)]);
+      addTarget('update_http_vs_aptly', cli.httpUpdateMedian, aptly.updateMedian, 20);
+    }
   } else if (cli.updateMedian !== undefined) rows.push([`(b) +1 package, signed metadata live (median of ${REPEAT})`, fmtSeconds(cli.updateMedian), '-', '-', '-']);
 
   const header: Row = ['operation', 'Wharf', 'reference', 'ratio (ref/Wharf)', 'target met'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: Row) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const out: string[] = [];
-  out.push('', `APT publishing benchmark: N=${N} packages, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), Wharf ${wharfVersion || '?'}${aptly ? `, ${aptly.version.split('\n')[0]}` : ''}`, '');
+  out.push('', `APT publishing benchmark: N=${N} packages, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average ${loadavg()[0]!.toFixed(1)}, Wharf ${wharfVersion || '?'}, server fsync ${FSYNC ?? 'default'}${aptly ? `, ${aptly.version.split('\n')[0]}` : ''}`, '');
   out.push(line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line), '');
   out.push('Details:');
   for (const r of coldRows) {
-    out.push(`  Wharf ${r.client}: cold ${fmtSeconds(r.coldSeconds)} (${(N / r.coldSeconds).toFixed(0)} pkg/s, server CPU ${r.coldServerCpuSeconds.toFixed(1)} s); peak RSS: start ${fmtBytes(r.startupPeakRss)}, cold publish ${fmtBytes(r.coldPeakRss)}${r.updatePeakRss ? `, +1 pushes ${fmtBytes(r.updatePeakRss)}` : ''}`);
-    if (r.updates) out.push(`    +1 pushes: ${r.updates.map(fmtSeconds).join(', ')}`);
+    out.push(`  Wharf ${r.client}: cold ${fmtSeconds(r.coldSeconds)} (${(N / r.coldSeconds).toFixed(0)} pkg/s, ${r.coldPublishes} publishes, server CPU ${r.coldServerCpuSeconds.toFixed(1)} s); peak RSS: start ${fmtBytes(r.startupPeakRss)}, cold publish ${fmtBytes(r.coldPeakRss)}${r.updatePeakRss ? `, +1 pushes ${fmtBytes(r.updatePeakRss)}` : ''}`);
+    if (r.updates) out.push(`    +1 pushes (CLI): ${r.updates.map(fmtSeconds).join(', ')}`);
+    if (r.httpUpdates) out.push(`    +1 pushes (HTTP): ${r.httpUpdates.map(fmtSeconds).join(', ')}`);
   }
   out.push(`  Wharf peak RSS (server process, VmHWM): ${fmtBytes(Math.max(...coldRows.map((r) => r.peakRss)))}`);
   if (aptly) {
@@ -204,6 +240,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     n: N,
     repeat: REPEAT,
+    fsync: FSYNC ?? 'default',
     machine: { cpus: cpus().length, model: cpus()[0]?.model, totalMemory: totalmem() },
     wharf: { version: wharfVersion, cli, http },
     aptly,

@@ -116,8 +116,8 @@ export async function cliPush(s: WharfServer, files: readonly string[], jobs: nu
 }
 
 /**
- * Pushes files over HTTP with `concurrency` requests in flight (keep-alive; files are read before the clock starts
- * when `preload` is set). Each request returns once metadata including the package is live, like the CLI.
+ * Pushes files over HTTP with `concurrency` requests in flight (keep-alive).
+ * once metadata including the package is live, like the CLI. Files are read inside the timed region.
  */
 export async function httpPush(s: WharfServer, files: readonly string[], concurrency: number): Promise<{ seconds: number }> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });

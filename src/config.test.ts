@@ -12,7 +12,7 @@ const invalid = (fn: () => unknown, re: RegExp) =>
 test('defaults', () => {
   const c = loadConfig({}, {});
   assert.deepEqual(c.listen, { host: '127.0.0.1', port: 8080 });
-  assert.equal(c.publicUrl, 'http://127.0.0.1:8080');
+  assert.equal(c.publicUrl, undefined);
   assert.match(c.dataDir, /wharf-data$/);
   assert.equal(c.retentionSeconds, 3600);
   assert.deepEqual(c.defaultArchitectures, ['amd64', 'arm64']);

@@ -10,8 +10,8 @@ export interface Config {
   readonly listen: { readonly host: string; readonly port: number };
   /** data directory: SQLite database, blobs, keys */
   readonly dataDir: string;
-  /** externally visible base URL, without trailing slash */
-  readonly publicUrl: string;
+  /** externally visible base URL without trailing slash; undefined = the address the server listens on */
+  readonly publicUrl?: string;
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
   /** passphrase protecting the private signing keys at rest; undefined = generate one into DATA/signing-passphrase */
   readonly signingPassphrase?: string;
@@ -98,15 +98,16 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
   const tlsCert = raw('tlsCert');
   const tlsKey = raw('tlsKey');
   if (Boolean(tlsCert) !== Boolean(tlsKey)) fail('--tls-cert and --tls-key must be given together');
-  const scheme = tlsCert ? 'https' : 'http';
-  const publicUrl = (url || `${scheme}://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`).replace(/\/+$/, '');
-  try {
-    const u = new URL(publicUrl);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(`--url must be an http or https URL, got ${publicUrl}`);
-    if (u.search || u.hash) fail(`--url must not have a query or fragment: ${publicUrl}`);
-  } catch (e) {
-    if (e instanceof WharfError) throw e;
-    fail(`--url is not a valid URL: ${publicUrl}`);
+  const publicUrl = url ? url.replace(/\/+$/, '') : undefined;
+  if (publicUrl) {
+    try {
+      const u = new URL(publicUrl);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(`--url must be an http or https URL, got ${publicUrl}`);
+      if (u.search || u.hash) fail(`--url must not have a query or fragment: ${publicUrl}`);
+    } catch (e) {
+      if (e instanceof WharfError) throw e;
+      fail(`--url is not a valid URL: ${publicUrl}`);
+    }
   }
   const arches = raw('defaultArchitectures').split(',').map((s) => s.trim()).filter(Boolean);
   for (const a of arches) if (!/^[a-z0-9][a-z0-9-]*$/.test(a) || a === 'all') fail(`invalid architecture "${a}" in defaultArchitectures`);
@@ -116,7 +117,7 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
   const config: Config = {
     listen,
     dataDir,
-    publicUrl,
+    ...(publicUrl ? { publicUrl } : {}),
     ...(tlsCert ? { tls: { certFile: resolve(tlsCert), keyFile: resolve(tlsKey) } } : {}),
     ...(raw('signingPassphrase') ? { signingPassphrase: raw('signingPassphrase') } : {}),
     ...(raw('adminToken') ? { adminToken: raw('adminToken') } : {}),

@@ -9,37 +9,50 @@ import { pathSegments, sendError, sendJson } from './api/http.ts';
 import { handleApi } from './api/routes.ts';
 import { handleTree } from './serve/tree.ts';
 
-async function route(app: App, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://wharf.invalid');
-  const seg = pathSegments(url.pathname);
-  if (!seg) throw new WharfError('BAD_REQUEST', ['invalid path']);
+async function route(app: App, publicUrl: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const target = req.url ?? '/';
+  if (!target.startsWith('/')) throw new WharfError('BAD_REQUEST', ['invalid request target']);
+  // Segments come from the raw path: URL parsing would resolve "..", "%2e%2e" before they could be refused.
+  const rawPath = target.split('?', 1)[0]!;
+  const seg = pathSegments(rawPath);
+  if (!seg) throw new WharfError('BAD_REQUEST', ['invalid path: dot-segments, empty segments and encoded slashes are not allowed']);
+  const url = new URL(target, publicUrl);
   if (seg.length === 1 && seg[0] === 'healthz') return sendJson(res, 200, { status: 'ok' });
   if (seg[0] === 'api') {
     if (seg[1] !== 'v1') throw new WharfError('NOT_FOUND', ['API version']);
-    return handleApi(app, req, res, seg.slice(2), url);
+    return handleApi(app, req, res, seg.slice(2), url, publicUrl);
   }
-  if (seg.length === 0) return sendJson(res, 200, { name: 'wharf', api: `${app.config.publicUrl}/api/v1/openapi.json` });
+  if (seg.length === 0) return sendJson(res, 200, { name: 'wharf', api: `${publicUrl}/api/v1/openapi.json` });
   return handleTree(app, req, res, seg);
 }
 
 export interface RunningServer {
   readonly server: Server;
+  /** where the server listens */
   readonly url: string;
+  /** the externally visible base URL: --url, or the listening address */
+  readonly publicUrl: string;
   close(): Promise<void>;
 }
 
 export async function startServer(app: App): Promise<RunningServer> {
   const { config, log } = app;
+  let publicUrl = config.publicUrl ?? '';
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
+    const ip = req.socket?.remoteAddress;
     res.on('finish', () => {
       const path = (req.url ?? '').split('?')[0];
-      log.info({ method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - started), ip: req.socket.remoteAddress }, 'request');
+      log.info({ method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - started), ip }, 'request');
     });
-    route(app, req, res).catch((err) => {
-      // Drain what the client is still sending so it can read the error instead of a reset connection.
-      if (!req.complete) req.resume();
-      sendError(res, err, log);
+    route(app, publicUrl, req, res).catch((err) => {
+      // The client may still be sending: answer, close the connection after the answer, and discard the rest.
+      const headers: Record<string, string> = {};
+      if (!req.complete) {
+        headers.Connection = 'close';
+        req.resume();
+      }
+      sendError(res, err, log, headers);
     });
   };
   const server: Server = config.tls
@@ -53,9 +66,11 @@ export async function startServer(app: App): Promise<RunningServer> {
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `${config.tls ? 'https' : 'http'}://${host}:${addr.port}`;
+  publicUrl ||= url;
   return {
     server,
     url,
+    publicUrl,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

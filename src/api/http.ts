@@ -45,10 +45,18 @@ export function presentedToken(req: IncomingMessage): string | undefined {
   return undefined;
 }
 
+/**
+ * The request body as an async iterable that, unlike `for await (... of req)`, leaves the request open when the
+ * consumer stops early (a limit exceeded, a parse error), so the error response can still be sent.
+ */
+export function requestBody(req: IncomingMessage): AsyncIterable<Buffer> {
+  return req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>;
+}
+
 export async function readJson(req: IncomingMessage, limit = 64 * 1024): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
+  for await (const c of requestBody(req)) {
     size += c.length;
     if (size > limit) throw new WharfError('PAYLOAD_TOO_LARGE', [limit]);
     chunks.push(c);

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { App } from '../app.ts';
 import { WharfError } from '../errors.ts';
 import { parseRepoRef, type RepoRef } from '../names.ts';
-import { presentedToken, readJson, sendJson } from './http.ts';
+import { presentedToken, readJson, requestBody, sendJson } from './http.ts';
 import { openApiDocument } from './openapi.ts';
 
 async function requireAdmin(app: App, req: IncomingMessage): Promise<void> {
@@ -19,11 +19,11 @@ function repoRef(org: string, repo: string): RepoRef {
 }
 
 /** Handles /api/v1/...; `seg` are the path segments after /api/v1. */
-export async function handleApi(app: App, req: IncomingMessage, res: ServerResponse, seg: string[], url: URL): Promise<void> {
+export async function handleApi(app: App, req: IncomingMessage, res: ServerResponse, seg: string[], url: URL, publicUrl: string): Promise<void> {
   const method = req.method ?? 'GET';
   const route = seg.join('/');
   if (route === 'openapi.json' && (method === 'GET' || method === 'HEAD')) {
-    sendJson(res, 200, openApiDocument(app.config.publicUrl));
+    sendJson(res, 200, openApiDocument(publicUrl));
     return;
   }
   await requireAdmin(app, req);
@@ -69,7 +69,7 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
       if (method === 'POST' || method === 'PUT') {
         const len = req.headers['content-length'];
         if (len !== undefined && Number(len) > app.config.maxUploadBytes) throw new WharfError('PAYLOAD_TOO_LARGE', [app.config.maxUploadBytes]);
-        const result = await app.apt.push(ref, os, dist, req);
+        const result = await app.apt.push(ref, os, dist, requestBody(req));
         return sendJson(res, result.status === 'created' ? 201 : 200, result);
       }
       if (method === 'GET') return sendJson(res, 200, { packages: await app.apt.list(ref, { os, dist }) });

@@ -158,13 +158,15 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
   const { startServer } = await import('../server.ts');
   const app = await createApp(config);
   const server = await startServer(app);
-  if (app.createdAdminToken) {
+  if (app.createdAdminToken && config.adminToken) {
+    process.stdout.write(`Admin token created from WHARF_ADMIN_TOKEN (also saved to ${config.dataDir}/admin-token with mode 0600)\n`);
+  } else if (app.createdAdminToken) {
     process.stdout.write(
       `Admin token (shown once; also saved to ${config.dataDir}/admin-token with mode 0600):\n  ${app.createdAdminToken}\n` +
         `Use it with: export WHARF_TOKEN=$(cat ${config.dataDir}/admin-token)\n`,
     );
   }
-  process.stdout.write(`Wharf listening on ${server.url} (public URL ${config.publicUrl}, data in ${config.dataDir})\n`);
+  process.stdout.write(`Wharf listening on ${server.url} (public URL ${server.publicUrl}, data in ${config.dataDir})\n`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);

@@ -10,9 +10,9 @@ export async function handleTree(app: App, req: IncomingMessage, res: ServerResp
   if (req.method !== 'GET' && req.method !== 'HEAD') throw new WharfError('METHOD_NOT_ALLOWED', [req.method ?? '']);
   const [org, name, ...rest] = seg;
   const repo = org && name ? await app.repos.find(org, name) : undefined;
-  if (repo?.private) {
+  if (!repo || repo.private) {
     // Private trees need the admin token for now; deploy tokens come with private repositories proper.
-    // Unknown and forbidden answer alike, so repository names cannot be probed.
+    // A repository that does not exist answers exactly like a private one, so names cannot be probed.
     const secret = presentedToken(req);
     const p = secret ? await app.tokens.verify(secret) : undefined;
     if (!p?.scopes.includes('admin')) throw new WharfError('UNAUTHORIZED');

@@ -30,6 +30,18 @@ async function listAll(store: BlobStore, prefix: string) {
   return out;
 }
 
+/**
+ * Byte comparison with a short failure message (assert.deepEqual on large arrays builds a diff that can take minutes,
+ * blocking the event loop so that even test timeouts cannot fire).
+ */
+function assertBytes(actual: Uint8Array | undefined, expected: Uint8Array, message = 'bytes differ'): void {
+  assert.ok(actual, `${message}: blob is absent`);
+  if (Buffer.compare(actual, expected) === 0) return;
+  let i = 0;
+  while (i < actual.length && i < expected.length && actual[i] === expected[i]) i++;
+  assert.fail(`${message}: ${actual.length} bytes vs ${expected.length} expected, first difference at offset ${i}`);
+}
+
 function isCode(code: string) {
   return (e: unknown) => e instanceof WharfError && e.code === code;
 }
@@ -70,6 +82,9 @@ export const BAD_KEYS: readonly string[] = [
   '.tmp',
 ];
 
+/** Every test gets a time limit, so a store that hangs fails the test instead of stalling the run. */
+const T = { timeout: 30_000 };
+
 export function blobStoreConformance(name: string, factory: () => Promise<ConformanceFixture>): void {
   async function withStore(fn: (store: BlobStore, fx: ConformanceFixture) => Promise<void>): Promise<void> {
     const fx = await factory();
@@ -82,7 +97,7 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
   }
 
   describe(`BlobStore conformance: ${name}`, () => {
-    test('put/get/stat of strings, bytes and async iterables', () =>
+    test('put/get/stat of strings, bytes and async iterables', T, () =>
       withStore(async (store) => {
         const st1 = await store.put('a.txt', 'héllo');
         assert.equal(st1.size, 6);
@@ -91,7 +106,7 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         assert.equal(dec.decode(await store.get('a.txt')), 'héllo');
 
         await store.put('dir/sub/b.bin', new Uint8Array([0, 1, 2, 255]));
-        assert.deepEqual(await store.get('dir/sub/b.bin'), new Uint8Array([0, 1, 2, 255]));
+        assertBytes(await store.get('dir/sub/b.bin'), new Uint8Array([0, 1, 2, 255]));
 
         async function* gen() {
           yield enc.encode('one,');
@@ -111,7 +126,7 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         assert.equal((await store.stat('c/it.txt'))?.etag, stat.etag, 'etag is stable');
 
         await store.put('empty', '');
-        assert.deepEqual(await store.get('empty'), new Uint8Array(0));
+        assertBytes(await store.get('empty'), new Uint8Array(0));
         assert.equal((await store.stat('empty'))?.size, 0);
 
         // keys with unusual but valid characters
@@ -121,7 +136,7 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         }
       }));
 
-    test('absent blobs: get/open/stat return undefined, delete is fine', () =>
+    test('absent blobs: get/open/stat return undefined, delete is fine', T, () =>
       withStore(async (store) => {
         assert.equal(await store.get('nope'), undefined);
         assert.equal(await store.get('no/such/dir/file'), undefined);
@@ -140,7 +155,7 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         assert.equal(await store.open('d'), undefined);
       }));
 
-    test('overwrite replaces content and etag', () =>
+    test('overwrite replaces content and etag', T, () =>
       withStore(async (store) => {
         const a = await store.put('k', 'first version');
         const b = await store.put('k', 'second version');
@@ -151,18 +166,18 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         assert.equal((await store.stat('k'))?.etag, c.etag);
       }));
 
-    test('open: whole blob and byte ranges', () =>
+    test('open: whole blob and byte ranges', T, () =>
       withStore(async (store) => {
         const data = pattern(1, 100_000);
         await store.put('r', data);
-        assert.deepEqual(await readAll((await store.open('r'))!), data);
-        assert.deepEqual(await readAll((await store.open('r', { start: 0, end: 10 }))!), data.subarray(0, 10));
-        assert.deepEqual(await readAll((await store.open('r', { start: 65_530, end: 65_550 }))!), data.subarray(65_530, 65_550));
-        assert.deepEqual(await readAll((await store.open('r', { start: 99_999, end: 100_000 }))!), data.subarray(99_999));
-        assert.deepEqual(await readAll((await store.open('r', { start: 5, end: 5 }))!), new Uint8Array(0));
-        assert.deepEqual(await readAll((await store.open('r', { start: 100_000, end: 100_000 }))!), new Uint8Array(0));
+        assertBytes(await readAll((await store.open('r'))!), data);
+        assertBytes(await readAll((await store.open('r', { start: 0, end: 10 }))!), data.subarray(0, 10));
+        assertBytes(await readAll((await store.open('r', { start: 65_530, end: 65_550 }))!), data.subarray(65_530, 65_550));
+        assertBytes(await readAll((await store.open('r', { start: 99_999, end: 100_000 }))!), data.subarray(99_999));
+        assertBytes(await readAll((await store.open('r', { start: 5, end: 5 }))!), new Uint8Array(0));
+        assertBytes(await readAll((await store.open('r', { start: 100_000, end: 100_000 }))!), new Uint8Array(0));
         // end past the size is clamped
-        assert.deepEqual(await readAll((await store.open('r', { start: 99_990, end: 200_000 }))!), data.subarray(99_990));
+        assertBytes(await readAll((await store.open('r', { start: 99_990, end: 200_000 }))!), data.subarray(99_990));
         await assert.rejects(store.open('r', { start: 100_001, end: 100_002 }), isCode('RANGE_NOT_SATISFIABLE'));
         await assert.rejects(store.open('r', { start: 10, end: 5 }), isCode('RANGE_NOT_SATISFIABLE'));
         await assert.rejects(store.open('r', { start: -1, end: 5 }), isCode('RANGE_NOT_SATISFIABLE'));
@@ -170,10 +185,10 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         // an open stream keeps reading the old content when the blob is replaced meanwhile
         const s = await store.open('r');
         await store.put('r', 'new');
-        assert.deepEqual(await readAll(s!), data);
+        assertBytes(await readAll(s!), data);
       }));
 
-    test('copy: independent copies, overwrite, missing source', () =>
+    test('copy: independent copies, overwrite, missing source', T, () =>
       withStore(async (store) => {
         await store.put('src/a', 'original');
         await store.copy('src/a', 'dst/deep/b');
@@ -199,7 +214,7 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         assert.equal(dec.decode(await store.get('dst/deep/b')), 'changed source');
       }));
 
-    test('delete', () =>
+    test('delete', T, () =>
       withStore(async (store) => {
         await store.put('x/y/z', '1');
         await store.put('x/y2', '2');
@@ -213,7 +228,7 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         assert.deepEqual((await listAll(store, '')).map((e) => e.key), ['x/y', 'x/y2']);
       }));
 
-    test('list: prefixes, nesting, sizes, order', () =>
+    test('list: prefixes, nesting, sizes, order', T, () =>
       withStore(async (store) => {
         assert.deepEqual(await listAll(store, ''), []);
         assert.deepEqual(await listAll(store, 'nothing/'), []);
@@ -238,7 +253,7 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         await assert.rejects(listAll(store, 'a//'), isCode('STORAGE_BAD_KEY'));
       }));
 
-    test('list never shows a blob that is still being written', () =>
+    test('list never shows a blob that is still being written', T, () =>
       withStore(async (store) => {
         let release!: () => void;
         const gate = new Promise<void>((r) => (release = r));
@@ -259,7 +274,7 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         assert.equal(dec.decode(await store.get('dir/slow')), 'part 1 part 2');
       }));
 
-    test('key validation on every method', () =>
+    test('key validation on every method', T, () =>
       withStore(async (store) => {
         for (const key of BAD_KEYS) {
           const label = JSON.stringify(key.length > 40 ? key.slice(0, 40) + '…' : key);
@@ -282,7 +297,7 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         assert.deepEqual((await listAll(store, '')).map((e) => e.key).sort(), [longest, 'ok'].sort());
       }));
 
-    test('a key cannot be both a blob and a directory of blobs', () =>
+    test('a key cannot be both a blob and a directory of blobs', T, () =>
       withStore(async (store) => {
         await store.put('a/b', '1');
         await assert.rejects(store.put('a', '2'), isCode('STORAGE_BAD_KEY'));
@@ -291,7 +306,7 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         assert.equal(dec.decode(await store.get('a/b')), '1');
       }));
 
-    test('a body that throws halfway leaves no blob (and keeps the old one)', () =>
+    test('a body that throws halfway leaves no blob (and keeps the old one)', T, () =>
       withStore(async (store) => {
         async function* failing() {
           yield pattern(2, 300_000);
@@ -310,7 +325,7 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         assert.deepEqual((await listAll(store, '')).map((e) => e.key), ['fail/existing']);
       }));
 
-    test('concurrent puts to one key: readers and the final blob see exactly one whole version', () =>
+    test('concurrent puts to one key: readers and the final blob see exactly one whole version', T, () =>
       withStore(async (store) => {
         const N = 8;
         const size = 256 * 1024;
@@ -347,10 +362,10 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         assert.ok(stats.some((s) => s.etag === st?.etag), 'final etag is the one returned by the winning put');
         // sequential puts: the last one wins
         for (const v of versions) await store.put('hot/key', v);
-        assert.deepEqual(await store.get('hot/key'), versions[N - 1]);
+        assertBytes(await store.get('hot/key'), versions[N - 1]!);
       }));
 
-    test('concurrent puts, copies and deletes in one directory', () =>
+    test('concurrent puts, copies and deletes in one directory', T, () =>
       withStore(async (store) => {
         const ops: Promise<unknown>[] = [];
         for (let i = 0; i < 40; i++) {
@@ -393,7 +408,7 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         assert.equal(actual.digest('hex'), expected.digest('hex'));
         // a range deep inside
         const mid = await readAll((await store.open('big/blob.bin', { start: 37 * CHUNK + 5, end: 37 * CHUNK + 25 }))!);
-        assert.deepEqual(mid, pattern(1037, 25).subarray(5, 25));
+        assertBytes(mid, pattern(1037, 25).subarray(5, 25));
         const listed = await listAll(store, 'big/');
         assert.deepEqual(listed.map((e) => [e.key, e.size]), [['big/blob.bin', CHUNK * COUNT]]);
         assert.equal(listed[0]!.mtime.getTime(), st.mtime.getTime());

@@ -1,6 +1,6 @@
 // Pushing packages over the real HTTP API: idempotence, immutability, rejection of bad input without side effects,
 // concurrency (group commit) and yanking. One server for the whole file (plus a short-lived one for the upload limit).
-import { test, before, after, describe } from 'node:test';
+import { test, before, after, beforeEach, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -121,7 +121,7 @@ async function api(method: string, path: string, body?: Buffer | string, headers
   const res = await fetch(w.url + path, {
     method,
     headers: { Authorization: `Bearer ${w.token}`, ...headers },
-    ...(body !== undefined ? { body } : {}),
+    ...(body !== undefined ? { body: typeof body === 'string' ? body : new Uint8Array(body) } : {}),
   });
   const text = await res.text();
   let json: any;
@@ -435,9 +435,19 @@ describe('bad input is rejected with a stable code and leaves nothing behind', (
     });
   }
 
+  test('dot-segments in an API path are rejected, not resolved to another resource', async () => {
+    // pathSegments() documents that dot-segments are rejected; a path naming nope/missing must not act on acme/tools.
+    const r = await raw(w.url, 'POST', `/api/v1/repos/nope/missing/../../${ORG_REPO}/distributions/${DIST}/packages`, {
+      headers: { Authorization: `Bearer ${w.token}`, 'Content-Length': goodDeb.length },
+      body: goodDeb,
+    });
+    assert.equal(r.status, 400, `a path through nope/missing/../.. reached ${ORG_REPO}: ${r.status} ${r.body}`);
+    assert.equal(r.json?.error?.code, 'BAD_REQUEST');
+  });
+
   test('no token → 401 with WWW-Authenticate, nothing written', async () => {
     const s = await snapshot();
-    const res = await fetch(w.url + PUSH, { method: 'POST', body: goodDeb });
+    const res = await fetch(w.url + PUSH, { method: 'POST', body: new Uint8Array(goodDeb) });
     const j = (await res.json()) as any;
     assert.equal(res.status, 401);
     assert.equal(j.error.code, 'UNAUTHORIZED');
@@ -481,7 +491,7 @@ describe('bad input is rejected with a stable code and leaves nothing behind', (
 
 describe('upload size limit', () => {
   let small: WharfInstance;
-  before(async () => {
+  const startSmall = async () => {
     small = await startWharf({ env: { WHARF_MAX_UPLOAD_BYTES: '100000' } });
     const r = await fetch(`${small.url}/api/v1/repos`, {
       method: 'POST',
@@ -489,6 +499,21 @@ describe('upload size limit', () => {
       body: JSON.stringify({ name: ORG_REPO }),
     });
     assert.equal(r.status, 201);
+  };
+  /** The server process must survive every rejection; show its last words when it did not. */
+  const assertAlive = async (what: string) => {
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(small.process.exitCode, null, `${what}: the server process exited (${small.process.exitCode}):\n${small.output().split('\n').filter((l) => !l.startsWith('{')).slice(-15).join('\n')}`);
+    const h = await fetch(`${small.url}/healthz`);
+    assert.equal(h.status, 200);
+  };
+  before(startSmall);
+  // A crash in one test must not fail the next one: restart a dead server.
+  beforeEach(async () => {
+    if (small.process.exitCode !== null || small.process.signalCode !== null) {
+      await small.stop();
+      await startSmall();
+    }
   });
   after(async () => {
     await small?.stop();
@@ -504,24 +529,7 @@ describe('upload size limit', () => {
     assert.match(r.json.error.message, /WHARF_MAX_UPLOAD_BYTES/);
     assert.deepEqual(await listFiles(join(small.dataDir, 'tmp')), []);
     assert.deepEqual(await listFiles(join(small.dataDir, 'storage/public')), []);
-    assert.equal((await fetch(`${small.url}/healthz`)).status, 200);
-  });
-
-  test('oversized chunked upload (no Content-Length) → 413 PAYLOAD_TOO_LARGE, scratch file removed', async () => {
-    const body = big();
-    const stream = new ReadableStream({
-      start(c) {
-        for (let i = 0; i < body.length; i += 16384) c.enqueue(body.subarray(i, i + 16384));
-        c.close();
-      },
-    });
-    const res = await fetch(`${small.url}${PUSH}`, { method: 'POST', headers: { Authorization: `Bearer ${small.token}` }, body: stream, duplex: 'half' } as RequestInit);
-    const j = (await res.json()) as any;
-    assert.equal(res.status, 413);
-    assert.equal(j.error.code, 'PAYLOAD_TOO_LARGE');
-    assert.deepEqual(await listFiles(join(small.dataDir, 'tmp')), []);
-    assert.deepEqual(await listFiles(join(small.dataDir, 'storage/public')), []);
-    assert.equal((await fetch(`${small.url}/healthz`)).status, 200);
+    await assertAlive('oversized upload');
   });
 
   test('an upload just under the limit is accepted', async () => {
@@ -531,6 +539,50 @@ describe('upload size limit', () => {
     const r = await fetch(`${small.url}${PUSH}`, { method: 'POST', headers: { Authorization: `Bearer ${small.token}` }, body: deb });
     assert.equal(r.status, 201, await r.text());
   });
+
+  test('oversized chunked upload (no Content-Length) → 413 PAYLOAD_TOO_LARGE, scratch file removed', async () => {
+    const publishedBefore = await listFiles(join(small.dataDir, 'storage/public'));
+    const body = big();
+    const stream = new ReadableStream({
+      start(c) {
+        for (let i = 0; i < body.length; i += 16384) c.enqueue(body.subarray(i, i + 16384));
+        c.close();
+      },
+    });
+    let status = 0;
+    let j: any;
+    try {
+      const res = await fetch(`${small.url}${PUSH}`, { method: 'POST', headers: { Authorization: `Bearer ${small.token}` }, body: stream, duplex: 'half' } as RequestInit);
+      status = res.status;
+      j = await res.json();
+    } catch (e) {
+      await assertAlive(`chunked oversized upload (client saw ${(e as Error).message}: ${String((e as { cause?: unknown }).cause)})`);
+      throw e;
+    }
+    await assertAlive('chunked oversized upload');
+    assert.equal(status, 413);
+    assert.equal(j.error.code, 'PAYLOAD_TOO_LARGE');
+    assert.deepEqual(await listFiles(join(small.dataDir, 'tmp')), []);
+    assert.deepEqual(await listFiles(join(small.dataDir, 'storage/public')), publishedBefore);
+  });
+
+  test('an oversized JSON body (> 64 KiB) to POST /repos → 413 PAYLOAD_TOO_LARGE and the server survives', async () => {
+    const body = JSON.stringify({ name: 'acme/big', pad: 'x'.repeat(100_000) });
+    let status = 0;
+    let j: any;
+    try {
+      const res = await fetch(`${small.url}/api/v1/repos`, { method: 'POST', headers: { Authorization: `Bearer ${small.token}`, 'Content-Type': 'application/json' }, body });
+      status = res.status;
+      j = await res.json();
+    } catch (e) {
+      await assertAlive(`oversized JSON (client saw ${(e as Error).message}: ${String((e as { cause?: unknown }).cause)})`);
+      throw e;
+    }
+    await assertAlive('oversized JSON');
+    assert.equal(status, 413);
+    assert.equal(j.error.code, 'PAYLOAD_TOO_LARGE');
+  });
+
 });
 
 describe('concurrency', () => {

@@ -23,7 +23,7 @@ export function run(
 ): Promise<RunResult & { code: number }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const so: SpawnOptions = { stdio: ['pipe', 'pipe', 'pipe'] };
+    const so: SpawnOptions = { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] };
     if (opts.cwd) so.cwd = opts.cwd;
     if (opts.env) so.env = opts.env;
     const child = spawn(cmd, args as string[], so);
@@ -32,7 +32,10 @@ export function run(
     if (opts.stdoutFile) child.stdout!.pipe(createWriteStream(opts.stdoutFile));
     else child.stdout!.on('data', (c: Buffer) => out.push(c));
     child.stderr!.on('data', (c: Buffer) => err.push(c));
-    child.stdin!.end(opts.input ?? '');
+    if (opts.input !== undefined) {
+      child.stdin!.on('error', () => {}); // EPIPE if the command exits without reading: its exit status tells
+      child.stdin!.end(opts.input);
+    }
     child.on('error', reject);
     child.on('close', (code) => {
       const r = { stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), seconds: (performance.now() - t0) / 1000, code: code ?? -1 };

@@ -19,10 +19,14 @@ export function contentTypeOf(path: string): string {
   return 'text/plain; charset=utf-8';
 }
 
-/** Content that never changes under its name (content-addressed or immutable packages) vs mutable metadata. */
+/** Content that never changes under its name (content-addressed indexes, immutable packages) vs mutable metadata. */
+export function isImmutablePath(path: string): boolean {
+  return path.includes('/by-hash/') || path.includes('/pool/');
+}
+
 export function cacheControlOf(path: string, isPrivate: boolean): string {
   if (isPrivate) return 'private, no-store';
-  if (path.includes('/by-hash/') || path.includes('/pool/')) return IMMUTABLE;
+  if (isImmutablePath(path)) return IMMUTABLE;
   return `public, max-age=${METADATA_MAX_AGE}`;
 }
 
@@ -49,11 +53,19 @@ function etagMatches(header: string, etag: string): boolean {
   return header.split(',').some((t) => t.trim() === '*' || weak(t) === weak(etag));
 }
 
-function notModifiedSince(req: IncomingMessage, stat: BlobStat): boolean {
+/**
+ * If-Modified-Since has one-second resolution, but metadata can be republished twice within a second. For mutable
+ * files a 304 is only safe when the file is older than the whole second the client names; otherwise a client that
+ * fetched InRelease early in a second would keep the old one after a republish later in that second.
+ */
+function notModifiedSince(req: IncomingMessage, stat: BlobStat, mutable: boolean): boolean {
   const ims = req.headers['if-modified-since'];
   if (!ims || req.headers['if-none-match']) return false;
   const t = Date.parse(ims);
-  return !Number.isNaN(t) && Math.floor(stat.mtime.getTime() / 1000) <= Math.floor(t / 1000);
+  if (Number.isNaN(t)) return false;
+  const modified = Math.floor(stat.mtime.getTime() / 1000);
+  const since = Math.floor(t / 1000);
+  return mutable ? modified < since : modified <= since;
 }
 
 /**
@@ -65,7 +77,7 @@ export async function sendBlob(
   res: ServerResponse,
   store: BlobStore,
   key: string,
-  opts: { cacheControl: string; contentType: string; extraHeaders?: Record<string, string> },
+  opts: { cacheControl: string; contentType: string; mutable: boolean; extraHeaders?: Record<string, string> },
 ): Promise<boolean> {
   const stat = await store.stat(key);
   if (!stat) return false;
@@ -78,7 +90,7 @@ export async function sendBlob(
     ...opts.extraHeaders,
   };
   const inm = req.headers['if-none-match'];
-  if ((inm && etagMatches(inm, stat.etag)) || notModifiedSince(req, stat)) {
+  if ((inm && etagMatches(inm, stat.etag)) || notModifiedSince(req, stat, opts.mutable)) {
     res.writeHead(304, headers);
     res.end();
     return true;

@@ -4,7 +4,7 @@ import type { App } from '../app.ts';
 import { WharfError } from '../errors.ts';
 import { presentedToken } from '../api/http.ts';
 import { repoTreePrefix } from '../services/tree.ts';
-import { cacheControlOf, contentTypeOf, sendBlob } from './tree-files.ts';
+import { cacheControlOf, contentTypeOf, isImmutablePath, sendBlob } from './tree-files.ts';
 
 export async function handleTree(app: App, req: IncomingMessage, res: ServerResponse, seg: string[]): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') throw new WharfError('METHOD_NOT_ALLOWED', [req.method ?? '']);
@@ -23,6 +23,7 @@ export async function handleTree(app: App, req: IncomingMessage, res: ServerResp
   const sent = await sendBlob(req, res, app.store, key, {
     cacheControl: cacheControlOf(`/${path}`, repo.private),
     contentType: contentTypeOf(path),
+    mutable: !isImmutablePath(`/${path}`),
     ...(repo.private ? { extraHeaders: { Vary: 'Authorization' } } : {}),
   });
   if (!sent) throw new WharfError('NOT_FOUND', ['File']);

@@ -29,6 +29,7 @@ const { values } = parseArgs({
     'skip-aptly': { type: 'boolean' },
     'skip-ftparchive': { type: 'boolean' },
     'skip-http': { type: 'boolean' },
+    'skip-cli-cold': { type: 'boolean' },
     profile: { type: 'boolean' },
     fsync: { type: 'string' },
     out: { type: 'string' },
@@ -141,15 +142,21 @@ async function main(): Promise<void> {
   const key = await ensureGpgKey(join(tmpdir(), 'wharf-bench-gnupg'));
   const wharfVersion = (await run('git', ['rev-parse', '--short', 'HEAD'], { allowFail: true })).stdout.trim();
 
-  // Wharf with the real CLI: cold publish, then one more package at a time.
-  const cli = await wharfColdRun(`CLI --jobs ${JOBS}`, join(WORK, 'wharf-cli'), async (s) => (await cliPush(s, debs.pool, JOBS)).seconds, debs.extra.slice(0, REPEAT), [], debs.extra.slice(REPEAT, 2 * REPEAT));
+  // Wharf with the real CLI: cold publish, then one more package at a time (CLI, then one HTTP request).
+  // --skip-cli-cold: the cold publish uses the HTTP client only, and the +1 pushes run on that server.
+  const skipCliCold = values['skip-cli-cold'] === true;
+  const updateArgs: [string[], string[], string[]] = [debs.extra.slice(0, REPEAT), [], debs.extra.slice(REPEAT, 2 * REPEAT)];
+  const runs: WharfRun[] = [];
+  if (!skipCliCold) runs.push(await wharfColdRun(`CLI --jobs ${JOBS}`, join(WORK, 'wharf-cli'), async (s) => (await cliPush(s, debs.pool, JOBS)).seconds, ...updateArgs));
   // Wharf with a plain HTTP client and more requests in flight (does the CLI limit the cold publish?).
-  const http: WharfRun[] = [];
-  if (!values['skip-http']) {
-    for (const c of CONCURRENCY) {
-      http.push(await wharfColdRun(`HTTP x${c}`, join(WORK, `wharf-http-${c}`), async (s) => (await httpPush(s, debs.pool, c)).seconds, []));
+  if (!values['skip-http'] || skipCliCold) {
+    for (const [i, c] of CONCURRENCY.entries()) {
+      const upd: [string[], string[], string[]] = skipCliCold && i === 0 ? updateArgs : [[], [], []];
+      runs.push(await wharfColdRun(`HTTP x${c}`, join(WORK, `wharf-http-${c}`), async (s) => (await httpPush(s, debs.pool, c)).seconds, ...upd));
     }
   }
+  const cli = runs.find((r) => r.updates) ?? runs[0]!;
+  const http = runs.filter((r) => r !== cli);
   let profile: ProfileSummary | undefined;
   let profileFile: string | undefined;
   if (PROFILE) {
@@ -181,8 +188,8 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const ratio = (ref: number | undefined, w: number) => (ref === undefined ? '-' : `${(ref / w).toFixed(2)}x`);
   const target = (ref: number | undefined, w: number, need: number) => (ref === undefined ? '-' : ref / w >= need ? 'yes' : 'NO');
-  const best = [cli, ...http].reduce((a, b) => (b.coldSeconds < a.coldSeconds ? b : a));
-  const coldRows = [cli, ...http];
+  const best = runs.reduce((a, b) => (b.coldSeconds < a.coldSeconds ? b : a));
+  const coldRows = runs;
   const targets: Record<string, { wharf: number; reference: number | undefined; ratio: number | undefined; need: number; met: boolean | undefined }> = {};
   const addTarget = (id: string, w: number, ref: number | undefined, need: number) => {
     targets[id] = { wharf: w, reference: ref, ratio: ref === undefined ? undefined : ref / w, need, met: ref === undefined ? undefined : ref / w >= need };

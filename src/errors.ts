@@ -19,6 +19,13 @@ export const ERRORS = {
   DEB_BAD_CONTROL: { status: 422, message: 'Invalid control file: %s' },
   DEB_BAD_FIELD: { status: 422, message: 'Invalid control field: %s' },
 
+  // Package format errors (.rpm)
+  RPM_NOT_RPM: { status: 422, message: 'Not an RPM package: %s' },
+  RPM_TRUNCATED: { status: 422, message: 'The .rpm file is truncated: %s' },
+  RPM_BAD_HEADER: { status: 422, message: 'Malformed RPM header: %s' },
+  RPM_HEADER_TOO_LARGE: { status: 422, message: 'RPM header too large: %s' },
+  RPM_BAD_TEXT: { status: 422, message: 'Invalid text in the RPM header: %s (control characters other than tab, newline and carriage return are not allowed; createrepo_c refuses such packages)' },
+
   // Authentication and authorisation
   UNAUTHORIZED: { status: 401, message: 'Authentication required: pass a token with --token, WHARF_TOKEN or an Authorization header' },
   FORBIDDEN: { status: 403, message: 'The token does not allow this operation' },

@@ -6,23 +6,24 @@
 //   3. Release, Release.gpg, and InRelease last.
 // A client holding the previous InRelease keeps finding the by-hash files it names until the retention period ends.
 //
-// Work grows with the change, not with the repository: an index is a run of chunks with content-defined boundaries,
-// each chunk compressed once (a gzip member; an xz block) and cached, and the published .gz/.xz are assembled from the
-// cached pieces. Appending a package recompresses one chunk.
-import { createHash } from 'node:crypto';
+// Work grows with the change, not with the repository: each index is kept in memory as a run of chunks with
+// content-defined boundaries (apt-index.ts), each chunk compressed once (a gzip member; an xz block) and cached, and
+// the published .gz/.xz are assembled from the cached pieces. Appending a package recompresses one chunk and hashes
+// one chunk's bytes; only the rows added since the last publish are read from the database.
 import type { Db } from '../db/database.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { Config } from '../config.ts';
 import type { SigningKey } from '../signing/openpgp.ts';
 import { renderRelease, type IndexFileEntry } from '../formats/deb/release.ts';
 import { gzipMember, xzCompress } from '../formats/compress.ts';
-import { assembleXz, parseXzStream } from '../formats/xz.ts';
+import { parseXzStream } from '../formats/xz.ts';
+import { IncrementalIndex, type ChunkPieces } from './apt-index.ts';
 import { repoTreePrefix, INTERNAL_PREFIX } from './tree.ts';
 import { deferred, mapLimit, type Deferred } from './async.ts';
 import type { Logger } from '../log.ts';
 
 export interface PublishedIndex {
-  /** sha256 over the chunk ids: equal fingerprints mean identical files */
+  /** sha256 of the plain Packages: equal fingerprints mean identical files */
   fingerprint: string;
   files: IndexFileEntry[];
 }
@@ -48,29 +49,21 @@ export interface AptPublisherDeps {
   readonly now?: () => number;
 }
 
-interface ChunkPieces {
-  gz: Uint8Array;
-  xz: Uint8Array;
-}
-
-/** Average chunk: 1 in 128 packages ends a chunk (about 64 KB of stanzas). */
-function endsChunk(sha256: string): boolean {
-  return parseInt(sha256.slice(0, 2), 16) < 2;
-}
-
-function hashes(data: Uint8Array): Omit<IndexFileEntry, 'path'> {
-  const h = (alg: string) => createHash(alg).update(data).digest('hex');
-  return { size: data.byteLength, md5: h('md5'), sha1: h('sha1'), sha256: h('sha256'), sha512: h('sha512') };
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  return Buffer.concat(parts as Uint8Array[]);
+interface DistIndexCache {
+  /** components and architectures the indexes were built for */
+  layout: string;
+  /** rows included, and the highest row id */
+  count: number;
+  maxId: number;
+  indexes: Map<string, IncrementalIndex>;
 }
 
 export class AptPublisher {
   readonly #deps: AptPublisherDeps;
   readonly #queues = new Map<number, { running: boolean; waiting: Deferred<PublishResult>[] }>();
-  /** Bounded cache of compressed chunks (by chunk id), so a publish rarely reads them back from storage. */
+  /** Per distribution: its indexes in memory, so a publish applies only the rows added since the last one. */
+  readonly #indexCache = new Map<number, DistIndexCache>();
+  /** Bounded cache of compressed chunks (by chunk id), so a rebuild rarely reads them back from storage. */
   readonly #chunkCache = new Map<string, ChunkPieces>();
   #chunkCacheBytes = 0;
   static readonly CHUNK_CACHE_LIMIT = 64 * 1024 * 1024;
@@ -115,6 +108,51 @@ export class AptPublisher {
   }
 
   async #publish(distributionId: number): Promise<PublishResult> {
+    try {
+      return await this.#publishOnce(distributionId);
+    } catch (e) {
+      // The in-memory indexes may have moved ahead of what was written: rebuild them next time.
+      this.#indexCache.delete(distributionId);
+      throw e;
+    }
+  }
+
+  /** The in-memory indexes of a distribution, brought up to date with the database. */
+  async #indexes(distributionId: number, components: string[], architectures: string[]): Promise<Map<string, IncrementalIndex>> {
+    const { db } = this.#deps;
+    const layout = `${components.join(' ')}|${architectures.join(' ')}`;
+    const stats = await db
+      .selectFrom('deb_packages')
+      .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.max('id').as('m')])
+      .where('distribution_id', '=', distributionId)
+      .executeTakeFirstOrThrow();
+    const count = Number(stats.n);
+    let cache = this.#indexCache.get(distributionId);
+    let rows: { id: number; component: string; architecture: string; sha256: string; stanza: string }[] = [];
+    const select = () =>
+      db.selectFrom('deb_packages').select(['id', 'component', 'architecture', 'sha256', 'stanza']).where('distribution_id', '=', distributionId);
+    if (cache && cache.layout === layout) {
+      rows = await select().where('id', '>', cache.maxId).orderBy('id').execute();
+      // Only additions can be applied incrementally; anything else (a yank) rebuilds.
+      if (cache.count + rows.length !== count) cache = undefined;
+    } else cache = undefined;
+    if (!cache) {
+      rows = await select().orderBy('id').execute();
+      cache = { layout, count: 0, maxId: 0, indexes: new Map() };
+      for (const c of components) for (const a of architectures) cache.indexes.set(`${c}/binary-${a}`, new IncrementalIndex((id, plain) => this.#chunk(id, plain)));
+      this.#indexCache.set(distributionId, cache);
+    }
+    for (const [dir, index] of cache.indexes) {
+      const [component, binArch] = dir.split('/') as [string, string];
+      const arch = binArch.slice('binary-'.length);
+      await index.add(rows.filter((r) => r.component === component && (r.architecture === arch || r.architecture === 'all')));
+    }
+    cache.count += rows.length;
+    if (rows.length > 0) cache.maxId = rows[rows.length - 1]!.id;
+    return cache.indexes;
+  }
+
+  async #publishOnce(distributionId: number): Promise<PublishResult> {
     const { db, store, config } = this.#deps;
     const now = this.#deps.now ?? Date.now;
     const dist = await db
@@ -133,33 +171,34 @@ export class AptPublisher {
       ])
       .where('distributions.id', '=', distributionId)
       .executeTakeFirstOrThrow();
-    const rows = await db
+    const kinds = await db
       .selectFrom('deb_packages')
-      .select(['component', 'architecture', 'sha256', 'stanza', 'pool_key'])
+      .select(['component', 'architecture'])
+      .distinct()
       .where('distribution_id', '=', distributionId)
-      .orderBy('id')
       .execute();
     const prev: PublishedState | null = dist.published_state ? JSON.parse(dist.published_state) : null;
 
     const treePrefix = repoTreePrefix(dist.org, dist.repo, dist.private === 1);
     const distDir = `${treePrefix}/${dist.os}/dists/${dist.name}`;
-    const components = [...new Set(['main', ...rows.map((r) => r.component)])].sort();
+    const components = [...new Set(['main', ...kinds.map((r) => r.component)])].sort();
     const architectures = [
-      ...new Set([...config.defaultArchitectures, ...rows.map((r) => r.architecture).filter((a) => a !== 'all')]),
+      ...new Set([...config.defaultArchitectures, ...kinds.map((r) => r.architecture).filter((a) => a !== 'all')]),
     ].sort();
 
+    const current = await this.#indexes(distributionId, components, architectures);
     const indexes: Record<string, PublishedIndex> = {};
     const retired: string[] = [];
-    for (const component of components) {
-      for (const arch of architectures) {
-        const dir = `${component}/binary-${arch}`;
-        const selected = rows.filter((r) => r.component === component && (r.architecture === arch || r.architecture === 'all'));
-        const index = await this.#buildIndex(`${distDir}/${dir}`, dir, selected, prev?.indexes[dir]);
-        indexes[dir] = index;
-        const old = prev?.indexes[dir];
-        if (old && old.fingerprint !== index.fingerprint) {
-          for (const f of old.files) retired.push(...byHashKeys(distDir, f));
-        }
+    for (const [dir, index] of current) {
+      const old = prev?.indexes[dir];
+      if (old && !index.dirty) {
+        indexes[dir] = old;
+        continue;
+      }
+      const built = await this.#writeIndex(`${distDir}/${dir}`, dir, index);
+      indexes[dir] = built;
+      if (old && old.fingerprint !== built.fingerprint) {
+        for (const f of old.files) retired.push(...byHashKeys(distDir, f));
       }
     }
     // Indexes that disappeared (an architecture or component no longer listed) are retired as a whole.
@@ -181,7 +220,7 @@ export class AptPublisher {
     });
     const key = await this.#deps.signingKey();
     const [inRelease, detached] = await Promise.all([key.clearsign(release), key.detachSign(release)]);
-    await store.put(`${treePrefix}/gpgkey`, key.armoredPublicKey);
+    if (!prev) await store.put(`${treePrefix}/gpgkey`, key.armoredPublicKey);
     await store.put(`${distDir}/Release`, release);
     await store.put(`${distDir}/Release.gpg`, detached);
     await store.put(`${distDir}/InRelease`, inRelease);
@@ -202,8 +241,8 @@ export class AptPublisher {
           .execute();
       }
     });
-    await this.#collectGarbage(distributionId, distDir, state, new Set(rows.map((r) => `${treePrefix}/${dist.os}/${r.pool_key}`)), t);
-    this.#deps.log.info({ distribution: `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`, generation, packages: rows.length }, 'published');
+    await this.#collectGarbage(distributionId, `${treePrefix}/${dist.os}`, distDir, state, t);
+    this.#deps.log.info({ distribution: `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`, generation }, 'published');
     return { generation, date };
   }
 
@@ -212,7 +251,7 @@ export class AptPublisher {
    * survives at least one publish cycle plus the retention period. Files that are live again are kept (the same index
    * content or package file can come back after a yank and a re-push).
    */
-  async #collectGarbage(distributionId: number, distDir: string, state: PublishedState, livePool: Set<string>, publishedAt: number): Promise<void> {
+  async #collectGarbage(distributionId: number, osDir: string, distDir: string, state: PublishedState, publishedAt: number): Promise<void> {
     const { db, store, config } = this.#deps;
     const cutoff = Math.min(publishedAt - 1, (this.#deps.now ?? Date.now)() - config.retentionSeconds * 1000);
     const due = await db
@@ -220,14 +259,25 @@ export class AptPublisher {
       .select(['id', 'key'])
       .where('distribution_id', '=', distributionId)
       .where('retired_at', '<=', cutoff)
+      .limit(1000)
       .execute();
     if (due.length === 0) return;
-    const live = new Set(livePool);
+    const live = new Set<string>();
     for (const index of Object.values(state.indexes)) {
       for (const f of index.files) {
         live.add(`${distDir}/${f.path}`);
         for (const k of byHashKeys(distDir, f)) live.add(k);
       }
+    }
+    const poolKeys = due.filter((r) => r.key.startsWith(`${osDir}/pool/`)).map((r) => r.key.slice(osDir.length + 1));
+    for (let i = 0; i < poolKeys.length; i += 500) {
+      const rows = await db
+        .selectFrom('deb_packages')
+        .select('pool_key')
+        .where('distribution_id', '=', distributionId)
+        .where('pool_key', 'in', poolKeys.slice(i, i + 500))
+        .execute();
+      for (const r of rows) live.add(`${osDir}/${r.pool_key}`);
     }
     for (const r of due) if (!live.has(r.key)) await store.delete(r.key);
     for (let i = 0; i < due.length; i += 500) {
@@ -235,47 +285,23 @@ export class AptPublisher {
     }
   }
 
-  async #buildIndex(
-    dirKey: string,
-    dir: string,
-    rows: readonly { sha256: string; stanza: string }[],
-    prev: PublishedIndex | undefined,
-  ): Promise<PublishedIndex> {
-    // Split into chunks at content-defined boundaries: inserting or removing a package changes one chunk.
-    const chunkTexts: string[] = [];
-    let current: string[] = [];
-    for (const r of rows) {
-      current.push(r.stanza, '\n');
-      if (endsChunk(r.sha256)) {
-        chunkTexts.push(current.join(''));
-        current = [];
-      }
-    }
-    if (current.length > 0) chunkTexts.push(current.join(''));
-    const chunkBytes = chunkTexts.map((t) => Buffer.from(t, 'utf8'));
-    const chunkIds = chunkBytes.map((b) => createHash('sha256').update(b).digest('hex'));
-    const fingerprint = createHash('sha256').update(chunkIds.join('\n')).digest('hex');
-    if (prev && prev.fingerprint === fingerprint) return prev;
-
-    const pieces = await mapLimit(chunkIds, 2, (id, i) => this.#chunk(id, chunkBytes[i]!));
-    const plain = concat(chunkBytes);
-    const gz = pieces.length > 0 ? concat(pieces.map((p) => p.gz)) : gzipMember(new Uint8Array(0));
-    const xz = assembleXz(pieces.map((p) => parseXzStream(p.xz)));
-
+  /** Writes an index: by-hash files first (content-addressed), then the named files. */
+  async #writeIndex(dirKey: string, dir: string, index: IncrementalIndex): Promise<PublishedIndex> {
+    const built = await index.build();
     const files: IndexFileEntry[] = [];
-    for (const [name, data] of [
-      ['Packages', plain],
-      ['Packages.gz', gz],
-      ['Packages.xz', xz],
+    for (const [name, data, digests] of [
+      ['Packages', built.plain, built.digests.plain],
+      ['Packages.gz', built.gz, built.digests.gz],
+      ['Packages.xz', built.xz, built.digests.xz],
     ] as const) {
-      const entry: IndexFileEntry = { path: `${dir}/${name}`, ...hashes(data) };
-      const [sha256Key, sha512Key] = [`${dirKey}/by-hash/SHA256/${entry.sha256}`, `${dirKey}/by-hash/SHA512/${entry.sha512}`];
+      const entry: IndexFileEntry = { path: `${dir}/${name}`, ...digests };
+      const sha256Key = `${dirKey}/by-hash/SHA256/${entry.sha256}`;
       await this.#deps.store.put(sha256Key, data);
-      await this.#deps.store.copy(sha256Key, sha512Key);
+      await this.#deps.store.copy(sha256Key, `${dirKey}/by-hash/SHA512/${entry.sha512}`);
       await this.#deps.store.copy(sha256Key, `${dirKey}/${name}`);
       files.push(entry);
     }
-    return { fingerprint, files };
+    return { fingerprint: files[0]!.sha256, files };
   }
 
   async #chunk(id: string, plain: Uint8Array): Promise<ChunkPieces> {
@@ -289,17 +315,16 @@ export class AptPublisher {
     const { store } = this.#deps;
     let [gz, xz] = await Promise.all([store.get(`${base}.gz`), store.get(`${base}.xz`)]);
     if (!gz || !xz) {
-      gz = gzipMember(plain);
-      xz = await xzCompress(plain);
+      [gz, xz] = await Promise.all([Promise.resolve(gzipMember(plain)), xzCompress(plain)]);
       await Promise.all([store.put(`${base}.gz`, gz), store.put(`${base}.xz`, xz)]);
     }
-    const pieces = { gz, xz };
+    const pieces = { gz, xz: parseXzStream(xz) };
     this.#chunkCache.set(id, pieces);
-    this.#chunkCacheBytes += gz.byteLength + xz.byteLength;
+    this.#chunkCacheBytes += gz.byteLength + pieces.xz.blocks.byteLength;
     for (const [k, v] of this.#chunkCache) {
       if (this.#chunkCacheBytes <= AptPublisher.CHUNK_CACHE_LIMIT) break;
       this.#chunkCache.delete(k);
-      this.#chunkCacheBytes -= v.gz.byteLength + v.xz.byteLength;
+      this.#chunkCacheBytes -= v.gz.byteLength + v.xz.blocks.byteLength;
     }
     return pieces;
   }

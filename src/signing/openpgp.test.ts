@@ -212,6 +212,30 @@ test('detachSign: Release.gpg verifies with gpgv, tampering fails', async () => 
   assert.match(bad.out, /BAD signature/);
 });
 
+test('detachSignBinaryPacket: one bare binary v4 signature packet (SHA-512, type 0x00, issuer) that gpgv verifies', async () => {
+  const data = new Uint8Array(300).map((_, i) => (i * 7) & 0xff);
+  const pkt = await key.detachSignBinaryPacket(data);
+  assert.ok(pkt instanceof Uint8Array);
+  // New-format packet header, tag 2 (signature); the packet is the whole output (no armor, no other packets).
+  assert.equal(pkt[0], 0xc2);
+  const len = pkt[1]! < 192 ? pkt[1]! : pkt[1]! < 224 ? ((pkt[1]! - 192) << 8) + pkt[2]! + 192 : -1;
+  const hdr = pkt[1]! < 192 ? 2 : 3;
+  assert.equal(hdr + len, pkt.length);
+  assert.deepEqual([...pkt.subarray(hdr, hdr + 4)], [4, 0x00, 1, 10]); // v4, binary document, RSA, SHA-512
+  const file = join(dir, 'blob');
+  const sigFile = join(dir, 'blob.sig');
+  writeFileSync(file, data);
+  writeFileSync(sigFile, pkt);
+  assert.equal(gpgv(sigFile, file).status, 0);
+  const pk = packets(sigFile);
+  assert.match(pk, /sigclass 0x00/);
+  assert.match(pk, /digest algo 10,/);
+  assert.match(pk, new RegExp(`issuer key ID ${key.keyId}`, 'i'));
+  data[0]! ^= 1;
+  writeFileSync(file, data);
+  assert.notEqual(gpgv(sigFile, file).status, 0);
+});
+
 test('loadSigningKey: wrong passphrase -> SIGNING_KEY_LOCKED; garbage -> SIGNING_KEY_INVALID', async () => {
   await assert.rejects(loadSigningKey(generated.armoredPrivateKey, 'wrong'), (e: unknown) => e instanceof WharfError && e.code === 'SIGNING_KEY_LOCKED');
   await assert.rejects(loadSigningKey('not a key', PASSPHRASE), (e: unknown) => e instanceof WharfError && e.code === 'SIGNING_KEY_INVALID');

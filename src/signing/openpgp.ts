@@ -35,6 +35,12 @@ export interface SigningKey {
   clearsign(text: string): Promise<string>;
   /** Detached binary-mode signature over the exact bytes (strings are UTF-8 encoded), ASCII-armored (Release.gpg, repomd.xml.asc). */
   detachSign(data: Uint8Array | string): Promise<string>;
+  /**
+   * Detached binary-mode (type 0x00) signature over the exact bytes, unarmored: the bare v4 signature packet
+   * (SHA-512, hashed creation-time and issuer-fingerprint subpackets, issuer key ID subpacket), as rpm stores it in
+   * the RSAHEADER tag of a package's signature header.
+   */
+  detachSignBinaryPacket(data: Uint8Array | ReadableStream<Uint8Array>): Promise<Uint8Array>;
 }
 
 export interface GeneratedSigningKey {
@@ -165,6 +171,14 @@ class OpenPgpSigningKey implements SigningKey {
     const message = await openpgp.createMessage({ binary });
     const sig = await openpgp.sign({ message, signingKeys: this.#key, detached: true, format: 'armored', config: PGP_CONFIG });
     return sig;
+  }
+
+  async detachSignBinaryPacket(data: Uint8Array | ReadableStream<Uint8Array>): Promise<Uint8Array> {
+    // A stream (e.g. an RPM header + payload) is hashed as it is read; the result is then a stream of the packet.
+    const message = await openpgp.createMessage({ binary: data });
+    const sig: Uint8Array | ReadableStream<Uint8Array> = await openpgp.sign({ message, signingKeys: this.#key, detached: true, format: 'binary', config: PGP_CONFIG });
+    if (sig instanceof Uint8Array) return sig;
+    return new Uint8Array(await new Response(sig).arrayBuffer());
   }
 }
 

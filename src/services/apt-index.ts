@@ -1,0 +1,124 @@
+// One APT package index (Packages, Packages.gz, Packages.xz of a component and architecture), kept in memory between
+// publishes so that a publish costs what the change costs.
+//
+// The index is a run of chunks. A chunk is sealed after a package whose SHA-256 starts with a byte < 2 (1 in 128):
+// boundaries depend only on content. Sealed chunks never change while packages are only added, so their plain bytes,
+// gzip members and xz blocks are computed once, and so are the hash states over them: publishing appends the open
+// tail chunk to copies of those states instead of rehashing megabytes.
+import { createHash, type Hash } from 'node:crypto';
+import type { IndexFileEntry } from '../formats/deb/release.ts';
+import { gzipMember } from '../formats/compress.ts';
+import { assembleXz, type XzPart } from '../formats/xz.ts';
+
+export interface ChunkPieces {
+  readonly gz: Uint8Array;
+  readonly xz: XzPart;
+}
+
+/** Compresses (or fetches from a cache) the pieces of a chunk, by its id (sha256 of its plain bytes). */
+export type ChunkSource = (id: string, plain: Uint8Array) => Promise<ChunkPieces>;
+
+interface SealedChunk {
+  readonly plain: Uint8Array;
+  readonly pieces: ChunkPieces;
+}
+
+const ALGORITHMS = ['md5', 'sha1', 'sha256', 'sha512'] as const;
+type Digests = Omit<IndexFileEntry, 'path'>;
+
+class PrefixHash {
+  readonly #hashes = ALGORITHMS.map((a) => createHash(a));
+  length = 0;
+
+  update(data: Uint8Array): void {
+    for (const h of this.#hashes) h.update(data);
+    this.length += data.byteLength;
+  }
+
+  /** Digests of prefix + `whole.subarray(this.length)`; `whole` must start with the hashed prefix. */
+  digestWith(whole: Uint8Array): Digests {
+    const rest = whole.subarray(this.length);
+    const [md5, sha1, sha256, sha512] = this.#hashes.map((h: Hash) => h.copy().update(rest).digest('hex'));
+    return { size: whole.byteLength, md5: md5!, sha1: sha1!, sha256: sha256!, sha512: sha512! };
+  }
+}
+
+export function endsChunk(sha256: string): boolean {
+  return parseInt(sha256.slice(0, 2), 16) < 2;
+}
+
+export interface BuiltIndex {
+  readonly plain: Uint8Array;
+  readonly gz: Uint8Array;
+  readonly xz: Uint8Array;
+  readonly digests: { readonly plain: Digests; readonly gz: Digests; readonly xz: Digests };
+}
+
+const EMPTY_GZ = gzipMember(new Uint8Array(0));
+const XZ_HEADER = assembleXz([]).subarray(0, 12);
+
+export class IncrementalIndex {
+  readonly #source: ChunkSource;
+  readonly #sealed: SealedChunk[] = [];
+  #tail: string[] = [];
+  readonly #plainHash = new PrefixHash();
+  readonly #gzHash = new PrefixHash();
+  readonly #xzHash = new PrefixHash();
+  /** whether rows were added since the last build */
+  #dirty = true;
+
+  constructor(source: ChunkSource) {
+    this.#source = source;
+    this.#xzHash.update(XZ_HEADER);
+  }
+
+  get dirty(): boolean {
+    return this.#dirty;
+  }
+
+  /** Appends packages (in id order). */
+  async add(rows: readonly { sha256: string; stanza: string }[]): Promise<void> {
+    for (const r of rows) {
+      this.#tail.push(r.stanza, '\n');
+      this.#dirty = true;
+      if (endsChunk(r.sha256)) await this.#seal();
+    }
+  }
+
+  async #seal(): Promise<void> {
+    const plain = Buffer.from(this.#tail.join(''), 'utf8');
+    this.#tail = [];
+    const pieces = await this.#source(chunkId(plain), plain);
+    this.#sealed.push({ plain, pieces });
+    this.#plainHash.update(plain);
+    this.#gzHash.update(pieces.gz);
+    this.#xzHash.update(pieces.xz.blocks);
+  }
+
+  /** The three files and their digests. */
+  async build(): Promise<BuiltIndex> {
+    const chunks = [...this.#sealed];
+    if (this.#tail.length > 0) {
+      const plain = Buffer.from(this.#tail.join(''), 'utf8');
+      chunks.push({ plain, pieces: await this.#source(chunkId(plain), plain) });
+    }
+    const plain = Buffer.concat(chunks.map((c) => c.plain));
+    const gz = chunks.length > 0 ? Buffer.concat(chunks.map((c) => c.pieces.gz)) : EMPTY_GZ;
+    const xz = assembleXz(chunks.map((c) => c.pieces.xz));
+    this.#dirty = false;
+    return {
+      plain,
+      gz,
+      xz,
+      digests: {
+        plain: this.#plainHash.digestWith(plain),
+        gz: chunks.length > 0 ? this.#gzHash.digestWith(gz) : new PrefixHash().digestWith(gz),
+        xz: this.#xzHash.digestWith(xz),
+      },
+    };
+  }
+}
+
+function chunkId(plain: Uint8Array): string {
+  return createHash('sha256').update(plain).digest('hex');
+}

@@ -242,7 +242,8 @@ export class AptPublisher {
       }
     });
     await this.#collectGarbage(distributionId, `${treePrefix}/${dist.os}`, distDir, state, t);
-    this.#deps.log.info({ distribution: `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`, generation }, 'published');
+    const packages = this.#indexCache.get(distributionId)?.count;
+    this.#deps.log.info({ distribution: `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`, generation, packages }, 'published');
     return { generation, date };
   }
 

@@ -91,8 +91,8 @@ function xzArgs(size: number, preset: number): string[] {
   let dict = 4096;
   while (dict < size && dict < PRESET_DICT[preset]!) dict *= 2;
   dict = Math.min(dict, PRESET_DICT[preset]!);
-  // -T1: single-threaded mode, so the output is always exactly one stream; --check=crc64 is xz's default, made explicit.
-  return ['-z', '-c', '-q', '-T1', '--check=crc64', `--lzma2=preset=${preset},dict=${dict}`];
+  // -T1: single-threaded mode, so the output is always exactly one stream; --check=crc32 so that blocks made in-process (storedXzPart, zlib's crc32) can join them.
+  return ['-z', '-c', '-q', '-T1', '--check=crc32', `--lzma2=preset=${preset},dict=${dict}`];
 }
 
 interface RunResult {
@@ -156,7 +156,7 @@ function runXz(args: string[], input: Uint8Array, maxOutput: number): Promise<Ru
 }
 
 /**
- * Compress `data` into a complete single-stream .xz file with the system `xz` binary (single-threaded, CRC64 check).
+ * Compress `data` into a complete single-stream .xz file with the system `xz` binary (single-threaded, CRC32 check).
  * Rejects with a CompressionError (code XZ_NOT_FOUND or XZ_FAILED) if xz is missing or fails.
  */
 export async function xzCompress(data: Uint8Array, opts: { preset?: number } = {}): Promise<Uint8Array> {

@@ -165,3 +165,23 @@ test('parseXzStream rejects malformed input with a clear error', () => {
   assert.throws(() => parseXzStream(concat(file, file)), /concatenated streams|Malformed/);
   assert.deepEqual(parseXzStream(concat(file, new Uint8Array(8))).records, part.records);
 });
+
+test('storedXzPart: uncompressed LZMA2 blocks join compressed ones and every decoder reads the result', async () => {
+  const { storedXzPart, assembleXz, parseXzStream, XZ_CHECK_CRC32 } = await import('./xz.ts');
+  const { xzCompress } = await import('./compress.ts');
+  const { execFileSync } = await import('node:child_process');
+  const { randomBytes } = await import('node:crypto');
+  const a = Buffer.from('Package: a\nVersion: 1\n\n'.repeat(500));
+  const b = randomBytes(200_000); // more than one 64 KiB LZMA2 chunk
+  const c = Buffer.from('x');
+  const parts = [parseXzStream(await xzCompress(a)), storedXzPart(b), storedXzPart(c), storedXzPart(new Uint8Array(0))];
+  const xz = assembleXz(parts, { checkType: XZ_CHECK_CRC32 });
+  execFileSync('xz', ['-t'], { input: xz });
+  assert.deepEqual(execFileSync('xz', ['-dc'], { input: xz }), Buffer.concat([a, b, c]));
+  const py = execFileSync('python3', ['-c', 'import lzma,sys; sys.stdout.buffer.write(lzma.decompress(sys.stdin.buffer.read()))'], { input: xz, maxBuffer: 1 << 24 });
+  assert.deepEqual(py, Buffer.concat([a, b, c]));
+  // A corrupted stored block is detected (the check is real).
+  const bad = Buffer.from(xz);
+  bad[40] ^= 0xff;
+  assert.throws(() => execFileSync('xz', ['-t'], { input: bad, stdio: 'pipe' }));
+});

@@ -271,3 +271,37 @@ export function assembleXz(parts: readonly XzPart[], options: { checkType?: numb
   out[footer + 11] = FOOTER_MAGIC[1];
   return out;
 }
+
+/**
+ * One xz block holding `data` as LZMA2 *uncompressed* chunks, with a CRC32 check: no compression work at all, so it
+ * can be produced in-process on a hot path (the still-growing last chunk of an index). Every xz decoder reads it.
+ * Empty data gives a part without blocks.
+ */
+export function storedXzPart(data: Uint8Array): XzPart {
+  if (data.byteLength === 0) return { checkType: XZ_CHECK_CRC32, blocks: new Uint8Array(0), records: [] };
+  // Block header: size byte, flags (one filter, no optional sizes), LZMA2 filter id 0x21, 1 property byte
+  // (dictionary size code 0 = 4 KiB: uncompressed chunks never reference it), zero padding, CRC32.
+  const header = new Uint8Array(12);
+  header.set([12 / 4 - 1, 0x00, 0x21, 0x01, 0x00], 0);
+  writeU32LE(header, 8, crc(header, 0, 8));
+  const CHUNK = 0x10000;
+  const chunkCount = Math.ceil(data.byteLength / CHUNK);
+  const compressedSize = data.byteLength + chunkCount * 3 + 1;
+  const unpadded = header.byteLength + compressedSize + 4;
+  const padding = (4 - ((header.byteLength + compressedSize) % 4)) % 4;
+  const out = new Uint8Array(header.byteLength + compressedSize + padding + 4);
+  out.set(header, 0);
+  let o = header.byteLength;
+  for (let i = 0; i < chunkCount; i++) {
+    const piece = data.subarray(i * CHUNK, (i + 1) * CHUNK);
+    out[o++] = i === 0 ? 0x01 : 0x02; // uncompressed chunk, the first one resets the dictionary
+    out[o++] = (piece.byteLength - 1) >> 8;
+    out[o++] = (piece.byteLength - 1) & 0xff;
+    out.set(piece, o);
+    o += piece.byteLength;
+  }
+  out[o++] = 0x00; // end of LZMA2 data
+  o += padding;
+  writeU32LE(out, o, crc32(data) >>> 0);
+  return { checkType: XZ_CHECK_CRC32, blocks: out, records: [{ unpaddedSize: unpadded, uncompressedSize: data.byteLength }] };
+}

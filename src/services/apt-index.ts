@@ -8,7 +8,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { IndexFileEntry } from '../formats/deb/release.ts';
 import { gzipMember } from '../formats/compress.ts';
-import { assembleXz, type XzPart } from '../formats/xz.ts';
+import { assembleXz, storedXzPart, XZ_CHECK_CRC32, type XzPart } from '../formats/xz.ts';
 
 export interface ChunkPieces {
   readonly gz: Uint8Array;
@@ -55,7 +55,7 @@ export interface BuiltIndex {
 }
 
 const EMPTY_GZ = gzipMember(new Uint8Array(0));
-const XZ_HEADER = assembleXz([]).subarray(0, 12);
+const XZ_HEADER = assembleXz([], { checkType: XZ_CHECK_CRC32 }).subarray(0, 12);
 
 export class IncrementalIndex {
   readonly #source: ChunkSource;
@@ -99,12 +99,14 @@ export class IncrementalIndex {
   async build(): Promise<BuiltIndex> {
     const chunks = [...this.#sealed];
     if (this.#tail.length > 0) {
+      // The open tail changes with every publish: it is stored, not compressed (fast gzip, uncompressed xz block),
+      // and gets real compression once it is sealed.
       const plain = Buffer.from(this.#tail.join(''), 'utf8');
-      chunks.push({ plain, pieces: await this.#source(chunkId(plain), plain) });
+      chunks.push({ plain, pieces: { gz: gzipMember(plain, 1), xz: storedXzPart(plain) } });
     }
     const plain = Buffer.concat(chunks.map((c) => c.plain));
     const gz = chunks.length > 0 ? Buffer.concat(chunks.map((c) => c.pieces.gz)) : EMPTY_GZ;
-    const xz = assembleXz(chunks.map((c) => c.pieces.xz));
+    const xz = assembleXz(chunks.map((c) => c.pieces.xz), { checkType: XZ_CHECK_CRC32 });
     this.#dirty = false;
     return {
       plain,

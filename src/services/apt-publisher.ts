@@ -137,6 +137,7 @@ export class AptPublisher {
       if (cache.count + rows.length !== count) cache = undefined;
     } else cache = undefined;
     if (!cache) {
+      this.#deps.log.debug({ distributionId }, 'rebuilding indexes');
       rows = await select().orderBy('id').execute();
       cache = { layout, count: 0, maxId: 0, indexes: new Map() };
       for (const c of components) for (const a of architectures) cache.indexes.set(`${c}/binary-${a}`, new IncrementalIndex((id, plain) => this.#chunk(id, plain)));
@@ -155,6 +156,13 @@ export class AptPublisher {
   async #publishOnce(distributionId: number): Promise<PublishResult> {
     const { db, store, config } = this.#deps;
     const now = this.#deps.now ?? Date.now;
+    const timings: Record<string, number> = {};
+    let mark = performance.now();
+    const lap = (name: string) => {
+      const t = performance.now();
+      timings[name] = Math.round(t - mark);
+      mark = t;
+    };
     const dist = await db
       .selectFrom('distributions')
       .innerJoin('repos', 'repos.id', 'distributions.repo_id')
@@ -186,7 +194,9 @@ export class AptPublisher {
       ...new Set([...config.defaultArchitectures, ...kinds.map((r) => r.architecture).filter((a) => a !== 'all')]),
     ].sort();
 
+    lap('load');
     const current = await this.#indexes(distributionId, components, architectures);
+    lap('indexes');
     const indexes: Record<string, PublishedIndex> = {};
     const retired: string[] = [];
     for (const [dir, index] of current) {
@@ -206,6 +216,7 @@ export class AptPublisher {
       if (!indexes[dir]) for (const f of old.files) retired.push(`${distDir}/${f.path}`, ...byHashKeys(distDir, f));
     }
 
+    lap('write');
     const date = Math.max(Math.floor(now() / 1000), prev?.date ?? 0);
     const release = renderRelease({
       origin: `${dist.org}/${dist.repo}`,
@@ -220,10 +231,16 @@ export class AptPublisher {
     });
     const key = await this.#deps.signingKey();
     const [inRelease, detached] = await Promise.all([key.clearsign(release), key.detachSign(release)]);
-    if (!prev) await store.put(`${treePrefix}/gpgkey`, key.armoredPublicKey);
-    await store.put(`${distDir}/Release`, release);
-    await store.put(`${distDir}/Release.gpg`, detached);
-    await store.put(`${distDir}/InRelease`, inRelease);
+    lap('sign');
+    // Everything InRelease names is durable before InRelease is replaced; the three release files are made durable
+    // together before the publish is acknowledged.
+    const deferred = { sync: 'deferred' } as const;
+    if (!prev) await store.put(`${treePrefix}/gpgkey`, key.armoredPublicKey, deferred);
+    await store.flush();
+    await store.put(`${distDir}/Release`, release, deferred);
+    await store.put(`${distDir}/Release.gpg`, detached, deferred);
+    await store.put(`${distDir}/InRelease`, inRelease, deferred);
+    await store.flush();
 
     const state: PublishedState = { date, architectures, components, indexes };
     const generation = dist.generation + 1;
@@ -242,8 +259,9 @@ export class AptPublisher {
       }
     });
     await this.#collectGarbage(distributionId, `${treePrefix}/${dist.os}`, distDir, state, t);
+    lap('release+gc');
     const packages = this.#indexCache.get(distributionId)?.count;
-    this.#deps.log.info({ distribution: `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`, generation, packages }, 'published');
+    this.#deps.log.info({ distribution: `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`, generation, packages, ms: timings }, 'published');
     return { generation, date };
   }
 
@@ -297,9 +315,10 @@ export class AptPublisher {
     ] as const) {
       const entry: IndexFileEntry = { path: `${dir}/${name}`, ...digests };
       const sha256Key = `${dirKey}/by-hash/SHA256/${entry.sha256}`;
-      await this.#deps.store.put(sha256Key, data);
-      await this.#deps.store.copy(sha256Key, `${dirKey}/by-hash/SHA512/${entry.sha512}`);
-      await this.#deps.store.copy(sha256Key, `${dirKey}/${name}`);
+      const deferred = { sync: 'deferred' } as const;
+      await this.#deps.store.put(sha256Key, data, deferred);
+      await this.#deps.store.copy(sha256Key, `${dirKey}/by-hash/SHA512/${entry.sha512}`, deferred);
+      await this.#deps.store.copy(sha256Key, `${dirKey}/${name}`, deferred);
       files.push(entry);
     }
     return { fingerprint: files[0]!.sha256, files };

@@ -166,6 +166,18 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         assert.equal((await store.stat('k'))?.etag, c.etag);
       }));
 
+    test('deferred-sync writes are visible at once; concurrent flushes all resolve', T, () =>
+      withStore(async (store) => {
+        await store.put('deferred/a', 'alpha', { sync: 'deferred' });
+        await store.copy('deferred/a', 'deferred/b', { sync: 'deferred' });
+        assert.equal(dec.decode(await store.get('deferred/b')), 'alpha');
+        await store.put('deferred/c', 'gamma', { sync: 'deferred' });
+        await store.delete('deferred/c'); // deleted before the flush: not an error
+        await Promise.all([store.flush(), store.flush()]);
+        await store.flush();
+        assert.equal(dec.decode(await store.get('deferred/a')), 'alpha');
+      }));
+
     test('open: whole blob and byte ranges', T, () =>
       withStore(async (store) => {
         const data = pattern(1, 100_000);

@@ -19,13 +19,21 @@ export interface BlobListEntry {
 
 export type BlobBody = AsyncIterable<Uint8Array | string> | Uint8Array | string;
 
+export interface WriteOptions {
+  /**
+   * 'now' (default): durable when the call returns. 'deferred': visible at once, durable after the next flush() —
+   * for writers that make many files durable together before publishing a file that names them.
+   */
+  readonly sync?: 'now' | 'deferred';
+}
+
 export interface BlobStore {
   /**
    * Stream `body` into `key`; the blob appears atomically (readers see the old blob or the new one, never a partial
    * one). If `body` throws, the put rejects with that error and leaves neither a blob nor temporary data behind (an
    * existing blob under `key` is kept). Concurrent puts to one key: the last to finish wins. Strings are UTF-8.
    */
-  put(key: string, body: BlobBody): Promise<BlobStat>;
+  put(key: string, body: BlobBody, options?: WriteOptions): Promise<BlobStat>;
   /** Read a whole blob; undefined when absent. */
   get(key: string): Promise<Uint8Array | undefined>;
   /**
@@ -38,7 +46,9 @@ export interface BlobStore {
    * Copy within the store, atomically like put (the filesystem store hard-links when it can; S3 will server-side
    * copy). Later puts to either key never affect the other. WharfError('NOT_FOUND') when `from` is absent.
    */
-  copy(from: string, to: string): Promise<void>;
+  copy(from: string, to: string, options?: WriteOptions): Promise<void>;
+  /** Makes every write done with `sync: 'deferred'` durable. */
+  flush(): Promise<void>;
   /** Delete a blob; absent is fine. */
   delete(key: string): Promise<void>;
   /**

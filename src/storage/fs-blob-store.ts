@@ -26,6 +26,7 @@ import {
   type BlobListEntry,
   type BlobStat,
   type BlobStore,
+  type WriteOptions,
 } from './blob-store.ts';
 
 export interface FsBlobStoreOptions {
@@ -84,7 +85,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   /** rename a staged temp file onto `dest`, creating parent directories (retrying if a concurrent delete prunes them). */
-  async #publish(tmp: string, dest: string, key: string): Promise<void> {
+  async #publish(tmp: string, dest: string, key: string, deferSync = false): Promise<void> {
     const dir = dirname(dest);
     for (let attempt = 0; ; attempt++) {
       try {
@@ -100,7 +101,45 @@ export class FsBlobStore implements BlobStore {
         throw e;
       }
     }
-    if (this.#fsync) await this.#syncDir(dir);
+    if (!this.#fsync) return;
+    if (deferSync) this.#pendingDirs.add(dir);
+    else await this.#syncDir(dir);
+  }
+
+  /** Files and directories written with `sync: 'deferred'` and not yet made durable by flush(). */
+  readonly #pendingFiles = new Set<string>();
+  readonly #pendingDirs = new Set<string>();
+
+  #flushing: Promise<unknown> = Promise.resolve();
+
+  async flush(): Promise<void> {
+    const files = [...this.#pendingFiles];
+    const dirs = [...this.#pendingDirs];
+    this.#pendingFiles.clear();
+    this.#pendingDirs.clear();
+    // A concurrent flush may have taken some of the caller's files: wait for it as well.
+    const earlier = this.#flushing;
+    const mine = this.#syncAll(files, dirs);
+    this.#flushing = Promise.allSettled([earlier, mine]);
+    await Promise.all([earlier, mine]);
+  }
+
+  async #syncAll(files: string[], dirs: string[]): Promise<void> {
+    // Issued together, the fsyncs share journal commits instead of waiting for one each.
+    await Promise.all([
+      ...files.map(async (f) => {
+        let fh: fsp.FileHandle | undefined;
+        try {
+          fh = await fsp.open(f, 'r');
+          await fh.sync();
+        } catch (e) {
+          if (!isAbsent(e)) throw e; // replaced or deleted since: whatever replaced it was synced on its own
+        } finally {
+          await fh?.close();
+        }
+      }),
+      ...dirs.map((d) => this.#syncDir(d).catch((e) => (isAbsent(e) ? undefined : Promise.reject(e)))),
+    ]);
   }
 
   async #syncDir(dir: string): Promise<void> {
@@ -116,7 +155,8 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async put(key: string, body: BlobBody): Promise<BlobStat> {
+  async put(key: string, body: BlobBody, options: WriteOptions = {}): Promise<BlobStat> {
+    const deferSync = options.sync === 'deferred';
     const dest = this.#path(key);
     const tmp = await this.#tmpPath();
     const fh = await fsp.open(tmp, 'wx', 0o644);
@@ -129,12 +169,13 @@ export class FsBlobStore implements BlobStore {
           off += bytesWritten;
         }
       }
-      if (this.#fsync) await fh.sync();
+      if (this.#fsync && !deferSync) await fh.sync();
       // rename keeps inode, size and mtime: the stat of the temp file is the stat of the published blob.
       const st = await fh.stat({ bigint: true });
       closed = true;
       await fh.close();
-      await this.#publish(tmp, dest, key);
+      await this.#publish(tmp, dest, key, deferSync);
+      if (this.#fsync && deferSync) this.#pendingFiles.add(dest);
       return statOf(st);
     } catch (e) {
       if (!closed) await fh.close().catch(() => {});
@@ -195,7 +236,7 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async copy(from: string, to: string): Promise<void> {
+  async copy(from: string, to: string, options: WriteOptions = {}): Promise<void> {
     const src = this.#path(from);
     const dest = this.#path(to);
     let st: Stats;
@@ -218,7 +259,7 @@ export class FsBlobStore implements BlobStore {
         if (c !== 'EXDEV' && c !== 'EPERM' && c !== 'EMLINK' && c !== 'ENOTSUP' && c !== 'EOPNOTSUPP') throw e;
         await this.#copyFile(src, tmp, from);
       }
-      await this.#publish(tmp, dest, to);
+      await this.#publish(tmp, dest, to, options.sync === 'deferred');
     } catch (e) {
       await fsp.rm(tmp, { force: true }).catch(() => {});
       throw e;

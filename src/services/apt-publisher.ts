@@ -16,7 +16,7 @@ import type { Config } from '../config.ts';
 import type { SigningKey } from '../signing/openpgp.ts';
 import { renderRelease, type IndexFileEntry } from '../formats/deb/release.ts';
 import { gzipMember, xzCompress } from '../formats/compress.ts';
-import { parseXzStream } from '../formats/xz.ts';
+import { parseXzStream, XZ_CHECK_CRC32, type XzPart } from '../formats/xz.ts';
 import { IncrementalIndex, type ChunkPieces } from './apt-index.ts';
 import { repoTreePrefix, INTERNAL_PREFIX } from './tree.ts';
 import { deferred, mapLimit, type Deferred } from './async.ts';
@@ -334,11 +334,14 @@ export class AptPublisher {
     const base = `${INTERNAL_PREFIX}/apt-chunks/${id.slice(0, 2)}/${id}`;
     const { store } = this.#deps;
     let [gz, xz] = await Promise.all([store.get(`${base}.gz`), store.get(`${base}.xz`)]);
-    if (!gz || !xz) {
+    let xzPart = xz && parseXzStreamOrUndefined(xz);
+    // Pieces written by an older version (another xz check type) or damaged ones are simply made again.
+    if (!gz || !xzPart || xzPart.checkType !== XZ_CHECK_CRC32) {
       [gz, xz] = await Promise.all([Promise.resolve(gzipMember(plain)), xzCompress(plain)]);
+      xzPart = parseXzStream(xz);
       await Promise.all([store.put(`${base}.gz`, gz), store.put(`${base}.xz`, xz)]);
     }
-    const pieces = { gz, xz: parseXzStream(xz) };
+    const pieces = { gz, xz: xzPart };
     this.#chunkCache.set(id, pieces);
     this.#chunkCacheBytes += gz.byteLength + pieces.xz.blocks.byteLength;
     for (const [k, v] of this.#chunkCache) {
@@ -353,4 +356,12 @@ export class AptPublisher {
 function byHashKeys(distDir: string, f: IndexFileEntry): string[] {
   const dir = f.path.slice(0, f.path.lastIndexOf('/'));
   return [`${distDir}/${dir}/by-hash/SHA256/${f.sha256}`, `${distDir}/${dir}/by-hash/SHA512/${f.sha512}`];
+}
+
+function parseXzStreamOrUndefined(bytes: Uint8Array): XzPart | undefined {
+  try {
+    return parseXzStream(bytes);
+  } catch {
+    return undefined;
+  }
 }

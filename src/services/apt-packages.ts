@@ -55,7 +55,15 @@ export class AptPackageService {
   async push(ref: RepoRef, os: string, dist: string, body: AsyncIterable<Uint8Array>): Promise<PushResult> {
     validateDistRef(os, dist);
     const repo = await this.#d.repos.get(ref);
-    const staged = await stageUpload(body, { dir: join(this.#d.config.dataDir, 'tmp'), maxBytes: this.#d.config.maxUploadBytes });
+    const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
+    const ingested = this.#d.publisher.beginIngest(distLabel);
+    let staged;
+    try {
+      staged = await stageUpload(body, { dir: join(this.#d.config.dataDir, 'tmp'), maxBytes: this.#d.config.maxUploadBytes });
+    } catch (e) {
+      ingested();
+      throw e;
+    }
     try {
       const kind = sniffPackageKind(staged.head);
       if (kind !== 'deb') {
@@ -84,8 +92,6 @@ export class AptPackageService {
         sha256: staged.sha256,
         sha512: staged.sha512,
       });
-      const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
-
       const { distributionId, result } = await this.#ingest.run(distLabel, async () => {
         const distributionId = await this.#distribution(repo.id, os, dist);
         const existing = await this.#d.db
@@ -128,10 +134,12 @@ export class AptPackageService {
         await this.#d.db.insertInto('deb_packages').values(row).execute();
         return { distributionId, result: { status: 'created' as const, package: info(`${os}/${dist}`, row) } };
       });
+      ingested();
       // An identical re-push still waits for a publish: it may follow an interrupted one.
-      await this.#d.publisher.request(distributionId);
+      await this.#d.publisher.request(distributionId, distLabel);
       return result;
     } finally {
+      ingested();
       await staged.dispose();
     }
   }

@@ -72,11 +72,55 @@ export class AptPublisher {
     this.#deps = deps;
   }
 
+  /** Uploads being received per distribution label (ORG/REPO/OS/DIST), see beginIngest. */
+  readonly #ingesting = new Map<string, number>();
+  readonly #ingestDone = new Map<string, Set<() => void>>();
+
+  /**
+   * Announces an upload into a distribution; call the returned function when it is stored (or failed). A publish
+   * waits (at most MAX_GATHER_MS) while uploads into its distribution are still arriving, so that a burst of pushes
+   * becomes one metadata generation instead of one each. A lone push never waits: its own upload is done when it asks.
+   */
+  beginIngest(label: string): () => void {
+    this.#ingesting.set(label, (this.#ingesting.get(label) ?? 0) + 1);
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      const n = (this.#ingesting.get(label) ?? 1) - 1;
+      if (n > 0) {
+        this.#ingesting.set(label, n);
+        return;
+      }
+      this.#ingesting.delete(label);
+      const waiters = this.#ingestDone.get(label);
+      this.#ingestDone.delete(label);
+      for (const w of waiters ?? []) w();
+    };
+  }
+
+  static readonly MAX_GATHER_MS = 1000;
+
+  #quiet(label: string): Promise<void> {
+    if (!this.#ingesting.get(label)) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, AptPublisher.MAX_GATHER_MS);
+      let set = this.#ingestDone.get(label);
+      if (!set) this.#ingestDone.set(label, (set = new Set()));
+      set.add(done);
+      function done() {
+        clearTimeout(timer);
+        set!.delete(done);
+        resolve();
+      }
+    });
+  }
+
   /**
    * Asks for the distribution to be published and resolves once metadata that includes every change committed before
-   * this call is live. Requests that arrive while a publish runs share the next one (group commit).
+   * this call is live. Requests that arrive while a publish runs are served by the next one together (group commit).
    */
-  request(distributionId: number): Promise<PublishResult> {
+  request(distributionId: number, label?: string): Promise<PublishResult> {
     let q = this.#queues.get(distributionId);
     if (!q) {
       q = { running: false, waiting: [] };
@@ -84,14 +128,15 @@ export class AptPublisher {
     }
     const d = deferred<PublishResult>();
     q.waiting.push(d);
-    if (!q.running) void this.#drain(distributionId, q);
+    if (!q.running) void this.#drain(distributionId, q, label);
     return d.promise;
   }
 
-  async #drain(id: number, q: { running: boolean; waiting: Deferred<PublishResult>[] }): Promise<void> {
+  async #drain(id: number, q: { running: boolean; waiting: Deferred<PublishResult>[] }, label: string | undefined): Promise<void> {
     q.running = true;
     try {
       while (q.waiting.length > 0) {
+        if (label) await this.#quiet(label);
         const batch = q.waiting.splice(0);
         try {
           const r = await this.#publish(id);

@@ -5,14 +5,11 @@ import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WharfError } from '../errors.ts';
 import type { ByteSource } from '../formats/byte-source.ts';
+import type { FileDigests } from '../formats/digests.ts';
 
-export interface StagedUpload {
+export interface StagedUpload extends FileDigests {
+  /** the scratch file */
   readonly path: string;
-  readonly size: number;
-  readonly md5: string;
-  readonly sha1: string;
-  readonly sha256: string;
-  readonly sha512: string;
   /** the first bytes, for recognising the format */
   readonly head: Uint8Array;
   dispose(): Promise<void>;

@@ -1,13 +1,9 @@
 // The Release file of an APT distribution (what InRelease and Release.gpg sign).
+import type { FileDigests } from '../digests.ts';
 
-export interface IndexFileEntry {
+export interface IndexFileEntry extends FileDigests {
   /** path relative to the dists/DIST/ directory, e.g. main/binary-amd64/Packages.xz */
   readonly path: string;
-  readonly size: number;
-  readonly md5: string;
-  readonly sha1: string;
-  readonly sha256: string;
-  readonly sha512: string;
 }
 
 export interface ReleaseInfo {

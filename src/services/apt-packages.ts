@@ -1,6 +1,5 @@
 // Adding and removing Debian packages in a distribution. Packages are immutable: the same
 // name+version+architecture can only ever be the same bytes.
-import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import type { Db } from '../db/database.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
@@ -113,7 +112,8 @@ export class AptPackageService {
         }
         // Content first: the pool file exists before any index can name it.
         const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
-        await this.#d.store.put(`${treePrefix}/${os}/${poolKey}`, createReadStream(staged.path));
+        // Durable with the publish that lists it (the publisher flushes the store before InRelease).
+        await this.#d.store.putFile(`${treePrefix}/${os}/${poolKey}`, staged.path, { sync: 'deferred' });
         const now = Date.now();
         const row = {
           distribution_id: distributionId,

@@ -50,8 +50,9 @@ export interface AptPublisherDeps {
 }
 
 interface DistIndexCache {
-  /** components and architectures the indexes were built for */
-  layout: string;
+  /** components and architectures the indexes were built for (sorted) */
+  components: string[];
+  architectures: string[];
   /** rows included, and the highest row id */
   count: number;
   maxId: number;
@@ -162,10 +163,12 @@ export class AptPublisher {
     }
   }
 
-  /** The in-memory indexes of a distribution, brought up to date with the database. */
-  async #indexes(distributionId: number, components: string[], architectures: string[]): Promise<Map<string, IncrementalIndex>> {
-    const { db } = this.#deps;
-    const layout = `${components.join(' ')}|${architectures.join(' ')}`;
+  /**
+   * The in-memory indexes of a distribution, brought up to date with the database: only rows added since the last
+   * publish are read. A removal (the row count disagrees) or a new component or architecture rebuilds from all rows.
+   */
+  async #indexes(distributionId: number): Promise<DistIndexCache> {
+    const { db, config } = this.#deps;
     const stats = await db
       .selectFrom('deb_packages')
       .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.max('id').as('m')])
@@ -176,16 +179,24 @@ export class AptPublisher {
     let rows: { id: number; component: string; architecture: string; sha256: string; stanza: string }[] = [];
     const select = () =>
       db.selectFrom('deb_packages').select(['id', 'component', 'architecture', 'sha256', 'stanza']).where('distribution_id', '=', distributionId);
-    if (cache && cache.layout === layout) {
-      rows = await select().where('id', '>', cache.maxId).orderBy('id').execute();
-      // Only additions can be applied incrementally; anything else (a yank) rebuilds.
-      if (cache.count + rows.length !== count) cache = undefined;
-    } else cache = undefined;
+    if (cache) {
+      const known = cache;
+      rows = await select().where('id', '>', known.maxId).orderBy('id').execute();
+      const fits = (r: { component: string; architecture: string }) =>
+        known.components.includes(r.component) && (r.architecture === 'all' || known.architectures.includes(r.architecture));
+      if (known.count + rows.length !== count || !rows.every(fits)) cache = undefined;
+    }
     if (!cache) {
       this.#deps.log.debug({ distributionId }, 'rebuilding indexes');
       rows = await select().orderBy('id').execute();
-      cache = { layout, count: 0, maxId: 0, indexes: new Map() };
-      for (const c of components) for (const a of architectures) cache.indexes.set(`${c}/binary-${a}`, new IncrementalIndex((id, plain) => this.#chunk(id, plain)));
+      const components = [...new Set(['main', ...rows.map((r) => r.component)])].sort();
+      const architectures = [
+        ...new Set([...config.defaultArchitectures, ...rows.map((r) => r.architecture).filter((a) => a !== 'all')]),
+      ].sort();
+      cache = { components, architectures, count: 0, maxId: 0, indexes: new Map() };
+      for (const c of components) {
+        for (const a of architectures) cache.indexes.set(`${c}/binary-${a}`, new IncrementalIndex((id, plain) => this.#chunk(id, plain)));
+      }
       this.#indexCache.set(distributionId, cache);
     }
     for (const [dir, index] of cache.indexes) {
@@ -195,7 +206,7 @@ export class AptPublisher {
     }
     cache.count += rows.length;
     if (rows.length > 0) cache.maxId = rows[rows.length - 1]!.id;
-    return cache.indexes;
+    return cache;
   }
 
   async #publishOnce(distributionId: number): Promise<PublishResult> {
@@ -224,23 +235,12 @@ export class AptPublisher {
       ])
       .where('distributions.id', '=', distributionId)
       .executeTakeFirstOrThrow();
-    const kinds = await db
-      .selectFrom('deb_packages')
-      .select(['component', 'architecture'])
-      .distinct()
-      .where('distribution_id', '=', distributionId)
-      .execute();
     const prev: PublishedState | null = dist.published_state ? JSON.parse(dist.published_state) : null;
 
     const treePrefix = repoTreePrefix(dist.org, dist.repo, dist.private === 1);
     const distDir = `${treePrefix}/${dist.os}/dists/${dist.name}`;
-    const components = [...new Set(['main', ...kinds.map((r) => r.component)])].sort();
-    const architectures = [
-      ...new Set([...config.defaultArchitectures, ...kinds.map((r) => r.architecture).filter((a) => a !== 'all')]),
-    ].sort();
-
     lap('load');
-    const current = await this.#indexes(distributionId, components, architectures);
+    const { components, architectures, indexes: current } = await this.#indexes(distributionId);
     lap('indexes');
     const indexes: Record<string, PublishedIndex> = {};
     const retired: string[] = [];

@@ -178,6 +178,25 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         assert.equal(dec.decode(await store.get('deferred/a')), 'alpha');
       }));
 
+    test('putFile moves a local file into the store', T, () =>
+      withStore(async (store) => {
+        const { mkdtemp, writeFile, access } = await import('node:fs/promises');
+        const { tmpdir } = await import('node:os');
+        const { join } = await import('node:path');
+        const dir = await mkdtemp(join(tmpdir(), 'wharf-putfile-'));
+        for (const sync of ['now', 'deferred'] as const) {
+          const local = join(dir, `upload-${sync}`);
+          await writeFile(local, `contents ${sync}`);
+          const st = await store.putFile(`moved/${sync}`, local, { sync });
+          assert.equal(st.size, `contents ${sync}`.length);
+          assert.equal(dec.decode(await store.get(`moved/${sync}`)), `contents ${sync}`);
+          await assert.rejects(access(local), 'the local file is consumed');
+        }
+        await store.flush();
+        await assert.rejects(store.putFile('moved/missing', join(dir, 'nope')));
+        assert.equal(await store.stat('moved/missing'), undefined);
+      }));
+
     test('open: whole blob and byte ranges', T, () =>
       withStore(async (store) => {
         const data = pattern(1, 100_000);

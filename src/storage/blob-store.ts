@@ -47,6 +47,11 @@ export interface BlobStore {
    * copy). Later puts to either key never affect the other. WharfError('NOT_FOUND') when `from` is absent.
    */
   copy(from: string, to: string, options?: WriteOptions): Promise<void>;
+  /**
+   * Moves a local file (for example a staged upload) into the store under `key`, atomically like put. The local file
+   * is consumed: the filesystem store renames it when it can, other stores upload it and delete it.
+   */
+  putFile(key: string, localPath: string, options?: WriteOptions): Promise<BlobStat>;
   /** Makes every write done with `sync: 'deferred'` durable. */
   flush(): Promise<void>;
   /** Delete a blob; absent is fine. */

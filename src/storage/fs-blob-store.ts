@@ -236,6 +236,37 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  async putFile(key: string, localPath: string, options: WriteOptions = {}): Promise<BlobStat> {
+    const dest = this.#path(key);
+    const deferSync = options.sync === 'deferred';
+    const tmp = await this.#tmpPath();
+    try {
+      // First into our own temp dir: a rename within the store's filesystem, or a copy when the file lives elsewhere.
+      try {
+        await fsp.rename(localPath, tmp);
+      } catch (e) {
+        if (errCode(e) !== 'EXDEV') throw e;
+        await fsp.copyFile(localPath, tmp);
+        await fsp.rm(localPath, { force: true });
+      }
+      if (this.#fsync && !deferSync) {
+        const fh = await fsp.open(tmp, 'r');
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+      }
+      const st = await fsp.stat(tmp, { bigint: true });
+      await this.#publish(tmp, dest, key, deferSync);
+      if (this.#fsync && deferSync) this.#pendingFiles.add(dest);
+      return statOf(st);
+    } catch (e) {
+      await fsp.rm(tmp, { force: true }).catch(() => {});
+      throw e;
+    }
+  }
+
   async copy(from: string, to: string, options: WriteOptions = {}): Promise<void> {
     const src = this.#path(from);
     const dest = this.#path(to);

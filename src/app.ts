@@ -9,6 +9,10 @@ import { createLogger, type Logger } from './log.ts';
 import { RepositoryService } from './services/repositories.ts';
 import { AptPublisher } from './services/apt-publisher.ts';
 import { AptPackageService } from './services/apt-packages.ts';
+import { RpmPackageService } from './services/rpm-packages.ts';
+import { RpmPublisher } from './services/rpm-publisher.ts';
+import { PackageService } from './services/packages.ts';
+import { UploadTracker } from './services/upload-tracker.ts';
 import { KeyService } from './services/keys.ts';
 import { TokenService } from './services/tokens.ts';
 
@@ -18,8 +22,11 @@ export interface App {
   readonly db: Db;
   readonly store: BlobStore;
   readonly repos: RepositoryService;
+  readonly packages: PackageService;
   readonly apt: AptPackageService;
+  readonly rpm: RpmPackageService;
   readonly publisher: AptPublisher;
+  readonly rpmPublisher: RpmPublisher;
   readonly keys: KeyService;
   readonly tokens: TokenService;
   /** the admin token, when this start created it */
@@ -35,19 +42,27 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
   const repos = new RepositoryService(db);
   const keys = new KeyService(db, config, log);
   const tokens = new TokenService(db);
-  const publisher = new AptPublisher({ db, store, config, signingKey: () => keys.metadataKey(), log });
+  const uploads = new UploadTracker();
+  const publisher = new AptPublisher({ db, store, config, signingKey: () => keys.metadataKey(), log, uploads });
   const apt = new AptPackageService({ db, store, config, repos, publisher });
+  const rpmPublisher = new RpmPublisher({ db, store, config, metadataKey: () => keys.metadataKey(), packageKey: () => keys.packageKey(), log, uploads });
+  const rpm = new RpmPackageService({ db, store, config, repos, keys, publisher: rpmPublisher });
+  const packages = new PackageService({ db, config, repos, apt, rpm, uploads });
   const createdAdminToken = await tokens.bootstrapAdmin(config.dataDir, config.adminToken);
   // Create (or load) the signing key at start, so the first push does not pay for key generation.
   await keys.metadataKey();
+  await keys.packageKey();
   return {
     config,
     log,
     db,
     store,
     repos,
+    packages,
     apt,
+    rpm,
     publisher,
+    rpmPublisher,
     keys,
     tokens,
     ...(createdAdminToken ? { createdAdminToken } : {}),

@@ -22,6 +22,8 @@ export interface Config {
   readonly retentionSeconds: number;
   /** architectures every APT distribution lists, besides those of its packages */
   readonly defaultArchitectures: readonly string[];
+  /** architecture directories every RPM distribution has (noarch packages appear in each) */
+  readonly defaultRpmArchitectures: readonly string[];
   /** fsync files before they become visible (disable only for throwaway benchmarks) */
   readonly fsync: boolean;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -39,6 +41,7 @@ const OPTIONS = {
   maxUploadBytes: { env: 'WHARF_MAX_UPLOAD_BYTES', flag: 'max-upload-bytes', doc: 'largest accepted package', default: String(2 * 1024 ** 3) },
   retentionSeconds: { env: 'WHARF_RETENTION_SECONDS', flag: 'retention-seconds', doc: 'grace period for superseded files', default: '3600' },
   defaultArchitectures: { env: 'WHARF_DEFAULT_ARCHITECTURES', flag: 'default-architectures', doc: 'comma-separated', default: 'amd64,arm64' },
+  defaultRpmArchitectures: { env: 'WHARF_DEFAULT_RPM_ARCHITECTURES', flag: 'default-rpm-architectures', doc: 'comma-separated', default: 'x86_64,aarch64' },
   fsync: { env: 'WHARF_FSYNC', flag: 'fsync', doc: 'true/false', default: 'true' },
   logLevel: { env: 'WHARF_LOG_LEVEL', flag: 'log-level', doc: 'debug, info, warn, error, silent', default: 'info' },
 } as const;
@@ -111,6 +114,10 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
   }
   const arches = raw('defaultArchitectures').split(',').map((s) => s.trim()).filter(Boolean);
   for (const a of arches) if (!/^[a-z0-9][a-z0-9-]*$/.test(a) || a === 'all') fail(`invalid architecture "${a}" in defaultArchitectures`);
+  const rpmArches = raw('defaultRpmArchitectures').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const a of rpmArches) {
+    if (!/^[A-Za-z0-9_]+$/.test(a) || ['noarch', 'src', 'nosrc', 'SRPMS'].includes(a)) fail(`invalid architecture "${a}" in defaultRpmArchitectures`);
+  }
   const level = raw('logLevel');
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level)) fail(`logLevel must be debug, info, warn, error or silent, got "${level}"`);
 
@@ -124,6 +131,7 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
     maxUploadBytes: positiveInt('maxUploadBytes', raw('maxUploadBytes')),
     retentionSeconds: positiveInt('retentionSeconds', raw('retentionSeconds'), true),
     defaultArchitectures: Object.freeze(arches),
+    defaultRpmArchitectures: Object.freeze(rpmArches),
     fsync: bool('fsync', raw('fsync')),
     logLevel: level as Config['logLevel'],
   };

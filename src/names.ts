@@ -7,7 +7,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
 /** Top-level URL segments used by the server itself. */
 const RESERVED_ORGS = new Set(['api', 'healthz', 'readyz', 'favicon.ico', 'robots.txt']);
 /** Names under /ORG/REPO/ that are files of the repository itself. */
-const RESERVED_OS = new Set(['gpgkey', 'install', 'packages', 'pool', 'dists']);
+const RESERVED_OS = new Set(['gpgkey', 'package-gpgkey', 'install', 'packages', 'pool', 'dists']);
 
 function check(kind: string, value: string, reserved?: Set<string>): string {
   if (typeof value !== 'string' || !NAME.test(value) || value.includes('..') || reserved?.has(value.toLowerCase())) {
@@ -31,6 +31,15 @@ export function parseRepoRef(s: string): RepoRef {
   return { org: validateOrgName(parts[0]!), repo: validateRepoName(parts[1]!) };
 }
 
+/** OS names that are RPM distributions; the others are Debian ones (an unknown OS takes the kind of its first push). */
+const RPM_OS = new Set(['el', 'rhel', 'centos', 'rocky', 'almalinux', 'ol', 'fedora', 'amzn', 'opensuse', 'sles', 'suse', 'rpm_any']);
+const DEB_OS = new Set(['debian', 'ubuntu', 'any', 'raspbian', 'linuxmint', 'elementaryos', 'pop', 'devuan']);
+
+export function distributionKindOf(os: string): 'deb' | 'rpm' | undefined {
+  const o = os.toLowerCase();
+  return RPM_OS.has(o) ? 'rpm' : DEB_OS.has(o) ? 'deb' : undefined;
+}
+
 export interface DistRef {
   readonly os: string;
   readonly dist: string;
@@ -39,6 +48,7 @@ export interface DistRef {
 export function validateDistRef(os: string, dist: string): DistRef {
   const ok = (v: string, reserved?: Set<string>) =>
     typeof v === 'string' && NAME.test(v) && !v.includes('..') && !reserved?.has(v.toLowerCase());
-  if (!ok(os, RESERVED_OS) || !ok(dist)) throw new WharfError('INVALID_DISTRIBUTION', [`${String(os).slice(0, 64)}/${String(dist).slice(0, 64)}`]);
+  // DIST.repo is the .repo file of an RPM distribution, beside its directory.
+  if (!ok(os, RESERVED_OS) || !ok(dist) || dist.toLowerCase().endsWith('.repo')) throw new WharfError('INVALID_DISTRIBUTION', [`${String(os).slice(0, 64)}/${String(dist).slice(0, 64)}`]);
   return { os, dist };
 }

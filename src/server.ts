@@ -23,7 +23,7 @@ async function route(app: App, publicUrl: string, req: IncomingMessage, res: Ser
     return handleApi(app, req, res, seg.slice(2), url, publicUrl);
   }
   if (seg.length === 0) return sendJson(res, 200, { name: 'wharf', api: `${publicUrl}/api/v1/openapi.json` });
-  return handleTree(app, req, res, seg);
+  return handleTree(app, req, res, seg, publicUrl);
 }
 
 export interface RunningServer {

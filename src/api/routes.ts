@@ -60,7 +60,7 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
       if (!os || !dist || rest.length) throw new WharfError('INVALID_DISTRIBUTION', [d.slice(0, 100)]);
       filter = { os, dist };
     }
-    return sendJson(res, 200, { packages: await app.apt.list(ref, filter) });
+    return sendJson(res, 200, { packages: await app.packages.list(ref, filter) });
   }
   // /repos/ORG/REPO/distributions/OS/DIST/packages[/FILENAME]
   if (seg[3] === 'distributions' && seg.length >= 7 && seg[6] === 'packages') {
@@ -69,14 +69,14 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
       if (method === 'POST' || method === 'PUT') {
         const len = req.headers['content-length'];
         if (len !== undefined && Number(len) > app.config.maxUploadBytes) throw new WharfError('PAYLOAD_TOO_LARGE', [app.config.maxUploadBytes]);
-        const result = await app.apt.push(ref, os, dist, requestBody(req));
+        const result = await app.packages.push(ref, os, dist, requestBody(req));
         return sendJson(res, result.status === 'created' ? 201 : 200, result);
       }
-      if (method === 'GET') return sendJson(res, 200, { packages: await app.apt.list(ref, { os, dist }) });
+      if (method === 'GET') return sendJson(res, 200, { packages: await app.packages.list(ref, { os, dist }) });
       throw new WharfError('METHOD_NOT_ALLOWED', [method]);
     }
     if (seg.length === 8) {
-      if (method === 'DELETE') return sendJson(res, 200, { yanked: await app.apt.yank(ref, os, dist, seg[7]!) });
+      if (method === 'DELETE') return sendJson(res, 200, { yanked: await app.packages.yank(ref, os, dist, seg[7]!) });
       throw new WharfError('METHOD_NOT_ALLOWED', [method]);
     }
   }

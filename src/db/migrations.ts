@@ -85,4 +85,29 @@ export const MIGRATIONS: Record<string, Migration> = {
       await sql`select 1`.execute(db);
     },
   },
+  '0002_rpm': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('rpm_packages')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('distribution_id', 'integer', (c) => c.notNull().references('distributions.id'))
+        .addColumn('name', 'varchar(256)', (c) => c.notNull())
+        .addColumn('epoch', 'varchar(16)', (c) => c.notNull())
+        .addColumn('version', 'varchar(256)', (c) => c.notNull())
+        .addColumn('release', 'varchar(256)', (c) => c.notNull())
+        .addColumn('arch', 'varchar(64)', (c) => c.notNull())
+        .addColumn('filename', 'varchar(512)', (c) => c.notNull())
+        .addColumn('blob_key', 'varchar(1024)', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('sha256', 'char(64)', (c) => c.notNull())
+        .addColumn('upload_sha256', 'char(64)', (c) => c.notNull())
+        .addColumn('primary_xml', 'text', (c) => c.notNull())
+        .addColumn('filelists_xml', 'text', (c) => c.notNull())
+        .addColumn('other_xml', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('rpm_packages_identity', ['distribution_id', 'name', 'epoch', 'version', 'release', 'arch'])
+        .addUniqueConstraint('rpm_packages_filename', ['distribution_id', 'filename'])
+        .execute();
+    },
+  },
 };

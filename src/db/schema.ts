@@ -50,6 +50,30 @@ export interface DebPackageTable {
   created_at: number;
 }
 
+export interface RpmPackageTable {
+  id: Generated<number>;
+  distribution_id: number;
+  name: string;
+  epoch: string;
+  version: string;
+  release: string;
+  /** the package's arch: x86_64, noarch, src, ... */
+  arch: string;
+  filename: string;
+  /** storage key of the canonical copy, relative to the OS directory (DIST/ARCH/Packages/x/NAME.rpm) */
+  blob_key: string;
+  size: number;
+  /** of the stored (re-signed) file: the pkgid */
+  sha256: string;
+  /** of the file as uploaded: what an identical re-push is compared with */
+  upload_sha256: string;
+  /** the package's fragments of primary.xml, filelists.xml and other.xml, rendered at upload */
+  primary_xml: string;
+  filelists_xml: string;
+  other_xml: string;
+  created_at: number;
+}
+
 export interface TokenTable {
   id: Generated<number>;
   kind: string;
@@ -87,6 +111,7 @@ export interface Database {
   repos: RepoTable;
   distributions: DistributionTable;
   deb_packages: DebPackageTable;
+  rpm_packages: RpmPackageTable;
   tokens: TokenTable;
   signing_keys: SigningKeyTable;
   retired_files: RetiredFileTable;

@@ -11,17 +11,22 @@ const IMMUTABLE = 'public, max-age=31536000, immutable';
 export function contentTypeOf(path: string): string {
   const base = path.slice(path.lastIndexOf('/') + 1);
   if (base.endsWith('.deb')) return 'application/vnd.debian.binary-package';
+  if (base.endsWith('.rpm')) return 'application/x-rpm';
+  if (base.endsWith('.xml')) return 'application/xml';
+  if (base.endsWith('.key')) return 'application/pgp-keys';
   if (base.endsWith('.gz')) return 'application/gzip';
   if (base.endsWith('.xz')) return 'application/x-xz';
   if (base.endsWith('.gpg') || base.endsWith('.asc')) return 'application/pgp-signature';
-  if (base === 'gpgkey') return 'application/pgp-keys';
+  if (base === 'gpgkey' || base === 'package-gpgkey') return 'application/pgp-keys';
   if (path.includes('/by-hash/')) return 'application/octet-stream';
   return 'text/plain; charset=utf-8';
 }
 
 /** Content that never changes under its name (content-addressed indexes, immutable packages) vs mutable metadata. */
 export function isImmutablePath(path: string): boolean {
-  return path.includes('/by-hash/') || path.includes('/pool/');
+  if (path.includes('/by-hash/') || path.includes('/pool/') || path.endsWith('.rpm')) return true;
+  // RPM data files are content-addressed: repodata/<sha256>-primary.xml.gz
+  return /\/repodata\/[0-9a-f]{64}-[^/]+$/.test(path);
 }
 
 export function cacheControlOf(path: string, isPrivate: boolean): string {

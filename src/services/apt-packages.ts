@@ -9,10 +9,10 @@ import { validateDistRef, type RepoRef } from '../names.ts';
 import { inspectDeb } from '../formats/deb/inspect.ts';
 import { getField } from '../formats/deb/control.ts';
 import { renderPackagesStanza } from '../formats/deb/packages-stanza.ts';
-import { fileByteSource, sniffPackageKind, stageUpload } from './upload.ts';
+import { fileByteSource, type StagedUpload } from './upload.ts';
 import { poolDir, repoTreePrefix } from './tree.ts';
 import { KeyedMutex } from './async.ts';
-import type { RepositoryService } from './repositories.ts';
+import type { RepositoryInfo, RepositoryService } from './repositories.ts';
 import type { AptPublisher } from './apt-publisher.ts';
 
 export interface DebPackageInfo {
@@ -51,27 +51,13 @@ export class AptPackageService {
     this.#d = deps;
   }
 
-  async push(ref: RepoRef, os: string, dist: string, body: AsyncIterable<Uint8Array>): Promise<PushResult> {
-    validateDistRef(os, dist);
-    const repo = await this.#d.repos.get(ref);
+  /**
+   * Adds a staged .deb to a distribution and waits for the publish that lists it. `ingested` is called once the
+   * package is stored (so the publisher stops waiting for this upload).
+   */
+  async ingest(ref: RepoRef, repo: RepositoryInfo, os: string, dist: string, staged: StagedUpload, ingested: () => void): Promise<PushResult> {
     const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
-    const ingested = this.#d.publisher.beginIngest(distLabel);
-    let staged;
-    try {
-      staged = await stageUpload(body, { dir: join(this.#d.config.dataDir, 'tmp'), maxBytes: this.#d.config.maxUploadBytes });
-    } catch (e) {
-      ingested();
-      throw e;
-    }
-    try {
-      const kind = sniffPackageKind(staged.head);
-      if (kind !== 'deb') {
-        throw new WharfError('UNSUPPORTED_PACKAGE', [
-          kind === 'rpm'
-            ? `${os}/${dist} is a Debian distribution, but the upload is an RPM package: push RPMs to an RPM distribution such as el/9`
-            : 'The upload is not a Debian package (.deb): it does not start with the ar archive magic "!<arch>"',
-        ]);
-      }
+    {
       const src = await fileByteSource(staged.path);
       let deb;
       try {
@@ -138,9 +124,6 @@ export class AptPackageService {
       // An identical re-push still waits for a publish: it may follow an interrupted one.
       await this.#d.publisher.request(distributionId, distLabel);
       return result;
-    } finally {
-      ingested();
-      await staged.dispose();
     }
   }
 

@@ -19,8 +19,10 @@ import { gzipMember, xzCompress } from '../formats/compress.ts';
 import { parseXzStream, XZ_CHECK_CRC32, type XzPart } from '../formats/xz.ts';
 import { IncrementalIndex, type ChunkPieces } from './apt-index.ts';
 import { repoTreePrefix, INTERNAL_PREFIX } from './tree.ts';
-import { deferred, mapLimit, type Deferred } from './async.ts';
+import { PublishQueue, type PublishResult } from './publish-queue.ts';
+import { collectRetiredFiles } from './retention.ts';
 import type { Logger } from '../log.ts';
+import type { UploadTracker } from './upload-tracker.ts';
 
 export interface PublishedIndex {
   /** sha256 of the plain Packages: equal fingerprints mean identical files */
@@ -35,10 +37,7 @@ export interface PublishedState {
   indexes: Record<string, PublishedIndex>;
 }
 
-export interface PublishResult {
-  generation: number;
-  date: number;
-}
+export type { PublishResult };
 
 export interface AptPublisherDeps {
   readonly db: Db;
@@ -46,6 +45,8 @@ export interface AptPublisherDeps {
   readonly config: Config;
   readonly signingKey: () => Promise<SigningKey>;
   readonly log: Logger;
+  /** uploads in flight: a publish waits for them so that a burst becomes one generation */
+  readonly uploads: UploadTracker;
   readonly now?: () => number;
 }
 
@@ -61,7 +62,7 @@ interface DistIndexCache {
 
 export class AptPublisher {
   readonly #deps: AptPublisherDeps;
-  readonly #queues = new Map<number, { running: boolean; waiting: Deferred<PublishResult>[] }>();
+  readonly #queue: PublishQueue;
   /** Per distribution: its indexes in memory, so a publish applies only the rows added since the last one. */
   readonly #indexCache = new Map<number, DistIndexCache>();
   /** Bounded cache of compressed chunks (by chunk id), so a rebuild rarely reads them back from storage. */
@@ -71,50 +72,7 @@ export class AptPublisher {
 
   constructor(deps: AptPublisherDeps) {
     this.#deps = deps;
-  }
-
-  /** Uploads being received per distribution label (ORG/REPO/OS/DIST), see beginIngest. */
-  readonly #ingesting = new Map<string, number>();
-  readonly #ingestDone = new Map<string, Set<() => void>>();
-
-  /**
-   * Announces an upload into a distribution; call the returned function when it is stored (or failed). A publish
-   * waits (at most MAX_GATHER_MS) while uploads into its distribution are still arriving, so that a burst of pushes
-   * becomes one metadata generation instead of one each. A lone push never waits: its own upload is done when it asks.
-   */
-  beginIngest(label: string): () => void {
-    this.#ingesting.set(label, (this.#ingesting.get(label) ?? 0) + 1);
-    let ended = false;
-    return () => {
-      if (ended) return;
-      ended = true;
-      const n = (this.#ingesting.get(label) ?? 1) - 1;
-      if (n > 0) {
-        this.#ingesting.set(label, n);
-        return;
-      }
-      this.#ingesting.delete(label);
-      const waiters = this.#ingestDone.get(label);
-      this.#ingestDone.delete(label);
-      for (const w of waiters ?? []) w();
-    };
-  }
-
-  static readonly MAX_GATHER_MS = 1000;
-
-  #quiet(label: string): Promise<void> {
-    if (!this.#ingesting.get(label)) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, AptPublisher.MAX_GATHER_MS);
-      let set = this.#ingestDone.get(label);
-      if (!set) this.#ingestDone.set(label, (set = new Set()));
-      set.add(done);
-      function done() {
-        clearTimeout(timer);
-        set!.delete(done);
-        resolve();
-      }
-    });
+    this.#queue = new PublishQueue((id) => this.#publish(id), deps.uploads, deps.log);
   }
 
   /**
@@ -122,35 +80,7 @@ export class AptPublisher {
    * this call is live. Requests that arrive while a publish runs are served by the next one together (group commit).
    */
   request(distributionId: number, label?: string): Promise<PublishResult> {
-    let q = this.#queues.get(distributionId);
-    if (!q) {
-      q = { running: false, waiting: [] };
-      this.#queues.set(distributionId, q);
-    }
-    const d = deferred<PublishResult>();
-    q.waiting.push(d);
-    if (!q.running) void this.#drain(distributionId, q, label);
-    return d.promise;
-  }
-
-  async #drain(id: number, q: { running: boolean; waiting: Deferred<PublishResult>[] }, label: string | undefined): Promise<void> {
-    q.running = true;
-    try {
-      while (q.waiting.length > 0) {
-        if (label) await this.#quiet(label);
-        const batch = q.waiting.splice(0);
-        try {
-          const r = await this.#publish(id);
-          for (const d of batch) d.resolve(r);
-        } catch (e) {
-          this.#deps.log.error({ err: e, distributionId: id }, 'publish failed');
-          for (const d of batch) d.reject(e);
-        }
-      }
-    } finally {
-      q.running = false;
-      this.#queues.delete(id);
-    }
+    return this.#queue.request(distributionId, label);
   }
 
   async #publish(distributionId: number): Promise<PublishResult> {
@@ -318,36 +248,28 @@ export class AptPublisher {
   async #collectGarbage(distributionId: number, osDir: string, distDir: string, state: PublishedState, publishedAt: number): Promise<void> {
     const { db, store, config } = this.#deps;
     const cutoff = Math.min(publishedAt - 1, (this.#deps.now ?? Date.now)() - config.retentionSeconds * 1000);
-    const due = await db
-      .selectFrom('retired_files')
-      .select(['id', 'key'])
-      .where('distribution_id', '=', distributionId)
-      .where('retired_at', '<=', cutoff)
-      .limit(1000)
-      .execute();
-    if (due.length === 0) return;
-    const live = new Set<string>();
-    for (const index of Object.values(state.indexes)) {
-      for (const f of index.files) {
-        live.add(`${distDir}/${f.path}`);
-        for (const k of byHashKeys(distDir, f)) live.add(k);
+    await collectRetiredFiles(db, store, distributionId, cutoff, async (keys) => {
+      const live = new Set<string>();
+      for (const index of Object.values(state.indexes)) {
+        for (const f of index.files) {
+          live.add(`${distDir}/${f.path}`);
+          for (const k of byHashKeys(distDir, f)) live.add(k);
+        }
       }
-    }
-    const poolKeys = due.filter((r) => r.key.startsWith(`${osDir}/pool/`)).map((r) => r.key.slice(osDir.length + 1));
-    for (let i = 0; i < poolKeys.length; i += 500) {
-      const rows = await db
-        .selectFrom('deb_packages')
-        .select('pool_key')
-        .where('distribution_id', '=', distributionId)
-        .where('pool_key', 'in', poolKeys.slice(i, i + 500))
-        .execute();
-      for (const r of rows) live.add(`${osDir}/${r.pool_key}`);
-    }
-    for (const r of due) if (!live.has(r.key)) await store.delete(r.key);
-    for (let i = 0; i < due.length; i += 500) {
-      await db.deleteFrom('retired_files').where('id', 'in', due.slice(i, i + 500).map((r) => r.id)).execute();
-    }
+      const poolKeys = keys.filter((k) => k.startsWith(`${osDir}/pool/`)).map((k) => k.slice(osDir.length + 1));
+      for (let i = 0; i < poolKeys.length; i += 500) {
+        const rows = await db
+          .selectFrom('deb_packages')
+          .select('pool_key')
+          .where('distribution_id', '=', distributionId)
+          .where('pool_key', 'in', poolKeys.slice(i, i + 500))
+          .execute();
+        for (const r of rows) live.add(`${osDir}/${r.pool_key}`);
+      }
+      return live;
+    });
   }
+
 
   /** Writes an index: by-hash files first (content-addressed), then the named files. */
   async #writeIndex(dirKey: string, dir: string, index: IncrementalIndex): Promise<PublishedIndex> {

@@ -12,7 +12,7 @@ export class KeyService {
   readonly #db: Db;
   readonly #config: Config;
   readonly #log: Logger;
-  #metadataKey?: Promise<SigningKey>;
+  readonly #keys = new Map<string, Promise<SigningKey>>();
 
   constructor(db: Db, config: Config, log: Logger) {
     this.#db = db;
@@ -20,16 +20,39 @@ export class KeyService {
     this.#log = log;
   }
 
-  /** The active metadata signing key, created on first call if there is none. */
+  /** The active key that signs repository metadata (InRelease, repomd.xml), created on first call if there is none. */
   metadataKey(): Promise<SigningKey> {
-    this.#metadataKey ??= this.#loadOrCreate('metadata').catch((e) => {
-      this.#metadataKey = undefined;
-      throw e;
-    });
-    return this.#metadataKey;
+    return this.#key('metadata');
   }
 
-  async #passphrase(): Promise<string> {
+  /**
+   * The active key that signs RPM packages on upload. Separate from the metadata key, so that either can be rotated
+   * or kept offline-recoverable on its own.
+   */
+  packageKey(): Promise<SigningKey> {
+    return this.#key('package');
+  }
+
+  #key(purpose: string): Promise<SigningKey> {
+    let k = this.#keys.get(purpose);
+    if (!k) {
+      k = this.#loadOrCreate(purpose).catch((e) => {
+        this.#keys.delete(purpose);
+        throw e;
+      });
+      this.#keys.set(purpose, k);
+    }
+    return k;
+  }
+
+  #passphraseOnce?: Promise<string>;
+
+  #passphrase(): Promise<string> {
+    this.#passphraseOnce ??= this.#readOrCreatePassphrase();
+    return this.#passphraseOnce;
+  }
+
+  async #readOrCreatePassphrase(): Promise<string> {
     if (this.#config.signingPassphrase) return this.#config.signingPassphrase;
     // Embedded default: a random passphrase kept beside the data. It protects backups of the database alone;
     // production setups give WHARF_SIGNING_PASSPHRASE (or signingPassphrase) and keep it elsewhere.

@@ -1,0 +1,59 @@
+// Group commit for publishing: one publish runs at a time per distribution, and every request that arrives while it
+// runs is served by the next one. Shared by the APT and RPM publishers.
+import { deferred, type Deferred } from './async.ts';
+import type { UploadTracker } from './upload-tracker.ts';
+import type { Logger } from '../log.ts';
+
+export interface PublishResult {
+  generation: number;
+  date: number;
+}
+
+export class PublishQueue {
+  readonly #publish: (distributionId: number) => Promise<PublishResult>;
+  readonly #uploads: UploadTracker;
+  readonly #log: Logger;
+  readonly #queues = new Map<number, { running: boolean; waiting: Deferred<PublishResult>[] }>();
+
+  constructor(publish: (distributionId: number) => Promise<PublishResult>, uploads: UploadTracker, log: Logger) {
+    this.#publish = publish;
+    this.#uploads = uploads;
+    this.#log = log;
+  }
+
+  /**
+   * Resolves once metadata that includes every change committed before this call is live. `label` (ORG/REPO/OS/DIST)
+   * lets the publish wait for uploads into the same distribution that are still arriving.
+   */
+  request(distributionId: number, label?: string): Promise<PublishResult> {
+    let q = this.#queues.get(distributionId);
+    if (!q) {
+      q = { running: false, waiting: [] };
+      this.#queues.set(distributionId, q);
+    }
+    const d = deferred<PublishResult>();
+    q.waiting.push(d);
+    if (!q.running) void this.#drain(distributionId, q, label);
+    return d.promise;
+  }
+
+  async #drain(id: number, q: { running: boolean; waiting: Deferred<PublishResult>[] }, label: string | undefined): Promise<void> {
+    q.running = true;
+    try {
+      while (q.waiting.length > 0) {
+        if (label) await this.#uploads.quiet(label);
+        const batch = q.waiting.splice(0);
+        try {
+          const r = await this.#publish(id);
+          for (const d of batch) d.resolve(r);
+        } catch (e) {
+          this.#log.error({ err: e, distributionId: id }, 'publish failed');
+          for (const d of batch) d.reject(e);
+        }
+      }
+    } finally {
+      q.running = false;
+      this.#queues.delete(id);
+    }
+  }
+}

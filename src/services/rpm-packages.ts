@@ -1,0 +1,248 @@
+// Adding and removing RPM packages in a distribution. Every package is re-signed on upload with the repository
+// package key (a header signature, as rpmsign --addsign makes), so `rpm -K` and dnf's gpgcheck verify it.
+// Packages are immutable: the same name, epoch, version, release and arch can only ever be the same uploaded bytes.
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Db } from '../db/database.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
+import type { Config } from '../config.ts';
+import { WharfError } from '../errors.ts';
+import { validateDistRef, type RepoRef } from '../names.ts';
+import { readRpm } from '../formats/rpm/header.ts';
+import { rpmPackageMetadata } from '../formats/rpm/package.ts';
+import { signRpm } from '../formats/rpm/sign.ts';
+import { filelistsPackageXml, otherPackageXml, primaryPackageXml } from '../formats/rpm/repodata.ts';
+import { fileByteSource, type StagedUpload } from './upload.ts';
+import { repoTreePrefix } from './tree.ts';
+import { KeyedMutex } from './async.ts';
+import type { RepositoryInfo, RepositoryService } from './repositories.ts';
+import type { PushResult, DebPackageInfo } from './apt-packages.ts';
+import type { RpmPublisher } from './rpm-publisher.ts';
+import type { KeyService } from './keys.ts';
+
+export interface RpmPackageServiceDeps {
+  readonly db: Db;
+  readonly store: BlobStore;
+  readonly config: Config;
+  readonly repos: RepositoryService;
+  readonly keys: KeyService;
+  readonly publisher: RpmPublisher;
+}
+
+/** Where a package lives inside its distribution: ARCH/Packages/x/FILE, SRPMS/Packages/x/FILE, noarch/Packages/x/FILE. */
+export function rpmBlobDir(arch: string): string {
+  return arch === 'src' || arch === 'nosrc' ? 'SRPMS' : arch;
+}
+
+export function rpmLocation(filename: string): string {
+  return `Packages/${filename[0]!.toLowerCase()}/${filename}`;
+}
+
+function evr(r: { epoch: string; version: string; release: string }): string {
+  return `${r.epoch !== '0' ? `${r.epoch}:` : ''}${r.version}-${r.release}`;
+}
+
+export class RpmPackageService {
+  readonly #d: RpmPackageServiceDeps;
+  readonly #ingest = new KeyedMutex<string>();
+
+  constructor(deps: RpmPackageServiceDeps) {
+    this.#d = deps;
+  }
+
+  async ingest(ref: RepoRef, repo: RepositoryInfo, os: string, dist: string, staged: StagedUpload, ingested: () => void): Promise<PushResult> {
+    const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
+    const src = await fileByteSource(staged.path);
+    let signedPath: string | undefined;
+    try {
+      const file = await readRpm(src);
+      const meta = rpmPackageMetadata(file);
+      const arch = meta.isSource ? 'src' : meta.arch;
+      const filename = `${meta.name}-${meta.version}-${meta.release}.${arch}.rpm`;
+      if (!/^[A-Za-z0-9][A-Za-z0-9._+~^-]*\.rpm$/.test(filename) || filename.length > 255) {
+        throw new WharfError('RPM_BAD_HEADER', [`the package name, version, release or arch make an unsafe file name: ${JSON.stringify(filename.slice(0, 100))}`]);
+      }
+
+      // Re-sign with the package key into a second scratch file: lead + new signature header + the original rest.
+      const key = await this.#d.keys.packageKey();
+      const signed = await signRpm(src, (data) => key.detachSignBinaryPacket(data), 'rsa');
+      signedPath = join(this.#d.config.dataDir, 'tmp', `signed-${randomBytes(12).toString('hex')}`);
+      const { sha256, size } = await writeSigned(signedPath, staged.path, signed.signatureHeader, signed.headerStart);
+      const headerStart = 96 + signed.signatureHeader.byteLength;
+      const signedMeta = { ...meta, headerStart, headerEnd: headerStart + (signed.headerEnd - signed.headerStart) };
+      const location = rpmLocation(filename);
+      const facts = { sha256, size, fileTime: Math.floor(Date.now() / 1000), location };
+      const fragments = {
+        primary_xml: primaryPackageXml(signedMeta, facts),
+        filelists_xml: filelistsPackageXml(signedMeta, facts),
+        other_xml: otherPackageXml(signedMeta, facts),
+      };
+
+      const { distributionId, result } = await this.#ingest.run(distLabel, async () => {
+        const distributionId = await this.#distribution(repo.id, os, dist);
+        const existing = await this.#d.db
+          .selectFrom('rpm_packages')
+          .selectAll()
+          .where('distribution_id', '=', distributionId)
+          .where((eb) =>
+            eb.or([
+              eb.and([
+                eb('name', '=', meta.name),
+                eb('epoch', '=', meta.epoch),
+                eb('version', '=', meta.version),
+                eb('release', '=', meta.release),
+                eb('arch', '=', arch),
+              ]),
+              eb('filename', '=', filename),
+            ]),
+          )
+          .executeTakeFirst();
+        if (existing) {
+          if (existing.upload_sha256 !== staged.sha256) {
+            throw new WharfError('PACKAGE_CONFLICT', [`${meta.name} ${evr(meta)} (${arch})`, distLabel, existing.upload_sha256]);
+          }
+          return { distributionId, result: { status: 'unchanged' as const, package: info(`${os}/${dist}`, existing) } };
+        }
+        const blobKey = `${dist}/${rpmBlobDir(arch)}/${location}`;
+        const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
+        await this.#d.store.putFile(`${treePrefix}/${os}/${blobKey}`, signedPath!, { sync: 'deferred' });
+        signedPath = undefined;
+        const row = {
+          distribution_id: distributionId,
+          name: meta.name,
+          epoch: meta.epoch,
+          version: meta.version,
+          release: meta.release,
+          arch,
+          filename,
+          blob_key: blobKey,
+          size,
+          sha256,
+          upload_sha256: staged.sha256,
+          ...fragments,
+          created_at: Date.now(),
+        };
+        await this.#d.db.insertInto('rpm_packages').values(row).execute();
+        return { distributionId, result: { status: 'created' as const, package: info(`${os}/${dist}`, row) } };
+      });
+      ingested();
+      await this.#d.publisher.request(distributionId, distLabel);
+      return result;
+    } finally {
+      await src.close();
+      if (signedPath) await rm(signedPath, { force: true });
+    }
+  }
+
+  async list(repoId: number, filter?: { os: string; dist: string }): Promise<DebPackageInfo[]> {
+    let q = this.#d.db
+      .selectFrom('rpm_packages')
+      .innerJoin('distributions', 'distributions.id', 'rpm_packages.distribution_id')
+      .select([
+        'distributions.os',
+        'distributions.name as dist',
+        'rpm_packages.name',
+        'rpm_packages.epoch',
+        'rpm_packages.version',
+        'rpm_packages.release',
+        'rpm_packages.arch',
+        'rpm_packages.filename',
+        'rpm_packages.size',
+        'rpm_packages.sha256',
+        'rpm_packages.created_at',
+      ])
+      .where('distributions.repo_id', '=', repoId);
+    if (filter) q = q.where('distributions.os', '=', filter.os).where('distributions.name', '=', filter.dist);
+    const rows = await q.orderBy('distributions.os').orderBy('distributions.name').orderBy('rpm_packages.name').orderBy('rpm_packages.id').execute();
+    return rows.map((r) => info(`${r.os}/${r.dist}`, r));
+  }
+
+  /** Removes a package (by file name) and republishes; its file stays downloadable for the retention period. */
+  async yank(ref: RepoRef, repo: RepositoryInfo, distributionId: number, os: string, dist: string, filename: string): Promise<DebPackageInfo | undefined> {
+    validateDistRef(os, dist);
+    const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
+    const removed = await this.#ingest.run(distLabel, async () => {
+      const row = await this.#d.db
+        .selectFrom('rpm_packages')
+        .selectAll()
+        .where('distribution_id', '=', distributionId)
+        .where('filename', '=', filename)
+        .executeTakeFirst();
+      if (!row) return undefined;
+      const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
+      await this.#d.db.transaction().execute(async (tx) => {
+        await tx.deleteFrom('rpm_packages').where('id', '=', row.id).execute();
+        await tx.insertInto('retired_files').values({ distribution_id: distributionId, key: `${treePrefix}/${os}/${row.blob_key}`, retired_at: Date.now() }).execute();
+      });
+      return info(`${os}/${dist}`, row);
+    });
+    if (removed) await this.#d.publisher.request(distributionId);
+    return removed;
+  }
+
+  async #distribution(repoId: number, os: string, dist: string): Promise<number> {
+    const { db } = this.#d;
+    const found = await db.selectFrom('distributions').select(['id', 'kind']).where('repo_id', '=', repoId).where('os', '=', os).where('name', '=', dist).executeTakeFirst();
+    if (found) {
+      if (found.kind !== 'rpm') throw new WharfError('UNSUPPORTED_PACKAGE', [`${os}/${dist} is a Debian distribution: push RPM packages to an RPM distribution`]);
+      return found.id;
+    }
+    const row = await db
+      .insertInto('distributions')
+      .values({ repo_id: repoId, kind: 'rpm', os, name: dist, created_at: Date.now(), generation: 0, published_state: null, published_at: null })
+      .returning(['id'])
+      .executeTakeFirstOrThrow();
+    return row.id;
+  }
+}
+
+/** Writes lead + signature header + original[headerStart..] to `path`; returns sha256 and size of the result. */
+async function writeSigned(path: string, original: string, signatureHeader: Uint8Array, headerStart: number): Promise<{ sha256: string; size: number }> {
+  const hash = createHash('sha256');
+  const out = await open(path, 'wx', 0o600);
+  let size = 0;
+  const write = async (b: Uint8Array) => {
+    hash.update(b);
+    size += b.byteLength;
+    let off = 0;
+    while (off < b.byteLength) off += (await out.write(b, off)).bytesWritten;
+  };
+  try {
+    const lead = await readRange(original, 0, 96);
+    await write(lead);
+    await write(signatureHeader);
+    for await (const chunk of createReadStream(original, { start: headerStart })) await write(chunk as Buffer);
+  } finally {
+    await out.close();
+  }
+  return { sha256: hash.digest('hex'), size };
+}
+
+async function readRange(path: string, start: number, length: number): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await fh.read(buf, 0, length, start);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+function info(
+  distribution: string,
+  r: { name: string; epoch: string; version: string; release: string; arch: string; filename: string; size: number; sha256: string; created_at: number },
+): DebPackageInfo {
+  return {
+    distribution,
+    name: r.name,
+    version: evr(r),
+    architecture: r.arch,
+    filename: r.filename,
+    size: Number(r.size),
+    sha256: r.sha256,
+    created_at: new Date(Number(r.created_at)).toISOString(),
+  };
+}

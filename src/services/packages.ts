@@ -37,11 +37,6 @@ export class PackageService {
       const staged = await stageUpload(body, { dir: join(this.#d.config.dataDir, 'tmp'), maxBytes: this.#d.config.maxUploadBytes });
       try {
         const kind = sniffPackageKind(staged.head);
-        if (!kind) {
-          throw new WharfError('UNSUPPORTED_PACKAGE', [
-            'The upload is neither a Debian package (.deb, starting with the ar magic "!<arch>") nor an RPM package (lead magic ED AB EE DB)',
-          ]);
-        }
         const existing = await this.#d.db
           .selectFrom('distributions')
           .select('kind')
@@ -49,7 +44,17 @@ export class PackageService {
           .where('os', '=', os)
           .where('name', '=', dist)
           .executeTakeFirst();
-        const expected = (existing?.kind as PackageKind | undefined) ?? distributionKindOf(os) ?? kind;
+        const known = (existing?.kind as PackageKind | undefined) ?? distributionKindOf(os);
+        if (!kind) {
+          throw new WharfError('UNSUPPORTED_PACKAGE', [
+            known === 'rpm'
+              ? 'The upload is not an RPM package: it does not start with the RPM lead magic ED AB EE DB'
+              : known === 'deb'
+                ? 'The upload is not a Debian package (.deb): it does not start with the ar archive magic "!<arch>"'
+                : 'The upload is neither a Debian package (.deb, starting with the ar magic "!<arch>") nor an RPM package (lead magic ED AB EE DB)',
+          ]);
+        }
+        const expected = known ?? kind;
         if (expected !== kind) {
           throw new WharfError('UNSUPPORTED_PACKAGE', [
             `${os}/${dist} is ${expected === 'rpm' ? 'an RPM' : 'a Debian'} distribution, but the upload is ${kind === 'rpm' ? 'an' : 'a'} ${NAME[kind]}: push it to ${kind === 'rpm' ? 'an RPM' : 'a Debian'} distribution such as ${EXAMPLE[kind]}`,

@@ -27,7 +27,12 @@ export function openApiDocument(serverUrl: string): object {
             required: true,
             content: {
               'application/json': {
-                schema: { type: 'object', required: ['name'], properties: { name: { type: 'string', example: 'acme/tools' }, private: { type: 'boolean' } } },
+                schema: { type: 'object', required: ['name'], properties: {
+                    name: { type: 'string', example: 'acme/tools' },
+                    private: { type: 'boolean' },
+                    sign_packages: { type: 'boolean', default: true, description: 're-sign RPMs with the package key on upload' },
+                  },
+                },
               },
             },
           },

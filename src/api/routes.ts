@@ -37,7 +37,8 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
       const body = await readJson(req);
       if (typeof body.name !== 'string') throw new WharfError('BAD_REQUEST', ['"name" (ORG/REPO) is required']);
       if (body.private !== undefined && typeof body.private !== 'boolean') throw new WharfError('BAD_REQUEST', ['"private" must be a boolean']);
-      const repo = await app.repos.create(parseRepoRef(body.name), { private: body.private === true });
+      if (body.sign_packages !== undefined && typeof body.sign_packages !== 'boolean') throw new WharfError('BAD_REQUEST', ['"sign_packages" must be a boolean']);
+      const repo = await app.repos.create(parseRepoRef(body.name), { private: body.private === true, signPackages: body.sign_packages !== false });
       return sendJson(res, 201, { repository: repo });
     }
     throw new WharfError('METHOD_NOT_ALLOWED', [method]);

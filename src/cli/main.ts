@@ -15,7 +15,9 @@ Server:
   serve [--listen HOST:PORT] [--data DIR] [--config FILE] [--url BASE] [--tls-cert FILE --tls-key FILE]
 
 Client (WHARF_URL / --url, default http://127.0.0.1:8080; WHARF_TOKEN / --token):
-  repo create ORG/REPO [--private]     create a repository (the organisation is created as needed)
+  repo create ORG/REPO [--private] [--no-package-signing]
+                                       create a repository (the organisation is created as needed);
+                                       RPMs are re-signed with its package key unless --no-package-signing
   repo list                            list repositories
   push ORG/REPO/OS/DIST FILE...        upload packages and publish signed metadata
   ls ORG/REPO [OS/DIST]                list packages
@@ -37,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
       token: { type: 'string' },
       json: { type: 'boolean' },
       private: { type: 'boolean' },
+      'no-package-signing': { type: 'boolean' },
       jobs: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -61,7 +64,9 @@ async function main(argv: string[]): Promise<number> {
     case 'repo': {
       const [sub, name] = args;
       if (sub === 'create' && name && args.length === 2) {
-        const r = await client.request<{ repository: any }>('POST', 'repos', { json: { name, private: values.private === true } });
+        const r = await client.request<{ repository: any }>('POST', 'repos', {
+          json: { name, private: values.private === true, sign_packages: values['no-package-signing'] !== true },
+        });
         out(`created ${r.repository.private ? 'private' : 'public'} repository ${r.repository.org}/${r.repository.name}`, r);
         return 0;
       }
@@ -70,7 +75,7 @@ async function main(argv: string[]): Promise<number> {
         out(r.repositories.map((x) => `${x.org}/${x.name}${x.private ? ' (private)' : ''}`).join('\n') || '(no repositories)', r);
         return 0;
       }
-      throw new UsageError('usage: wharf repo create ORG/REPO [--private] | wharf repo list');
+      throw new UsageError('usage: wharf repo create ORG/REPO [--private] [--no-package-signing] | wharf repo list');
     }
     case 'push': {
       const [target, ...files] = args;

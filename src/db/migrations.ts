@@ -110,4 +110,9 @@ export const MIGRATIONS: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_repo_package_signing': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('repos').addColumn('sign_packages', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+    },
+  },
 };

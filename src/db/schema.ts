@@ -12,6 +12,8 @@ export interface RepoTable {
   org_id: number;
   name: string;
   private: number; // 0 or 1
+  /** 1: RPMs are re-signed with the package key on upload (the default); 0: stored as uploaded */
+  sign_packages: Generated<number>;
   created_at: number;
 }
 

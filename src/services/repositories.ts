@@ -8,6 +8,8 @@ export interface RepositoryInfo {
   org: string;
   name: string;
   private: boolean;
+  /** RPMs are re-signed with the repository's package key on upload */
+  sign_packages: boolean;
   created_at: string;
 }
 
@@ -17,7 +19,8 @@ export class RepositoryService {
     this.#db = db;
   }
 
-  async create(ref: RepoRef, opts: { private: boolean }): Promise<RepositoryInfo> {
+  async create(ref: RepoRef, opts: { private: boolean; signPackages?: boolean }): Promise<RepositoryInfo> {
+    const signPackages = opts.signPackages ?? true;
     validateOrgName(ref.org);
     validateRepoName(ref.repo);
     const now = Date.now();
@@ -33,10 +36,10 @@ export class RepositoryService {
       if (existing) throw new WharfError('REPO_EXISTS', [`${ref.org}/${ref.repo}`]);
       const row = await tx
         .insertInto('repos')
-        .values({ org_id: org.id, name: ref.repo, private: opts.private ? 1 : 0, created_at: now })
+        .values({ org_id: org.id, name: ref.repo, private: opts.private ? 1 : 0, sign_packages: signPackages ? 1 : 0, created_at: now })
         .returning(['id'])
         .executeTakeFirstOrThrow();
-      return { id: row.id, org: ref.org, name: ref.repo, private: opts.private, created_at: new Date(now).toISOString() };
+      return { id: row.id, org: ref.org, name: ref.repo, private: opts.private, sign_packages: signPackages, created_at: new Date(now).toISOString() };
     });
   }
 
@@ -44,11 +47,11 @@ export class RepositoryService {
     const rows = await this.#db
       .selectFrom('repos')
       .innerJoin('orgs', 'orgs.id', 'repos.org_id')
-      .select(['repos.id', 'orgs.name as org', 'repos.name', 'repos.private', 'repos.created_at'])
+      .select(['repos.id', 'orgs.name as org', 'repos.name', 'repos.private', 'repos.sign_packages', 'repos.created_at'])
       .orderBy('orgs.name')
       .orderBy('repos.name')
       .execute();
-    return rows.map((r) => ({ id: r.id, org: r.org, name: r.name, private: r.private === 1, created_at: new Date(r.created_at).toISOString() }));
+    return rows.map(toInfo);
   }
 
   /** The repository, or REPO_NOT_FOUND. */
@@ -62,10 +65,14 @@ export class RepositoryService {
     const r = await this.#db
       .selectFrom('repos')
       .innerJoin('orgs', 'orgs.id', 'repos.org_id')
-      .select(['repos.id', 'orgs.name as org', 'repos.name', 'repos.private', 'repos.created_at'])
+      .select(['repos.id', 'orgs.name as org', 'repos.name', 'repos.private', 'repos.sign_packages', 'repos.created_at'])
       .where('orgs.name', '=', org)
       .where('repos.name', '=', repo)
       .executeTakeFirst();
-    return r && { id: r.id, org: r.org, name: r.name, private: r.private === 1, created_at: new Date(r.created_at).toISOString() };
+    return r && toInfo(r);
   }
+}
+
+function toInfo(r: { id: number; org: string; name: string; private: number; sign_packages: number; created_at: number }): RepositoryInfo {
+  return { id: r.id, org: r.org, name: r.name, private: r.private === 1, sign_packages: r.sign_packages === 1, created_at: new Date(Number(r.created_at)).toISOString() };
 }

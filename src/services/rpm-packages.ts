@@ -65,13 +65,18 @@ export class RpmPackageService {
         throw new WharfError('RPM_BAD_HEADER', [`the package name, version, release or arch make an unsafe file name: ${JSON.stringify(filename.slice(0, 100))}`]);
       }
 
-      // Re-sign with the package key into a second scratch file: lead + new signature header + the original rest.
-      const key = await this.#d.keys.packageKey();
-      const signed = await signRpm(src, (data) => key.detachSignBinaryPacket(data), 'rsa');
-      signedPath = join(this.#d.config.dataDir, 'tmp', `signed-${randomBytes(12).toString('hex')}`);
-      const { sha256, size } = await writeSigned(signedPath, staged.path, signed.signatureHeader, signed.headerStart);
-      const headerStart = 96 + signed.signatureHeader.byteLength;
-      const signedMeta = { ...meta, headerStart, headerEnd: headerStart + (signed.headerEnd - signed.headerStart) };
+      let sha256 = staged.sha256;
+      let size = staged.size;
+      let signedMeta = meta;
+      if (repo.sign_packages) {
+        // Re-sign with the package key into a second scratch file: lead + new signature header + the original rest.
+        const key = await this.#d.keys.packageKey();
+        const signed = await signRpm(src, (data) => key.detachSignBinaryPacket(data), 'rsa');
+        signedPath = join(this.#d.config.dataDir, 'tmp', `signed-${randomBytes(12).toString('hex')}`);
+        ({ sha256, size } = await writeSigned(signedPath, staged.path, signed.signatureHeader, signed.headerStart));
+        const headerStart = 96 + signed.signatureHeader.byteLength;
+        signedMeta = { ...meta, headerStart, headerEnd: headerStart + (signed.headerEnd - signed.headerStart) };
+      }
       const location = rpmLocation(filename);
       const facts = { sha256, size, fileTime: Math.floor(Date.now() / 1000), location };
       const fragments = {
@@ -107,7 +112,8 @@ export class RpmPackageService {
         }
         const blobKey = `${dist}/${rpmBlobDir(arch)}/${location}`;
         const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
-        await this.#d.store.putFile(`${treePrefix}/${os}/${blobKey}`, signedPath!, { sync: 'deferred' });
+        // Durable with the publish that lists it (the publisher flushes the store before repomd.xml).
+        await this.#d.store.putFile(`${treePrefix}/${os}/${blobKey}`, signedPath ?? staged.path, { sync: 'deferred' });
         signedPath = undefined;
         const row = {
           distribution_id: distributionId,

@@ -9,13 +9,12 @@
 // publish update; (a) cold publish of N no slower than apt-ftparchive (Packages, .gz, .xz, Release, signatures) and
 // >= 4x faster than aptly's repo add + publish.
 import { parseArgs } from 'node:util';
-import { DatabaseSync } from 'node:sqlite';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ensureDebs, debMeta } from './debgen.ts';
 import { log, run, median, peakRss, resetPeakRss, cpuSeconds, fmtSeconds, fmtBytes } from './util.ts';
-import { startWharf, createRepo, cliPush, httpPush, verifyPublished, type WharfServer } from './wharf.ts';
+import { startWharf, createRepo, cliPush, httpPush, verifyPublished, publishCount, type WharfServer } from './wharf.ts';
 import { ensureTools, ensureGpgKey, benchAptly, benchFtparchive, type AptlyResults, type FtparchiveResults } from './references.ts';
 import { summariseProfile, type ProfileSummary } from './profile.ts';
 
@@ -66,18 +65,6 @@ interface WharfRun {
   httpUpdateMedian?: number;
   updatePeakRss?: number;
   peakRss: number;
-}
-
-function publishCount(dataDir: string): number {
-  const db = new DatabaseSync(join(dataDir, 'wharf.db'), { readOnly: true });
-  try {
-    const row = db.prepare('SELECT max(generation) AS g FROM distributions').get() as { g: number | null } | undefined;
-    return Number(row?.g ?? 0);
-  } catch {
-    return NaN;
-  } finally {
-    db.close();
-  }
 }
 
 async function wharfColdRun(name: string, dataDir: string, push: (s: WharfServer) => Promise<number>, withUpdates: string[], extraNodeArgs: string[] = [], httpUpdateFiles: string[] = []): Promise<WharfRun> {

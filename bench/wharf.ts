@@ -4,6 +4,7 @@ import { readFileSync, mkdirSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { request, Agent } from 'node:http';
 import { createHash } from 'node:crypto';
+import { DatabaseSync } from 'node:sqlite';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { log, run } from './util.ts';
@@ -15,6 +16,16 @@ const MAIN = join(ROOT, 'src/cli/main.ts');
 
 export const TARGET = { org: 'bench', repo: 'apt', os: 'debian', dist: 'bench' };
 export const TARGET_PATH = `${TARGET.org}/${TARGET.repo}/${TARGET.os}/${TARGET.dist}`;
+
+/** Where packages are pushed: ORG/REPO and the distribution (OS/DIST). The APT benchmark uses TARGET. */
+export interface Target {
+  org: string;
+  repo: string;
+  os: string;
+  dist: string;
+}
+
+const targetPath = (t: Target) => `${t.org}/${t.repo}/${t.os}/${t.dist}`;
 
 export interface WharfServer {
   url: string;
@@ -77,8 +88,21 @@ function cliEnv(s: WharfServer): NodeJS.ProcessEnv {
   return { ...process.env, WHARF_URL: s.url, WHARF_TOKEN: s.token };
 }
 
-export async function createRepo(s: WharfServer): Promise<void> {
-  await run(NODE, [MAIN, 'repo', 'create', `${TARGET.org}/${TARGET.repo}`], { env: cliEnv(s), cwd: ROOT });
+export async function createRepo(s: WharfServer, target: Target = TARGET): Promise<void> {
+  await run(NODE, [MAIN, 'repo', 'create', `${target.org}/${target.repo}`], { env: cliEnv(s), cwd: ROOT });
+}
+
+/** How many times distributions were published so far (the highest generation; group commit merges pushes). */
+export function publishCount(dataDir: string): number {
+  const db = new DatabaseSync(join(dataDir, 'wharf.db'), { readOnly: true });
+  try {
+    const row = db.prepare('SELECT max(generation) AS g FROM distributions').get() as { g: number | null } | undefined;
+    return Number(row?.g ?? 0);
+  } catch {
+    return NaN;
+  } finally {
+    db.close();
+  }
 }
 
 /** Longest argument list given to one CLI invocation (bytes); bigger lists are pushed in consecutive batches. */
@@ -88,7 +112,7 @@ const MAX_ARGS_BYTES = 1_000_000;
  * Pushes files with the real CLI (`wharf push ... --jobs N`), from the files' directory with relative names so one
  * invocation can take 10,000 files. Returns the wall time of the whole push (all batches).
  */
-export async function cliPush(s: WharfServer, files: readonly string[], jobs: number): Promise<{ seconds: number; batches: number }> {
+export async function cliPush(s: WharfServer, files: readonly string[], jobs: number, target: Target = TARGET): Promise<{ seconds: number; batches: number }> {
   const dir = dirname(files[0]!);
   const names = files.map((f) => {
     if (dirname(f) !== dir) throw new Error('cliPush: files must share one directory');
@@ -109,7 +133,7 @@ export async function cliPush(s: WharfServer, files: readonly string[], jobs: nu
   if (cur.length) batches.push(cur);
   const t0 = performance.now();
   for (const b of batches) {
-    const r = await run(NODE, [MAIN, 'push', TARGET_PATH, ...b, '--jobs', String(jobs), '--json'], { env: cliEnv(s), cwd: dir, allowFail: true });
+    const r = await run(NODE, [MAIN, 'push', targetPath(target), ...b, '--jobs', String(jobs), '--json'], { env: cliEnv(s), cwd: dir, allowFail: true });
     if (r.code !== 0) throw new Error(`wharf push failed (exit ${r.code}): ${r.stderr.slice(-2000)} ${r.stdout.slice(0, 2000)}`);
   }
   return { seconds: (performance.now() - t0) / 1000, batches: batches.length };
@@ -119,9 +143,9 @@ export async function cliPush(s: WharfServer, files: readonly string[], jobs: nu
  * Pushes files over HTTP with `concurrency` requests in flight (keep-alive).
  * once metadata including the package is live, like the CLI. Files are read inside the timed region.
  */
-export async function httpPush(s: WharfServer, files: readonly string[], concurrency: number): Promise<{ seconds: number }> {
+export async function httpPush(s: WharfServer, files: readonly string[], concurrency: number, target: Target = TARGET): Promise<{ seconds: number }> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-  const u = new URL(`/api/v1/repos/${TARGET.org}/${TARGET.repo}/distributions/${TARGET.os}/${TARGET.dist}/packages`, s.url);
+  const u = new URL(`/api/v1/repos/${target.org}/${target.repo}/distributions/${target.os}/${target.dist}/packages`, s.url);
   const push = (body: Buffer) =>
     new Promise<void>((res, rej) => {
       const req = request(
@@ -151,7 +175,7 @@ export async function httpPush(s: WharfServer, files: readonly string[], concurr
   return { seconds };
 }
 
-async function get(url: string): Promise<Buffer> {
+export async function get(url: string): Promise<Buffer> {
   const r = await fetch(url);
   if (!r.ok) throw new Error(`GET ${url}: HTTP ${r.status}`);
   return Buffer.from(await r.arrayBuffer());

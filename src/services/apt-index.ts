@@ -35,11 +35,16 @@ class PrefixHash {
     this.length += data.byteLength;
   }
 
-  /** Digests of prefix + `whole.subarray(this.length)`; `whole` must start with the hashed prefix. */
-  digestWith(whole: Uint8Array): Digests {
-    const rest = whole.subarray(this.length);
-    const [md5, sha1, sha256, sha512] = this.#hashes.map((h: Hash) => h.copy().update(rest).digest('hex'));
-    return { size: whole.byteLength, md5: md5!, sha1: sha1!, sha256: sha256!, sha512: sha512! };
+  /** Digests of the hashed prefix followed by `rest`. */
+  digestWith(...rest: Uint8Array[]): Digests {
+    let size = this.length;
+    for (const r of rest) size += r.byteLength;
+    const [md5, sha1, sha256, sha512] = this.#hashes.map((h: Hash) => {
+      const c = h.copy();
+      for (const r of rest) c.update(r);
+      return c.digest('hex');
+    });
+    return { size, md5: md5!, sha1: sha1!, sha256: sha256!, sha512: sha512! };
   }
 }
 
@@ -48,9 +53,10 @@ export function endsChunk(sha256: string): boolean {
 }
 
 export interface BuiltIndex {
-  readonly plain: Uint8Array;
-  readonly gz: Uint8Array;
-  readonly xz: Uint8Array;
+  /** the files as runs of pieces (never concatenated: a large index is not copied on every publish) */
+  readonly plain: readonly Uint8Array[];
+  readonly gz: readonly Uint8Array[];
+  readonly xz: readonly Uint8Array[];
   readonly digests: { readonly plain: Digests; readonly gz: Digests; readonly xz: Digests };
 }
 
@@ -98,24 +104,26 @@ export class IncrementalIndex {
   /** The three files and their digests. */
   async build(): Promise<BuiltIndex> {
     const chunks = [...this.#sealed];
+    let tail: SealedChunk | undefined;
     if (this.#tail.length > 0) {
       // The open tail changes with every publish: it is stored, not compressed (fast gzip, uncompressed xz block),
       // and gets real compression once it is sealed.
       const plain = Buffer.from(this.#tail.join(''), 'utf8');
-      chunks.push({ plain, pieces: { gz: gzipMember(plain, 1), xz: storedXzPart(plain) } });
+      tail = { plain, pieces: { gz: gzipMember(plain, 1), xz: storedXzPart(plain) } };
+      chunks.push(tail);
     }
-    const plain = Buffer.concat(chunks.map((c) => c.plain));
-    const gz = chunks.length > 0 ? Buffer.concat(chunks.map((c) => c.pieces.gz)) : EMPTY_GZ;
+    const plain = chunks.map((c) => c.plain);
+    const gz = chunks.length > 0 ? chunks.map((c) => c.pieces.gz) : [EMPTY_GZ];
     const xz = assembleXz(chunks.map((c) => c.pieces.xz), { checkType: XZ_CHECK_CRC32 });
     this.#dirty = false;
     return {
       plain,
       gz,
-      xz,
+      xz: [xz],
       digests: {
-        plain: this.#plainHash.digestWith(plain),
-        gz: chunks.length > 0 ? this.#gzHash.digestWith(gz) : new PrefixHash().digestWith(gz),
-        xz: this.#xzHash.digestWith(xz),
+        plain: this.#plainHash.digestWith(...(tail ? [tail.plain] : [])),
+        gz: chunks.length > 0 ? this.#gzHash.digestWith(...(tail ? [tail.pieces.gz] : [])) : new PrefixHash().digestWith(EMPTY_GZ),
+        xz: this.#xzHash.digestWith(xz.subarray(this.#xzHash.length)),
       },
     };
   }

@@ -17,7 +17,7 @@ export interface BlobListEntry {
   mtime: Date;
 }
 
-export type BlobBody = AsyncIterable<Uint8Array | string> | Uint8Array | string;
+export type BlobBody = AsyncIterable<Uint8Array | string> | Iterable<Uint8Array> | Uint8Array | string;
 
 export interface WriteOptions {
   /**

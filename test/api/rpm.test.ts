@@ -358,11 +358,12 @@ function assertRichPackage(type: 'primary' | 'filelists' | 'other', doc: XmlEl):
       assert.ok(files.includes(f), `filelists: ${f} in ${files.join(', ')}`);
     }
   } else {
-    // 12 entries in the spec; createrepo_c (and so Wharf) keeps the newest 10.
+    // 12 entries in the spec; createrepo_c (and so Wharf) keeps the newest 10, oldest first.
     const log = p.children.filter((c) => c.name === 'changelog');
     assert.equal(log.length, 10);
-    assert.match(log[0]!.attrs.author!, /Number2 .* - 2\.1\.0-10$/);
-    assert.match(log[0]!.text, /fixes & <improvements> "quoted"/);
+    assert.match(log[0]!.attrs.author!, /Number9 .* - 2\.1\.0-3$/);
+    assert.match(log[9]!.attrs.author!, /Number0 .* - 2\.1\.0-12$/);
+    assert.match(log[9]!.text, /change 12: fixes & <improvements> "quoted"/);
   }
 }
 

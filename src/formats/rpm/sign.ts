@@ -127,8 +127,9 @@ interface ParsedHeader {
   regionTag: number;
 }
 
-function bad(msg: string): WharfError {
-  return new WharfError('UNSUPPORTED_PACKAGE', [`cannot sign the RPM package: ${msg}`]);
+/** A package that cannot be signed because it is malformed or corrupt. */
+function bad(msg: string, code: 'RPM_BAD_HEADER' | 'RPM_TRUNCATED' | 'RPM_NOT_RPM' = 'RPM_BAD_HEADER'): WharfError {
+  return new WharfError(code, [`cannot sign the RPM package: ${msg}`]);
 }
 
 function be32(b: Uint8Array, off: number): number {
@@ -202,7 +203,7 @@ function parseHeader(blob: Uint8Array, what: string): ParsedHeader {
   const il = be32(blob, 8);
   const dl = be32(blob, 12);
   const size = 16 + 16 * il + dl;
-  if (il < 1 || blob.length < size) throw bad(`truncated ${what} header`);
+  if (il < 1 || blob.length < size) throw bad(`truncated ${what} header`, 'RPM_TRUNCATED');
   const store = blob.subarray(16 + 16 * il, size);
   const index = (i: number) => ({
     tag: be32(blob, 16 + 16 * i),
@@ -391,14 +392,14 @@ export async function signRpm(rpm: Uint8Array | ByteSource, sign: RpmHeaderSigne
   const src: ByteSource = rpm instanceof Uint8Array ? bufferSource(rpm) : rpm;
   const size = src.size;
   const read = async (offset: number, length: number, what: string): Promise<Uint8Array> => {
-    if (offset + length > size) throw bad(`the file is truncated (${what})`);
+    if (offset + length > size) throw bad(`the file is truncated (${what})`, 'RPM_TRUNCATED');
     return src.read(offset, length);
   };
 
   // Lead: only the magic is checked (as rpm 4.18 does).
-  if (size < LEAD_SIZE + 16) throw bad('the file is too short to be an RPM package');
+  if (size < LEAD_SIZE + 16) throw bad('the file is too short to be an RPM package', 'RPM_TRUNCATED');
   const lead = await read(0, 4, 'lead');
-  for (let i = 0; i < 4; i++) if (lead[i] !== LEAD_MAGIC[i]) throw bad('not an RPM package (bad lead magic)');
+  for (let i = 0; i < 4; i++) if (lead[i] !== LEAD_MAGIC[i]) throw bad('not an RPM package (bad lead magic)', 'RPM_NOT_RPM');
 
   // Signature header.
   const sigIntro = await read(LEAD_SIZE, 16, 'signature header');
@@ -420,7 +421,9 @@ export async function signRpm(rpm: Uint8Array | ByteSource, sign: RpmHeaderSigne
   const headerSize = 16 + 16 * hIl + hDl;
   const headerBytes = await read(headerStart, headerSize, 'header');
   const main = parseHeader(headerBytes, 'main');
-  if (main.regionTag !== TAG_HEADERIMMUTABLE) throw bad('cannot sign RPM v3 packages (the header has no immutable region)');
+  if (main.regionTag !== TAG_HEADERIMMUTABLE) {
+    throw new WharfError('UNSUPPORTED_PACKAGE', ['cannot sign RPM v3 packages (the header has no immutable region): rebuild the package with rpm 4.x, or create the repository with --no-package-signing']);
+  }
   const payloadDigest = main.entries.some((e) => e.tag === TAG_PAYLOADDIGEST || e.tag === TAG_PAYLOADDIGESTALT);
 
   // Signature header entries: a dribble entry (after the region) replaces an earlier entry with the same tag.

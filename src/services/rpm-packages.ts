@@ -58,6 +58,7 @@ export class RpmPackageService {
     let signedPath: string | undefined;
     try {
       const file = await readRpm(src);
+      await checkPayload(file, staged.path, staged.size);
       const meta = rpmPackageMetadata(file);
       const arch = meta.isSource ? 'src' : meta.arch;
       const filename = `${meta.name}-${meta.version}-${meta.release}.${arch}.rpm`;
@@ -251,4 +252,34 @@ function info(
     sha256: r.sha256,
     created_at: new Date(Number(r.created_at)).toISOString(),
   };
+}
+
+const SIGTAG_SIZE = 1000;
+const SIGTAG_LONGSIZE = 270;
+const RPMTAG_PAYLOADDIGEST = 5092;
+const RPMTAG_PAYLOADDIGESTALGO = 5093;
+const PGP_HASH: Record<number, string> = { 1: 'md5', 2: 'sha1', 8: 'sha256', 9: 'sha384', 10: 'sha512', 11: 'sha224' };
+
+/**
+ * The headers are only part of a package: a payload cut short or altered in transit would be published and then
+ * fail at install time. Checks the size the signature header records and the payload digest the main header
+ * records (rpm >= 4.14), streaming the payload once.
+ */
+async function checkPayload(file: Awaited<ReturnType<typeof readRpm>>, path: string, size: number): Promise<void> {
+  const recorded = file.signature.number(SIGTAG_LONGSIZE) ?? file.signature.number(SIGTAG_SIZE);
+  const actual = size - file.headerRange.start;
+  if (recorded !== undefined && recorded !== actual) {
+    throw new WharfError(recorded > actual ? 'RPM_TRUNCATED' : 'RPM_BAD_HEADER', [
+      `the header and payload are ${actual} bytes, but the signature header says ${recorded} (a truncated or altered upload?)`,
+    ]);
+  }
+  const digest = file.header.strings(RPMTAG_PAYLOADDIGEST)?.[0];
+  if (!digest) return;
+  const algo = PGP_HASH[file.header.number(RPMTAG_PAYLOADDIGESTALGO) ?? 8];
+  if (!algo) return;
+  const h = createHash(algo);
+  for await (const chunk of createReadStream(path, { start: file.payloadOffset })) h.update(chunk as Buffer);
+  if (h.digest('hex') !== digest.toLowerCase()) {
+    throw new WharfError('RPM_BAD_HEADER', ['the payload does not match the payload digest in the header (a truncated or altered upload?)']);
+  }
 }

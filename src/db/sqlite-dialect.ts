@@ -1,6 +1,6 @@
 // A Kysely dialect over Node's built-in node:sqlite (no native addon to build). node:sqlite is synchronous, so one
 // connection serves every query; a mutex hands it to one transaction at a time, as Kysely's own SQLite driver does.
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import {
   CompiledQuery,
   SqliteAdapter,
@@ -15,12 +15,23 @@ import {
 
 class NodeSqliteConnection implements DatabaseConnection {
   readonly db: DatabaseSync;
+  /** Prepared statements by SQL text: the same few queries run on every request, and preparing costs more than running. */
+  readonly #statements = new Map<string, StatementSync>();
   constructor(db: DatabaseSync) {
     this.db = db;
   }
 
+  #prepare(sql: string): StatementSync {
+    let stmt = this.#statements.get(sql);
+    if (stmt) return stmt;
+    stmt = this.db.prepare(sql);
+    if (this.#statements.size >= 500) this.#statements.delete(this.#statements.keys().next().value!);
+    this.#statements.set(sql, stmt);
+    return stmt;
+  }
+
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
-    const stmt = this.db.prepare(compiled.sql);
+    const stmt = this.#prepare(compiled.sql);
     const params = compiled.parameters as never[];
     if (stmt.columns().length > 0) {
       return { rows: stmt.all(...params) as R[] };
@@ -30,7 +41,7 @@ class NodeSqliteConnection implements DatabaseConnection {
   }
 
   async *streamQuery<R>(compiled: CompiledQuery): AsyncIterableIterator<QueryResult<R>> {
-    const stmt = this.db.prepare(compiled.sql);
+    const stmt = this.#prepare(compiled.sql);
     for (const row of stmt.iterate(...(compiled.parameters as never[]))) yield { rows: [row as R] };
   }
 }

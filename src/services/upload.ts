@@ -15,8 +15,13 @@ export interface StagedUpload extends FileDigests {
   dispose(): Promise<void>;
 }
 
+const madeDirs = new Set<string>();
+
 export async function stageUpload(body: AsyncIterable<Uint8Array>, opts: { dir: string; maxBytes: number }): Promise<StagedUpload> {
-  await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+  if (!madeDirs.has(opts.dir)) {
+    await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+    madeDirs.add(opts.dir);
+  }
   const path = join(opts.dir, `upload-${randomBytes(12).toString('hex')}`);
   const fh = await open(path, 'wx', 0o600);
   const hs = { md5: createHash('md5'), sha1: createHash('sha1'), sha256: createHash('sha256'), sha512: createHash('sha512') };

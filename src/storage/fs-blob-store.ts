@@ -89,12 +89,13 @@ export class FsBlobStore implements BlobStore {
     const dir = dirname(dest);
     for (let attempt = 0; ; attempt++) {
       try {
-        await fsp.mkdir(dir, { recursive: true });
+        // Most keys land in an existing directory: try the rename first, create the parents only when it says so.
+        if (attempt > 0) await fsp.mkdir(dir, { recursive: true });
         await fsp.rename(tmp, dest);
         break;
       } catch (e) {
         const c = errCode(e);
-        if (c === 'ENOENT' && attempt < 10) continue; // parent pruned by a concurrent delete
+        if (c === 'ENOENT' && attempt < 10) continue; // no parent yet, or pruned by a concurrent delete
         if (c === 'EISDIR' || c === 'ENOTEMPTY' || c === 'EEXIST' || c === 'ENOTDIR') {
           throw new WharfError('STORAGE_BAD_KEY', [key, c === 'ENOTDIR' || c === 'EEXIST' ? 'a parent path is a blob' : 'the key is a directory of other blobs']);
         }

@@ -1,9 +1,18 @@
-// `npm run bench`: APT publishing benchmark. Wharf (real server process, real CLI) against aptly and apt-ftparchive
-// on the same N synthetic .deb files. A benchmark, not a test: it prints a table and writes JSON.
+// `npm run bench`: publishing benchmarks. A benchmark, not a test: it prints tables and writes JSON.
+// - apt: Wharf (real server process, real CLI) against aptly and apt-ftparchive on the same N synthetic .deb files.
+// - rpm: Wharf (real server process, HTTP client and CLI) against createrepo_c on the same N synthetic .rpm files
+//   (bench/rpm.ts; targets there).
+// Both run by default; `--only apt` or `--only rpm` runs one.
 //
-//   npm run bench [-- --n 10000 --repeat 5 --jobs 8 --concurrency 64 --skip-aptly --skip-ftparchive --skip-http --profile]
+//   npm run bench [-- --only apt|rpm --n 10000 --repeat 5 --jobs 8 --concurrency 64 --skip-aptly --skip-ftparchive
+//                     --skip-http --skip-createrepo --skip-cli --no-package-signing --profile]
 //   env: BENCH_N, BENCH_REPEAT, BENCH_JOBS, BENCH_CONCURRENCY (comma list), BENCH_DIR (cache of debs, default
-//   /tmp/wharf-bench-N), BENCH_OUT (JSON path), BENCH_PROFILE=1, BENCH_FSYNC=true|false (WHARF_FSYNC for the server)
+//   /tmp/wharf-bench-N), BENCH_RPM_DIR (cache of rpms, default /tmp/wharf-bench-rpm-N), BENCH_OUT (JSON path of the
+//   APT results), BENCH_RPM_OUT (JSON path of the RPM results), BENCH_PROFILE=1, BENCH_FSYNC=true|false (WHARF_FSYNC
+//   for the server)
+//
+// RPM --skip-cli: no +1 pushes with the CLI (HTTP only); --no-package-signing: the RPM repository is created with
+// --no-package-signing (shows what re-signing every package costs). --skip-http and --skip-cli-cold apply to the APT part.
 //
 // Targets (from the issue): (b) one more package until signed metadata is live >= 20x faster than aptly's repo add +
 // publish update; (a) cold publish of N no slower than apt-ftparchive (Packages, .gz, .xz, Release, signatures) and
@@ -17,6 +26,7 @@ import { log, run, median, peakRss, resetPeakRss, cpuSeconds, fmtSeconds, fmtByt
 import { startWharf, createRepo, cliPush, httpPush, verifyPublished, publishCount, type WharfServer } from './wharf.ts';
 import { ensureTools, ensureGpgKey, benchAptly, benchFtparchive, type AptlyResults, type FtparchiveResults } from './references.ts';
 import { summariseProfile, type ProfileSummary } from './profile.ts';
+import { benchRpm } from './rpm.ts';
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -29,6 +39,10 @@ const { values } = parseArgs({
     'skip-ftparchive': { type: 'boolean' },
     'skip-http': { type: 'boolean' },
     'skip-cli-cold': { type: 'boolean' },
+    'skip-createrepo': { type: 'boolean' },
+    'skip-cli': { type: 'boolean' },
+    only: { type: 'string' },
+    'no-package-signing': { type: 'boolean' },
     profile: { type: 'boolean' },
     fsync: { type: 'string' },
     out: { type: 'string' },
@@ -48,6 +62,11 @@ const FSYNC = values.fsync ?? env.BENCH_FSYNC; // passed to the server as WHARF_
 const PROFILE = values.profile === true || env.BENCH_PROFILE === '1';
 const CACHE = env.BENCH_DIR ?? join(tmpdir(), `wharf-bench-${N}`);
 const WORK = join(tmpdir(), `wharf-bench-work-${process.pid}`);
+const ONLY = values.only ?? env.BENCH_ONLY;
+if (ONLY !== undefined && ONLY !== 'apt' && ONLY !== 'rpm') throw new Error(`--only must be apt or rpm, got ${ONLY}`);
+const RPM_CACHE = env.BENCH_RPM_DIR ?? join(tmpdir(), `wharf-bench-rpm-${N}`);
+const RPM_WORK = join(tmpdir(), `wharf-bench-rpm-work-${process.pid}`);
+const RPM_OUT = env.BENCH_RPM_OUT ?? join(tmpdir(), `wharf-bench-rpm-${N}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 const OUT = values.out ?? env.BENCH_OUT ?? join(tmpdir(), `wharf-bench-apt-${N}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 
 interface WharfRun {
@@ -114,6 +133,29 @@ async function wharfColdRun(name: string, dataDir: string, push: (s: WharfServer
 }
 
 async function main(): Promise<void> {
+  if (ONLY !== 'rpm') await mainApt();
+  if (ONLY !== 'apt') {
+    const wharfVersion = (await run('git', ['rev-parse', '--short', 'HEAD'], { allowFail: true })).stdout.trim();
+    const report = await benchRpm({
+      n: N,
+      repeat: REPEAT,
+      concurrency: CONCURRENCY,
+      fsync: FSYNC,
+      profile: PROFILE,
+      skipCreaterepo: values['skip-createrepo'] === true,
+      skipCli: values['skip-cli'] === true,
+      noPackageSigning: values['no-package-signing'] === true,
+      cache: RPM_CACHE,
+      work: RPM_WORK,
+      out: RPM_OUT,
+      key: () => ensureGpgKey(join(tmpdir(), 'wharf-bench-gnupg')),
+      wharfVersion,
+    });
+    process.stdout.write(report);
+  }
+}
+
+async function mainApt(): Promise<void> {
   const started = performance.now();
   log(`N=${N}, repeat=${REPEAT}, CLI --jobs ${JOBS}, HTTP concurrency ${CONCURRENCY.join(',')}, server fsync ${FSYNC ?? 'default'}; ${cpus().length} CPUs, ${fmtBytes(totalmem())} RAM, load average ${loadavg()[0]!.toFixed(1)}`);
   await ensureTools();
@@ -250,5 +292,6 @@ async function main(): Promise<void> {
 main().catch((e) => {
   process.stderr.write(`bench: ${(e as Error).stack ?? e}\n`);
   rmSync(WORK, { recursive: true, force: true });
+  rmSync(RPM_WORK, { recursive: true, force: true });
   process.exitCode = 1;
 });

@@ -88,8 +88,8 @@ function cliEnv(s: WharfServer): NodeJS.ProcessEnv {
   return { ...process.env, WHARF_URL: s.url, WHARF_TOKEN: s.token };
 }
 
-export async function createRepo(s: WharfServer, target: Target = TARGET): Promise<void> {
-  await run(NODE, [MAIN, 'repo', 'create', `${target.org}/${target.repo}`], { env: cliEnv(s), cwd: ROOT });
+export async function createRepo(s: WharfServer, target: Target = TARGET, extraArgs: string[] = []): Promise<void> {
+  await run(NODE, [MAIN, 'repo', 'create', `${target.org}/${target.repo}`, ...extraArgs], { env: cliEnv(s), cwd: ROOT });
 }
 
 /** How many times distributions were published so far (the highest generation; group commit merges pushes). */

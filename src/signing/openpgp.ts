@@ -11,6 +11,8 @@
 // Signatures use SHA-512 (never SHA-1/MD5/RIPEMD160, which apt treats as untrusted).
 
 import * as openpgp from 'openpgp';
+import type { KeyObject } from 'node:crypto';
+import { armorSignature, rsaKeyObject, rsaSignaturePacket } from './native-rsa.ts';
 import { WharfError } from '../errors.ts';
 
 export interface SigningKey {
@@ -134,6 +136,8 @@ class OpenPgpSigningKey implements SigningKey {
   readonly armoredPublicKey: string;
   readonly binaryPublicKey: Uint8Array;
   readonly #key: openpgp.PrivateKey;
+  /** For RSA keys: the same key as a native (OpenSSL) key object, so signing does not go through openpgp.js. */
+  readonly #native?: { key: KeyObject; fingerprint: Uint8Array; keyId: Uint8Array };
 
   constructor(key: openpgp.PrivateKey) {
     this.#key = key;
@@ -142,6 +146,25 @@ class OpenPgpSigningKey implements SigningKey {
     const pub = key.toPublic();
     this.armoredPublicKey = pub.armor(FULL_CONFIG);
     this.binaryPublicKey = pub.write();
+    const packet = key.keyPacket as unknown as {
+      algorithm: number;
+      version: number;
+      publicParams: { n?: Uint8Array; e?: Uint8Array };
+      privateParams?: { d?: Uint8Array; p?: Uint8Array; q?: Uint8Array };
+    };
+    const { n, e } = packet.publicParams;
+    const { d, p, q } = packet.privateParams ?? {};
+    if (packet.version === 4 && packet.algorithm === openpgp.enums.publicKey.rsaEncryptSign && n && e && d && p && q) {
+      this.#native = {
+        key: rsaKeyObject({ n, e, d, p, q }),
+        fingerprint: Buffer.from(this.fingerprint, 'hex'),
+        keyId: Buffer.from(this.keyId, 'hex'),
+      };
+    }
+  }
+
+  #nativePacket(sigType: 0x00 | 0x01, data: Uint8Array): Promise<Uint8Array> {
+    return rsaSignaturePacket({ ...this.#native!, sigType, data });
   }
 
   async clearsign(text: string): Promise<string> {
@@ -149,6 +172,10 @@ class OpenPgpSigningKey implements SigningKey {
     // A cleartext signature is a text-mode (0x01) signature over the text with trailing spaces/tabs removed from
     // every line and CRLF line endings (RFC 4880 §7.1); openpgp.js converts LF to CRLF for text messages.
     const signedText = body.replace(/[ \t]+$/gm, '');
+    if (this.#native) {
+      const packet = await this.#nativePacket(0x01, Buffer.from(signedText.replace(/\n/g, '\r\n'), 'utf8'));
+      return '-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n' + dashEscape(body) + '\n' + armorSignature(packet);
+    }
     const message = await openpgp.createMessage({ text: signedText });
     const signature = await openpgp.sign({ message, signingKeys: this.#key, detached: true, format: 'armored', config: PGP_CONFIG });
     const parsed = await openpgp.readSignature({ armoredSignature: signature });
@@ -159,27 +186,33 @@ class OpenPgpSigningKey implements SigningKey {
     }
     // The armor is built here rather than by openpgp.js, which would emit the body with CRLF line endings and
     // without trailing whitespace. Lines starting with '-' or 'From ' are dash-escaped, as gpg does.
-    const escaped = body
-      .split('\n')
-      .map((line) => (line.startsWith('-') || line.startsWith('From ') ? '- ' + line : line))
-      .join('\n');
-    return '-----BEGIN PGP SIGNED MESSAGE-----\n' + `Hash: ${[...hashNames].join(',')}\n` + '\n' + escaped + '\n' + signature;
+    return '-----BEGIN PGP SIGNED MESSAGE-----\n' + `Hash: ${[...hashNames].join(',')}\n` + '\n' + dashEscape(body) + '\n' + signature;
   }
 
   async detachSign(data: Uint8Array | string): Promise<string> {
     const binary = typeof data === 'string' ? new TextEncoder().encode(data) : data;
+    if (this.#native) return armorSignature(await this.#nativePacket(0x00, binary));
     const message = await openpgp.createMessage({ binary });
     const sig = await openpgp.sign({ message, signingKeys: this.#key, detached: true, format: 'armored', config: PGP_CONFIG });
     return sig;
   }
 
   async detachSignBinaryPacket(data: Uint8Array | ReadableStream<Uint8Array>): Promise<Uint8Array> {
+    if (this.#native && data instanceof Uint8Array) return this.#nativePacket(0x00, data);
     // A stream (e.g. an RPM header + payload) is hashed as it is read; the result is then a stream of the packet.
     const message = await openpgp.createMessage({ binary: data });
     const sig: Uint8Array | ReadableStream<Uint8Array> = await openpgp.sign({ message, signingKeys: this.#key, detached: true, format: 'binary', config: PGP_CONFIG });
     if (sig instanceof Uint8Array) return sig;
     return new Uint8Array(await new Response(sig).arrayBuffer());
   }
+}
+
+/** Lines starting with '-' or 'From ' are dash-escaped in a cleartext signature, as gpg does. */
+function dashEscape(body: string): string {
+  return body
+    .split('\n')
+    .map((line) => (line.startsWith('-') || line.startsWith('From ') ? '- ' + line : line))
+    .join('\n');
 }
 
 function hashName(algo: openpgp.enums.hash | null): string {

@@ -168,7 +168,10 @@ test('rpmbuild package: signed like rpmsign --addsign, rpmkeys --checksig OK, rp
   assert.deepEqual(Buffer.from(signed.subarray(r.headerStart)), Buffer.from(small.subarray(r.headerStart)));
   const before = entryData(small, 1008)!.length;
   const afterLen = entryData(signed, 1008)!.length;
-  assert.equal(before - afterLen, 16 + entryData(signed, 268)!.length);
+  // The growth is the new index entry and the signature, give or take the alignment padding the new layout needs (0-3).
+  const growth = before - afterLen;
+  const sigLen = entryData(signed, 268)!.length;
+  assert.ok(Math.abs(growth - (16 + sigLen)) <= 3, `RESERVEDSPACE shrank by ${growth} for a ${sigLen}-byte signature`);
   assert.ok(entryData(signed, 1008)!.every((b) => b === 0));
   // The other entries are kept byte for byte.
   for (const tag of [269, 273, 1000, 1004, 1007]) assert.deepEqual(entryData(signed, tag), entryData(small, tag), `tag ${tag}`);
@@ -198,7 +201,7 @@ test('re-signing replaces the signature and keeps the size', { skip }, async () 
   assert.deepEqual(r.removedTags, [268]);
   assert.equal(second.length, small.length);
   assert.equal(sigEntries(second).entries.filter((e) => e.tag === 268).length, 1);
-  assert.notDeepEqual(entryData(second, 268), entryData(first, 268));
+  // (RSA PKCS#1 v1.5 is deterministic: within the same second the new signature may equal the old one.)
   const c = checksig(write('small-resigned.rpm', second));
   assert.equal(c.status, 0, c.out);
   assert.match(c.out, /digests signatures OK/);

@@ -1,6 +1,5 @@
 // Adding and removing Debian packages in a distribution. Packages are immutable: the same
 // name+version+architecture can only ever be the same bytes.
-import { join } from 'node:path';
 import type { Db } from '../db/database.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { Config } from '../config.ts';

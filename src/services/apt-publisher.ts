@@ -140,7 +140,7 @@ export class AptPublisher {
   }
 
   async #publishOnce(distributionId: number): Promise<PublishResult> {
-    const { db, store, config } = this.#deps;
+    const { db, store } = this.#deps;
     const now = this.#deps.now ?? Date.now;
     const timings: Record<string, number> = {};
     let mark = performance.now();

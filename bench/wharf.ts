@@ -12,7 +12,8 @@ import { log, run } from './util.ts';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** Node 24 from node_modules (the system node may be older). */
 export const NODE = process.execPath;
-const MAIN = join(ROOT, 'src/cli/main.ts');
+// What users run (npx wharf): the launcher enables Node's compile cache.
+const MAIN = join(ROOT, 'bin/wharf.js');
 
 export const TARGET = { org: 'bench', repo: 'apt', os: 'debian', dist: 'bench' };
 export const TARGET_PATH = `${TARGET.org}/${TARGET.repo}/${TARGET.os}/${TARGET.dist}`;

@@ -45,13 +45,12 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
   const uploads = new UploadTracker();
   const publisher = new AptPublisher({ db, store, config, signingKey: () => keys.metadataKey(), log, uploads });
   const apt = new AptPackageService({ db, store, config, repos, publisher });
-  const rpmPublisher = new RpmPublisher({ db, store, config, metadataKey: () => keys.metadataKey(), packageKey: () => keys.packageKey(), log, uploads });
+  const rpmPublisher = new RpmPublisher({ db, store, config, metadataKey: () => keys.metadataKey(), packageKey: (repoId) => keys.packageKey(repoId), log, uploads });
   const rpm = new RpmPackageService({ db, store, config, repos, keys, publisher: rpmPublisher });
   const packages = new PackageService({ db, config, repos, apt, rpm, uploads });
   const createdAdminToken = await tokens.bootstrapAdmin(config.dataDir, config.adminToken);
   // Create (or load) the signing key at start, so the first push does not pay for key generation.
   await keys.metadataKey();
-  await keys.packageKey();
   return {
     config,
     log,

@@ -115,4 +115,10 @@ export const MIGRATIONS: Record<string, Migration> = {
       await db.schema.alterTable('repos').addColumn('sign_packages', 'integer', (c) => c.notNull().defaultTo(1)).execute();
     },
   },
+  '0004_repository_keys': {
+    async up(db: Kysely<any>) {
+      // null: a server-wide key (metadata); set: a key of one repository (its RPM package key)
+      await db.schema.alterTable('signing_keys').addColumn('repo_id', 'integer', (c) => c.references('repos.id')).execute();
+    },
+  },
 };

@@ -98,6 +98,8 @@ export interface SigningKeyTable {
   private_armored: string;
   created_at: number;
   active: number;
+  /** null for server-wide keys (metadata); the repository of a repository key (RPM package key) */
+  repo_id: number | null;
 }
 
 /** Files superseded by a publish, deleted once the retention period has passed. */

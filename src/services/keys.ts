@@ -26,21 +26,22 @@ export class KeyService {
   }
 
   /**
-   * The active key that signs RPM packages on upload. Separate from the metadata key, so that either can be rotated
-   * or kept offline-recoverable on its own.
+   * The repository's key that signs its RPM packages on upload, created at the first need. One per repository and
+   * separate from the metadata key, so that either can be rotated on its own and no repository can vouch for another.
    */
-  packageKey(): Promise<SigningKey> {
-    return this.#key('package');
+  packageKey(repoId: number): Promise<SigningKey> {
+    return this.#key('package', repoId);
   }
 
-  #key(purpose: string): Promise<SigningKey> {
-    let k = this.#keys.get(purpose);
+  #key(purpose: string, repoId: number | null = null): Promise<SigningKey> {
+    const id = `${purpose}:${repoId ?? ''}`;
+    let k = this.#keys.get(id);
     if (!k) {
-      k = this.#loadOrCreate(purpose).catch((e) => {
-        this.#keys.delete(purpose);
+      k = this.#loadOrCreate(purpose, repoId).catch((e) => {
+        this.#keys.delete(id);
         throw e;
       });
-      this.#keys.set(purpose, k);
+      this.#keys.set(id, k);
     }
     return k;
   }
@@ -68,12 +69,13 @@ export class KeyService {
     return pass;
   }
 
-  async #loadOrCreate(purpose: string): Promise<SigningKey> {
+  async #loadOrCreate(purpose: string, repoId: number | null): Promise<SigningKey> {
     const passphrase = await this.#passphrase();
     const row = await this.#db
       .selectFrom('signing_keys')
       .select(['private_armored'])
       .where('purpose', '=', purpose)
+      .where('repo_id', repoId === null ? 'is' : '=', repoId)
       .where('active', '=', 1)
       .orderBy('id', 'desc')
       .executeTakeFirst();
@@ -89,9 +91,10 @@ export class KeyService {
         private_armored: generated.armoredPrivateKey,
         created_at: Date.now(),
         active: 1,
+        repo_id: repoId,
       })
       .execute();
-    this.#log.info({ purpose, fingerprint: generated.fingerprint, ms: Date.now() - started }, 'generated signing key');
+    this.#log.info({ purpose, repoId, fingerprint: generated.fingerprint, ms: Date.now() - started }, 'generated signing key');
     return loadSigningKey(generated.armoredPrivateKey, passphrase);
   }
 }

@@ -71,7 +71,7 @@ export class RpmPackageService {
       let signedMeta = meta;
       if (repo.sign_packages) {
         // Re-sign with the package key into a second scratch file: lead + new signature header + the original rest.
-        const key = await this.#d.keys.packageKey();
+        const key = await this.#d.keys.packageKey(repo.id);
         const signed = await signRpm(src, (data) => key.detachSignBinaryPacket(data), 'rsa');
         signedPath = join(this.#d.config.dataDir, 'tmp', `signed-${randomBytes(12).toString('hex')}`);
         ({ sha256, size } = await writeSigned(signedPath, staged.path, signed.signatureHeader, signed.headerStart));

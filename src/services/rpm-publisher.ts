@@ -36,7 +36,7 @@ export interface RpmPublisherDeps {
   readonly store: BlobStore;
   readonly config: Config;
   readonly metadataKey: () => Promise<SigningKey>;
-  readonly packageKey: () => Promise<SigningKey>;
+  readonly packageKey: (repoId: number) => Promise<SigningKey>;
   readonly log: Logger;
   readonly uploads: UploadTracker;
   readonly now?: () => number;
@@ -130,7 +130,7 @@ export class RpmPublisher {
       .selectFrom('distributions')
       .innerJoin('repos', 'repos.id', 'distributions.repo_id')
       .innerJoin('orgs', 'orgs.id', 'repos.org_id')
-      .select(['distributions.os', 'distributions.name', 'distributions.generation', 'distributions.published_state', 'repos.name as repo', 'repos.private', 'orgs.name as org'])
+      .select(['distributions.os', 'distributions.name', 'distributions.generation', 'distributions.published_state', 'repos.id as repoId', 'repos.name as repo', 'repos.private', 'orgs.name as org'])
       .where('distributions.id', '=', distributionId)
       .executeTakeFirstOrThrow();
     const treePrefix = repoTreePrefix(dist.org, dist.repo, dist.private === 1);
@@ -163,7 +163,7 @@ export class RpmPublisher {
       repomds.push({ dir, xml: repomdXml({ revision: String(timestamp), data: records }) });
     }
     // Package files, data files and keys are durable before any repomd.xml names them.
-    const packageKey = await this.#d.packageKey();
+    const packageKey = await this.#d.packageKey(dist.repoId);
     if (!prev) {
       await store.put(`${treePrefix}/gpgkey`, metadataKey.armoredPublicKey, { sync: 'deferred' });
       await store.put(`${treePrefix}/package-gpgkey`, packageKey.armoredPublicKey, { sync: 'deferred' });

@@ -513,6 +513,17 @@ describe('packages', () => {
     for (const f of pkg) assert.ok(!meta.includes(f), `fingerprint ${f} is in both keys`);
   });
 
+  test('each repository has its own package key; the metadata key is shared', async () => {
+    assert.equal((await w.cli(['repo', 'create', 'acme/other'])).code, 0);
+    const push = await w.cli(['push', 'acme/other/el/9', built.noarch]);
+    assert.equal(push.code, 0, push.stderr);
+    const mine = await fingerprints(await getOk('/acme/tools/package-gpgkey'));
+    const theirs = await fingerprints(await getOk('/acme/other/package-gpgkey'));
+    assert.ok(theirs.length > 0);
+    for (const f of theirs) assert.ok(!mine.includes(f), `acme/other signs with acme/tools's package key ${f}`);
+    assert.deepEqual(await fingerprints(await getOk('/acme/other/gpgkey')), await fingerprints(await getOk('/acme/tools/gpgkey')));
+  });
+
   test('noarch is byte-identical in every arch dir; the source RPM only in SRPMS', async () => {
     const name = basename(built.noarch);
     const loc = `Packages/${name[0]}/${name}`;

@@ -13,6 +13,7 @@ import { RpmPackageService } from './services/rpm-packages.ts';
 import { RpmPublisher } from './services/rpm-publisher.ts';
 import { PackageService } from './services/packages.ts';
 import { UploadTracker } from './services/upload-tracker.ts';
+import { republishStale } from './services/reconcile.ts';
 import { KeyService } from './services/keys.ts';
 import { TokenService } from './services/tokens.ts';
 
@@ -51,6 +52,7 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
   const createdAdminToken = await tokens.bootstrapAdmin(config.dataDir, config.adminToken);
   // Create (or load) the signing key at start, so the first push does not pay for key generation.
   await keys.metadataKey();
+  await republishStale(db, (kind, id) => (kind === 'rpm' ? rpmPublisher.request(id) : publisher.request(id)), log);
   return {
     config,
     log,

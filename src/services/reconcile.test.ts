@@ -1,0 +1,53 @@
+// A package stored but never published (a crash between the two) is published at the next start.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../config.ts';
+import { createApp } from '../app.ts';
+import { createLogger } from '../log.ts';
+
+test('distributions with packages newer than their last publish are republished at start', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-reconcile-'));
+  const config = loadConfig({ data: dir, 'signing-passphrase': 'test-passphrase', fsync: 'false' }, {});
+  const log = createLogger('silent');
+  let app = await createApp(config, { log });
+  try {
+    const repo = await app.repos.create({ org: 'acme', repo: 'tools' }, { private: false });
+    const d = await app.db
+      .insertInto('distributions')
+      .values({ repo_id: repo.id, kind: 'deb', os: 'debian', name: 'stable', created_at: Date.now(), generation: 0, published_state: null, published_at: null })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await app.publisher.request(d.id);
+    // Stored, then "crashed" before the publish.
+    await app.db
+      .insertInto('deb_packages')
+      .values({
+        distribution_id: d.id,
+        component: 'main',
+        name: 'late',
+        version: '1.0',
+        architecture: 'amd64',
+        filename: 'late_1.0_amd64.deb',
+        pool_key: 'pool/stable/main/l/late/late_1.0_amd64.deb',
+        size: 1,
+        md5: '0'.repeat(32),
+        sha1: '0'.repeat(40),
+        sha256: 'ab'.repeat(32),
+        sha512: '0'.repeat(128),
+        stanza: 'Package: late\nVersion: 1.0\nArchitecture: amd64\n',
+        created_at: Date.now() + 1,
+      })
+      .execute();
+    const packages = 'public/acme/tools/debian/dists/stable/main/binary-amd64/Packages';
+    assert.doesNotMatch(Buffer.from((await app.store.get(packages))!).toString(), /Package: late/);
+    await app.close();
+    app = await createApp(config, { log });
+    assert.match(Buffer.from((await app.store.get(packages))!).toString(), /^Package: late$/m);
+  } finally {
+    await app.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -8,6 +8,7 @@ import { WharfError } from './errors.ts';
 import { pathSegments, sendError, sendJson } from './api/http.ts';
 import { handleApi } from './api/routes.ts';
 import { handleTree } from './serve/tree.ts';
+import { checkReadiness } from './services/readiness.ts';
 
 async function route(app: App, publicUrl: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const target = req.url ?? '/';
@@ -18,6 +19,10 @@ async function route(app: App, publicUrl: string, req: IncomingMessage, res: Ser
   if (!seg) throw new WharfError('BAD_REQUEST', ['invalid path: dot-segments, empty segments and encoded slashes are not allowed']);
   const url = new URL(target, publicUrl);
   if (seg.length === 1 && seg[0] === 'healthz') return sendJson(res, 200, { status: 'ok' });
+  if (seg.length === 1 && seg[0] === 'readyz') {
+    const report = await checkReadiness(app);
+    return sendJson(res, report.ready ? 200 : 503, { status: report.ready ? 'ready' : 'not ready', checks: report.checks });
+  }
   if (seg[0] === 'api') {
     if (seg[1] !== 'v1') throw new WharfError('NOT_FOUND', ['API version']);
     return handleApi(app, req, res, seg.slice(2), url, publicUrl);

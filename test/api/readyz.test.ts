@@ -1,0 +1,44 @@
+// /healthz says the process is alive; /readyz says it can work: database, storage round trip, signing key.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { rm, writeFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startWharf, type WharfInstance } from '../helpers/wharf.ts';
+
+let w: WharfInstance;
+before(async () => {
+  w = await startWharf();
+});
+after(async () => {
+  await w?.stop();
+});
+
+test('/readyz answers 200 with every check passing', async () => {
+  const r = await fetch(`${w.url}/readyz`);
+  assert.equal(r.status, 200);
+  const body = (await r.json()) as { status: string; checks: Record<string, { ok: boolean }> };
+  assert.equal(body.status, 'ready');
+  assert.deepEqual(Object.keys(body.checks).sort(), ['database', 'signing_key', 'storage']);
+  for (const [name, c] of Object.entries(body.checks)) assert.ok(c.ok, name);
+});
+
+test('/readyz answers 503 naming the failing check when storage cannot be written', async () => {
+  // Where the check writes is now a file, so no blob can be created under it (root ignores permission bits).
+  const internal = join(w.dataDir, 'storage', 'internal');
+  await rm(internal, { recursive: true, force: true });
+  await writeFile(internal, 'not a directory');
+  try {
+    const r = await fetch(`${w.url}/readyz`);
+    assert.equal(r.status, 503);
+    const body = (await r.json()) as { status: string; checks: Record<string, { ok: boolean; error?: string }> };
+    assert.equal(body.status, 'not ready');
+    assert.equal(body.checks.storage!.ok, false);
+    assert.ok(body.checks.storage!.error);
+    assert.equal(body.checks.database!.ok, true);
+    assert.equal((await fetch(`${w.url}/healthz`)).status, 200, 'alive, though not ready');
+  } finally {
+    await rm(internal, { force: true });
+    await mkdir(internal, { recursive: true });
+  }
+  assert.equal((await fetch(`${w.url}/readyz`)).status, 200);
+});

@@ -14,6 +14,7 @@ import { RpmPublisher } from './services/rpm-publisher.ts';
 import { PackageService } from './services/packages.ts';
 import { UploadTracker } from './services/upload-tracker.ts';
 import { republishStale } from './services/reconcile.ts';
+import { UrlSigner } from './services/url-signer.ts';
 import { KeyService } from './services/keys.ts';
 import { TokenService } from './services/tokens.ts';
 
@@ -30,6 +31,7 @@ export interface App {
   readonly rpmPublisher: RpmPublisher;
   readonly keys: KeyService;
   readonly tokens: TokenService;
+  readonly urlSigner: UrlSigner;
   /** the admin token, when this start created it */
   readonly createdAdminToken?: string;
   close(): Promise<void>;
@@ -52,6 +54,7 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
   const createdAdminToken = await tokens.bootstrapAdmin(config.dataDir, config.adminToken);
   // Create (or load) the signing key at start, so the first push does not pay for key generation.
   await keys.metadataKey();
+  const urlSigner = new UrlSigner(await keys.urlSigningSecrets(), config.signedUrlSeconds);
   await republishStale(db, (kind, id) => (kind === 'rpm' ? rpmPublisher.request(id) : publisher.request(id)), log);
   return {
     config,
@@ -66,6 +69,7 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
     rpmPublisher,
     keys,
     tokens,
+    urlSigner,
     ...(createdAdminToken ? { createdAdminToken } : {}),
     close: () => db.destroy(),
   };

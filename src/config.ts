@@ -24,6 +24,8 @@ export interface Config {
   readonly defaultArchitectures: readonly string[];
   /** architecture directories every RPM distribution has (noarch packages appear in each) */
   readonly defaultRpmArchitectures: readonly string[];
+  /** how long a signed download URL for a private package stays valid */
+  readonly signedUrlSeconds: number;
   /** fsync files before they become visible (disable only for throwaway benchmarks) */
   readonly fsync: boolean;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -42,6 +44,7 @@ const OPTIONS = {
   retentionSeconds: { env: 'WHARF_RETENTION_SECONDS', flag: 'retention-seconds', doc: 'grace period for superseded files', default: '3600' },
   defaultArchitectures: { env: 'WHARF_DEFAULT_ARCHITECTURES', flag: 'default-architectures', doc: 'comma-separated', default: 'amd64,arm64' },
   defaultRpmArchitectures: { env: 'WHARF_DEFAULT_RPM_ARCHITECTURES', flag: 'default-rpm-architectures', doc: 'comma-separated', default: 'x86_64,aarch64' },
+  signedUrlSeconds: { env: 'WHARF_SIGNED_URL_SECONDS', flag: 'signed-url-seconds', doc: 'lifetime of signed download URLs', default: '300' },
   fsync: { env: 'WHARF_FSYNC', flag: 'fsync', doc: 'true/false', default: 'true' },
   logLevel: { env: 'WHARF_LOG_LEVEL', flag: 'log-level', doc: 'debug, info, warn, error, silent', default: 'info' },
 } as const;
@@ -132,6 +135,7 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
     retentionSeconds: positiveInt('retentionSeconds', raw('retentionSeconds'), true),
     defaultArchitectures: Object.freeze(arches),
     defaultRpmArchitectures: Object.freeze(rpmArches),
+    signedUrlSeconds: positiveInt('signedUrlSeconds', raw('signedUrlSeconds')),
     fsync: bool('fsync', raw('fsync')),
     logLevel: level as Config['logLevel'],
   };

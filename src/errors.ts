@@ -29,6 +29,9 @@ export const ERRORS = {
   // Authentication and authorisation
   UNAUTHORIZED: { status: 401, message: 'Authentication required: pass a token with --token, WHARF_TOKEN or an Authorization header' },
   FORBIDDEN: { status: 403, message: 'The token does not allow this operation' },
+  TOKEN_EXISTS: { status: 409, message: 'A token named "%s" already exists here: revoke it first or choose another name' },
+  TOKEN_NOT_FOUND: { status: 404, message: 'Token %s not found here' },
+  SIGNED_URL_INVALID: { status: 403, message: 'This download link is invalid or has expired: request the file again through the repository URL' },
 
   // Resources
   NOT_FOUND: { status: 404, message: '%s not found' },

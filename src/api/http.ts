@@ -9,7 +9,9 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.writeHead(status, {
     'Content-Type': 'application/json; charset=utf-8',
     'Content-Length': Buffer.byteLength(text),
-    'Cache-Control': 'no-store',
+    // Never cached, and the answer depends on the credentials.
+    'Cache-Control': 'private, no-store',
+    Vary: 'Authorization',
     ...headers,
   });
   res.end(text);
@@ -27,20 +29,31 @@ export function sendError(res: ServerResponse, err: unknown, log: Logger, header
   sendJson(res, e.status, { error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } }, extra);
 }
 
-/** Extracts a token from `Authorization: Bearer T` or HTTP Basic (token as password, or as username with an empty password). */
-export function presentedToken(req: IncomingMessage): string | undefined {
+export interface Credentials {
+  readonly secret: string;
+  /** the Basic user name, when a password carried the secret */
+  readonly username?: string;
+  readonly scheme: 'bearer' | 'basic';
+}
+
+/**
+ * Credentials from `Authorization: Bearer T` or HTTP Basic: user name + token as password, or the token as user name
+ * with an empty password (the `https://TOKEN:@host/` form).
+ */
+export function presentedCredentials(req: IncomingMessage): Credentials | undefined {
   const h = req.headers.authorization;
   if (!h) return undefined;
   const [scheme, value] = h.split(/\s+/, 2);
   if (!scheme || !value) return undefined;
-  if (/^bearer$/i.test(scheme)) return value;
+  if (/^bearer$/i.test(scheme)) return { secret: value, scheme: 'bearer' };
   if (/^basic$/i.test(scheme)) {
     const decoded = Buffer.from(value, 'base64').toString('utf8');
     const i = decoded.indexOf(':');
     if (i < 0) return undefined;
     const user = decoded.slice(0, i);
     const pass = decoded.slice(i + 1);
-    return pass || user || undefined;
+    if (pass) return { secret: pass, username: user, scheme: 'basic' };
+    return user ? { secret: user, scheme: 'basic' } : undefined;
   }
   return undefined;
 }

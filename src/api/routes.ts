@@ -1,21 +1,50 @@
-// The REST API under /api/v1 (what the CLI uses). Thin: parse and validate the request, call a service, shape JSON.
+// The REST API under /api/v1 (what the CLI uses). Thin: parse and validate the request, authorise, call a service,
+// shape JSON.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { App } from '../app.ts';
 import { WharfError } from '../errors.ts';
-import { parseRepoRef, type RepoRef } from '../names.ts';
-import { presentedToken, readJson, requestBody, sendJson } from './http.ts';
+import { parseRepoRef, validateOrgName } from '../names.ts';
+import { allows, SCOPES, type Principal, type Scope } from '../services/tokens.ts';
+import type { RepositoryInfo } from '../services/repositories.ts';
+import { presentedCredentials, readJson, requestBody, sendJson } from './http.ts';
 import { openApiDocument } from './openapi.ts';
 
-async function requireAdmin(app: App, req: IncomingMessage): Promise<void> {
-  const secret = presentedToken(req);
-  if (!secret) throw new WharfError('UNAUTHORIZED');
-  const p = await app.tokens.verify(secret);
+/** The caller, or UNAUTHORIZED. */
+export async function authenticate(app: App, req: IncomingMessage): Promise<Principal> {
+  const c = presentedCredentials(req);
+  const p = c ? await app.tokens.verify(c.secret, c.username) : undefined;
   if (!p) throw new WharfError('UNAUTHORIZED');
-  if (!p.scopes.includes('admin')) throw new WharfError('FORBIDDEN');
+  return p;
 }
 
-function repoRef(org: string, repo: string): RepoRef {
-  return parseRepoRef(`${org}/${repo}`);
+/**
+ * The repository when `p` may do `scope` in it. A repository the caller cannot see answers like a missing one
+ * (404 for the API), so names cannot be probed; one it can see but not change answers 403.
+ */
+async function repoFor(app: App, p: Principal, org: string, name: string, scope: Scope): Promise<RepositoryInfo> {
+  const ref = parseRepoRef(`${org}/${name}`);
+  const repo = await app.repos.find(ref.org, ref.repo);
+  if (!repo || !allows(p, 'read', repo.org_id, repo.id)) throw new WharfError('REPO_NOT_FOUND', [`${ref.org}/${ref.repo}`, `${ref.org}/${ref.repo}`]);
+  if (!allows(p, scope, repo.org_id, repo.id)) throw new WharfError('FORBIDDEN');
+  return repo;
+}
+
+function requireServerAdmin(p: Principal): void {
+  if (p.kind !== 'admin') throw new WharfError('FORBIDDEN');
+}
+
+function parseScopes(v: unknown): Scope[] {
+  if (v === undefined) return ['read'];
+  if (!Array.isArray(v) || v.some((s) => typeof s !== 'string' || !(SCOPES as readonly string[]).includes(s))) {
+    throw new WharfError('BAD_REQUEST', ['"scopes" must be a list of read, write, admin']);
+  }
+  return v as Scope[];
+}
+
+function parseExpiry(v: unknown): number | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string' || Number.isNaN(Date.parse(v))) throw new WharfError('BAD_REQUEST', ['"expires_at" must be an ISO 8601 date such as 2027-06-30']);
+  return Date.parse(v);
 }
 
 /** Handles /api/v1/...; `seg` are the path segments after /api/v1. */
@@ -26,34 +55,59 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
     sendJson(res, 200, openApiDocument(publicUrl));
     return;
   }
-  await requireAdmin(app, req);
+  const p = await authenticate(app, req);
+  const notFound = () => new WharfError('NOT_FOUND', [`API route /api/v1/${route}`]);
 
-  if (seg[0] !== 'repos') throw new WharfError('NOT_FOUND', [`API route /api/v1/${route}`]);
+  // /orgs/ORG/tokens[/ID[/rotate]]: organisation-wide tokens
+  if (seg[0] === 'orgs' && seg.length >= 3 && seg[2] === 'tokens') {
+    const org = validateOrgName(seg[1]!);
+    const orgId = await app.repos.orgId(org);
+    const ok = orgId !== undefined && (p.kind === 'admin' || (p.orgId === orgId && p.repoId === null && p.scopes.includes('admin')));
+    if (!ok) throw new WharfError('NOT_FOUND', [`Organisation "${org}"`]);
+    return handleTokens(app, req, res, seg.slice(3), method, orgId, null);
+  }
+  if (seg[0] !== 'repos') throw notFound();
 
   // /repos
   if (seg.length === 1) {
-    if (method === 'GET') return sendJson(res, 200, { repositories: await app.repos.list() });
+    if (method === 'GET') {
+      const all = await app.repos.list();
+      return sendJson(res, 200, { repositories: all.filter((r) => allows(p, 'read', r.org_id, r.id)) });
+    }
     if (method === 'POST') {
+      requireServerAdmin(p);
       const body = await readJson(req);
       if (typeof body.name !== 'string') throw new WharfError('BAD_REQUEST', ['"name" (ORG/REPO) is required']);
-      if (body.private !== undefined && typeof body.private !== 'boolean') throw new WharfError('BAD_REQUEST', ['"private" must be a boolean']);
-      if (body.sign_packages !== undefined && typeof body.sign_packages !== 'boolean') throw new WharfError('BAD_REQUEST', ['"sign_packages" must be a boolean']);
+      for (const k of ['private', 'sign_packages', 'deploy_token'] as const) {
+        if (body[k] !== undefined && typeof body[k] !== 'boolean') throw new WharfError('BAD_REQUEST', [`"${k}" must be a boolean`]);
+      }
       const repo = await app.repos.create(parseRepoRef(body.name), { private: body.private === true, signPackages: body.sign_packages !== false });
-      return sendJson(res, 201, { repository: repo });
+      // A private repository is useless without a credential to read it: it gets a read-only deploy token unless asked not to.
+      const deployToken =
+        repo.private && body.deploy_token !== false
+          ? await app.tokens.create({ orgId: repo.org_id, repoId: repo.id, name: 'default-deploy', scopes: ['read'], expiresAt: null })
+          : undefined;
+      return sendJson(res, 201, { repository: repo, ...(deployToken ? { deploy_token: deployToken } : {}) });
     }
     throw new WharfError('METHOD_NOT_ALLOWED', [method]);
   }
-  if (seg.length < 3) throw new WharfError('NOT_FOUND', [`API route /api/v1/${route}`]);
-  const ref = repoRef(seg[1]!, seg[2]!);
+  if (seg.length < 3) throw notFound();
+  const [org, name] = [seg[1]!, seg[2]!];
 
   // /repos/ORG/REPO
   if (seg.length === 3) {
-    if (method === 'GET') return sendJson(res, 200, { repository: await app.repos.get(ref) });
+    if (method === 'GET') return sendJson(res, 200, { repository: await repoFor(app, p, org, name, 'read') });
     throw new WharfError('METHOD_NOT_ALLOWED', [method]);
+  }
+  // /repos/ORG/REPO/tokens[/ID[/rotate]]
+  if (seg[3] === 'tokens') {
+    const repo = await repoFor(app, p, org, name, 'admin');
+    return handleTokens(app, req, res, seg.slice(4), method, repo.org_id, repo.id);
   }
   // /repos/ORG/REPO/packages[?distribution=OS/DIST]
   if (seg.length === 4 && seg[3] === 'packages') {
     if (method !== 'GET') throw new WharfError('METHOD_NOT_ALLOWED', [method]);
+    const repo = await repoFor(app, p, org, name, 'read');
     const d = url.searchParams.get('distribution');
     let filter: { os: string; dist: string } | undefined;
     if (d) {
@@ -61,25 +115,58 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
       if (!os || !dist || rest.length) throw new WharfError('INVALID_DISTRIBUTION', [d.slice(0, 100)]);
       filter = { os, dist };
     }
-    return sendJson(res, 200, { packages: await app.packages.list(ref, filter) });
+    return sendJson(res, 200, { packages: await app.packages.list({ org: repo.org, repo: repo.name }, filter) });
   }
   // /repos/ORG/REPO/distributions/OS/DIST/packages[/FILENAME]
   if (seg[3] === 'distributions' && seg.length >= 7 && seg[6] === 'packages') {
     const [os, dist] = [seg[4]!, seg[5]!];
     if (seg.length === 7) {
       if (method === 'POST' || method === 'PUT') {
+        const repo = await repoFor(app, p, org, name, 'write');
         const len = req.headers['content-length'];
         if (len !== undefined && Number(len) > app.config.maxUploadBytes) throw new WharfError('PAYLOAD_TOO_LARGE', [app.config.maxUploadBytes]);
-        const result = await app.packages.push(ref, os, dist, requestBody(req));
+        const result = await app.packages.push({ org: repo.org, repo: repo.name }, os, dist, requestBody(req));
         return sendJson(res, result.status === 'created' ? 201 : 200, result);
       }
-      if (method === 'GET') return sendJson(res, 200, { packages: await app.packages.list(ref, { os, dist }) });
+      if (method === 'GET') {
+        const repo = await repoFor(app, p, org, name, 'read');
+        return sendJson(res, 200, { packages: await app.packages.list({ org: repo.org, repo: repo.name }, { os, dist }) });
+      }
       throw new WharfError('METHOD_NOT_ALLOWED', [method]);
     }
     if (seg.length === 8) {
-      if (method === 'DELETE') return sendJson(res, 200, { yanked: await app.packages.yank(ref, os, dist, seg[7]!) });
-      throw new WharfError('METHOD_NOT_ALLOWED', [method]);
+      if (method !== 'DELETE') throw new WharfError('METHOD_NOT_ALLOWED', [method]);
+      const repo = await repoFor(app, p, org, name, 'write');
+      return sendJson(res, 200, { yanked: await app.packages.yank({ org: repo.org, repo: repo.name }, os, dist, seg[7]!) });
     }
   }
-  throw new WharfError('NOT_FOUND', [`API route /api/v1/${route}`]);
+  throw notFound();
+}
+
+async function handleTokens(app: App, req: IncomingMessage, res: ServerResponse, rest: string[], method: string, orgId: number, repoId: number | null): Promise<void> {
+  if (rest.length === 0) {
+    if (method === 'GET') return sendJson(res, 200, { tokens: await app.tokens.list(orgId, repoId) });
+    if (method === 'POST') {
+      const body = await readJson(req);
+      if (typeof body.name !== 'string') throw new WharfError('BAD_REQUEST', ['"name" is required']);
+      const token = await app.tokens.create({ orgId, repoId, name: body.name, scopes: parseScopes(body.scopes), expiresAt: parseExpiry(body.expires_at) });
+      return sendJson(res, 201, { token });
+    }
+    throw new WharfError('METHOD_NOT_ALLOWED', [method]);
+  }
+  const id = Number(rest[0]);
+  if (!Number.isSafeInteger(id) || id <= 0) throw new WharfError('TOKEN_NOT_FOUND', [String(rest[0]).slice(0, 20)]);
+  if (rest.length === 1 && method === 'DELETE') {
+    await app.tokens.revoke(id, orgId, repoId);
+    return sendJson(res, 200, { revoked: id });
+  }
+  if (rest.length === 2 && rest[1] === 'rotate' && method === 'POST') {
+    const body = await readJson(req);
+    const grace = body.grace_seconds ?? 86400;
+    if (typeof grace !== 'number' || !Number.isInteger(grace) || grace < 0 || grace > 90 * 86400) {
+      throw new WharfError('BAD_REQUEST', ['"grace_seconds" must be a whole number of seconds, at most 90 days']);
+    }
+    return sendJson(res, 200, { token: await app.tokens.rotate(id, orgId, repoId, grace) });
+  }
+  throw new WharfError('METHOD_NOT_ALLOWED', [method]);
 }

@@ -15,9 +15,12 @@ Server:
   serve [--listen HOST:PORT] [--data DIR] [--config FILE] [--url BASE] [--tls-cert FILE --tls-key FILE]
 
 Client (WHARF_URL / --url, default http://127.0.0.1:8080; WHARF_TOKEN / --token):
-  repo create ORG/REPO [--private] [--no-package-signing]
-                                       create a repository (the organisation is created as needed);
+  repo create ORG/REPO [--private] [--no-deploy-token] [--no-package-signing]
+                                       create a repository (the organisation is created as needed); a private
+                                       one gets a read-only deploy token "default-deploy" unless --no-deploy-token;
                                        RPMs are re-signed with its package key unless --no-package-signing
+  token create ORG[/REPO] --name NAME [--scope read|write|admin]... [--expires 2027-06-30]
+  token list ORG[/REPO] | token revoke ORG[/REPO] ID | token rotate ORG[/REPO] ID [--grace 24h]
   repo list                            list repositories
   push ORG/REPO/OS/DIST FILE...        upload packages and publish signed metadata
   ls ORG/REPO [OS/DIST]                list packages
@@ -39,6 +42,11 @@ async function main(argv: string[]): Promise<number> {
       token: { type: 'string' },
       json: { type: 'boolean' },
       private: { type: 'boolean' },
+      'no-deploy-token': { type: 'boolean' },
+      name: { type: 'string' },
+      scope: { type: 'string', multiple: true },
+      expires: { type: 'string' },
+      grace: { type: 'string' },
       'no-package-signing': { type: 'boolean' },
       jobs: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -64,10 +72,17 @@ async function main(argv: string[]): Promise<number> {
     case 'repo': {
       const [sub, name] = args;
       if (sub === 'create' && name && args.length === 2) {
-        const r = await client.request<{ repository: any }>('POST', 'repos', {
-          json: { name, private: values.private === true, sign_packages: values['no-package-signing'] !== true },
+        const r = await client.request<{ repository: any; deploy_token?: any }>('POST', 'repos', {
+          json: {
+            name,
+            private: values.private === true,
+            sign_packages: values['no-package-signing'] !== true,
+            deploy_token: values['no-deploy-token'] !== true,
+          },
         });
-        out(`created ${r.repository.private ? 'private' : 'public'} repository ${r.repository.org}/${r.repository.name}`, r);
+        let text = `created ${r.repository.private ? 'private' : 'public'} repository ${r.repository.org}/${r.repository.name}`;
+        if (r.deploy_token) text += `\n${describeCreatedToken(r.deploy_token)}`;
+        out(text, r);
         return 0;
       }
       if (sub === 'list' && args.length === 1) {
@@ -76,6 +91,49 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       throw new UsageError('usage: wharf repo create ORG/REPO [--private] [--no-package-signing] | wharf repo list');
+    }
+    case 'token': {
+      const [sub, scopeArg, id] = args;
+      const scopeParts = scopeArg?.split('/') ?? [];
+      if (!sub || !scopeArg || scopeParts.length < 1 || scopeParts.length > 2 || scopeParts.some((x) => !x)) {
+        throw new UsageError(TOKEN_USAGE);
+      }
+      const base = scopeParts.length === 2 ? `repos/${scopeParts.map(encodeURIComponent).join('/')}/tokens` : `orgs/${encodeURIComponent(scopeParts[0]!)}/tokens`;
+      if (sub === 'create' && args.length === 2) {
+        if (typeof values.name !== 'string') throw new UsageError('token create needs --name NAME');
+        const scopes = ((values.scope as unknown as string[] | undefined) ?? ['read']).flatMap((s) => s.split(','));
+        let expires_at: string | undefined;
+        if (typeof values.expires === 'string') {
+          if (Number.isNaN(Date.parse(values.expires))) throw new UsageError('--expires must be a date such as 2027-06-30');
+          expires_at = new Date(values.expires).toISOString();
+        }
+        const r = await client.request<{ token: any }>('POST', base, { json: { name: values.name, scopes, ...(expires_at ? { expires_at } : {}) } });
+        if (json) process.stdout.write(JSON.stringify(r.token, null, 2) + '\n');
+        else process.stdout.write(describeCreatedToken(r.token) + '\n');
+        return 0;
+      }
+      if (sub === 'list' && args.length === 2) {
+        const r = await client.request<{ tokens: any[] }>('GET', base);
+        const rows = r.tokens.map(
+          (t) =>
+            `${t.id}\t${t.name}\t${t.scopes.join(',')}\t${t.repo ? `${t.org}/${t.repo}` : t.org}\texpires ${t.expires_at ?? 'never'}\tcreated ${t.created_at}\tlast used ${t.last_used_at ?? 'never'}${t.revoked_at ? `\trevoked ${t.revoked_at}` : ''}`,
+        );
+        out(rows.join('\n') || '(no tokens)', r);
+        return 0;
+      }
+      if (sub === 'revoke' && id && args.length === 3) {
+        const r = await client.request<any>('DELETE', `${base}/${encodeURIComponent(id)}`);
+        out(`revoked token ${id}`, r);
+        return 0;
+      }
+      if (sub === 'rotate' && id && args.length === 3) {
+        const grace = parseDuration(typeof values.grace === 'string' ? values.grace : '24h');
+        const r = await client.request<{ token: any }>('POST', `${base}/${encodeURIComponent(id)}/rotate`, { json: { grace_seconds: grace } });
+        if (json) process.stdout.write(JSON.stringify(r.token, null, 2) + '\n');
+        else process.stdout.write(`${describeCreatedToken(r.token)}\nThe previous secret stays valid for ${grace} s.\n`);
+        return 0;
+      }
+      throw new UsageError(TOKEN_USAGE);
     }
     case 'push': {
       const [target, ...files] = args;
@@ -123,6 +181,24 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown command "${command}"\n${USAGE}`);
   }
+}
+
+const TOKEN_USAGE =
+  'usage: wharf token create ORG[/REPO] --name NAME [--scope read|write|admin]... [--expires DATE] | token list ORG[/REPO] | token revoke ORG[/REPO] ID | token rotate ORG[/REPO] ID [--grace 24h]';
+
+function describeCreatedToken(t: { id: number; name: string; username: string; token: string; scopes: string[]; expires_at: string | null }): string {
+  return [
+    `Deploy token ${t.name} (id ${t.id}, scopes ${t.scopes.join(',')}, expires ${t.expires_at ?? 'never'}). Shown once: store it now.`,
+    `  username: ${t.username}`,
+    `  token:    ${t.token}`,
+  ].join('\n');
+}
+
+/** "90s", "15m", "24h", "7d" or plain seconds. */
+function parseDuration(v: string): number {
+  const m = /^(\d+)([smhd]?)$/.exec(v.trim());
+  if (!m) throw new UsageError(`invalid duration "${v}": use seconds or a number with s, m, h or d (e.g. 24h)`);
+  return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
 }
 
 /** A progress bar on stderr for uploads of 1 MiB and more, only on a terminal. */

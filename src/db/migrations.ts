@@ -121,4 +121,28 @@ export const MIGRATIONS: Record<string, Migration> = {
       await db.schema.alterTable('signing_keys').addColumn('repo_id', 'integer', (c) => c.references('repos.id')).execute();
     },
   },
+  '0005_deploy_tokens': {
+    async up(db: Kysely<any>) {
+      // What a token may reach: a whole organisation (repo_id null) or one repository; null org: the server admin.
+      await db.schema.alterTable('tokens').addColumn('org_id', 'integer', (c) => c.references('orgs.id')).execute();
+      await db.schema.alterTable('tokens').addColumn('repo_id', 'integer', (c) => c.references('repos.id')).execute();
+      await db.schema.alterTable('tokens').addColumn('username', 'varchar(128)').execute();
+      // Rotation: the previous secret stays valid until previous_valid_until.
+      await db.schema.alterTable('tokens').addColumn('previous_secret_sha256', 'char(64)').execute();
+      await db.schema.alterTable('tokens').addColumn('previous_valid_until', 'bigint').execute();
+      await db.schema.createIndex('tokens_previous_secret').on('tokens').column('previous_secret_sha256').execute();
+    },
+  },
+  '0006_server_secrets': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('server_secrets')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('purpose', 'varchar(64)', (c) => c.notNull())
+        .addColumn('value_encrypted', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('active', 'integer', (c) => c.notNull().defaultTo(1))
+        .execute();
+    },
+  },
 };

@@ -87,6 +87,14 @@ export interface TokenTable {
   expires_at: number | null;
   revoked_at: number | null;
   last_used_at: number | null;
+  /** scope of a deploy token: an organisation, optionally narrowed to one repository; null for the server admin */
+  org_id: number | null;
+  repo_id: number | null;
+  /** the HTTP Basic user name shown with the token */
+  username: string | null;
+  /** after a rotation, the old secret stays valid until previous_valid_until */
+  previous_secret_sha256: string | null;
+  previous_valid_until: number | null;
 }
 
 export interface SigningKeyTable {
@@ -110,6 +118,15 @@ export interface RetiredFileTable {
   retired_at: number;
 }
 
+/** Symmetric secrets (the URL-signing secret), encrypted with a key derived from the signing passphrase. */
+export interface ServerSecretTable {
+  id: Generated<number>;
+  purpose: string;
+  value_encrypted: string;
+  created_at: number;
+  active: number;
+}
+
 export interface Database {
   orgs: OrgTable;
   repos: RepoTable;
@@ -119,6 +136,7 @@ export interface Database {
   tokens: TokenTable;
   signing_keys: SigningKeyTable;
   retired_files: RetiredFileTable;
+  server_secrets: ServerSecretTable;
 }
 
 export type Repo = Selectable<RepoTable>;

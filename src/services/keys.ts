@@ -1,6 +1,7 @@
 // The OpenPGP key that signs repository metadata: generated on first use, stored encrypted with the signing
 // passphrase, loaded once per process.
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
+import { WharfError } from '../errors.ts';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Db } from '../db/database.ts';
@@ -47,6 +48,59 @@ export class KeyService {
   }
 
   #passphraseOnce?: Promise<string>;
+  #urlSecrets?: Promise<Buffer[]>;
+
+  /**
+   * The secrets that sign download URLs, newest first (the newest signs, all verify). Created on first use; stored
+   * encrypted (AES-256-GCM under a key derived from the signing passphrase). Separate from every other key.
+   */
+  urlSigningSecrets(): Promise<Buffer[]> {
+    this.#urlSecrets ??= this.#loadUrlSecrets().catch((e) => {
+      this.#urlSecrets = undefined;
+      throw e;
+    });
+    return this.#urlSecrets;
+  }
+
+  /** Adds a new URL-signing secret; the previous ones keep verifying until trimmed. */
+  async rotateUrlSigningSecret(): Promise<void> {
+    await this.#storeSecret('url-signing', randomBytes(32));
+    this.#urlSecrets = undefined;
+  }
+
+  async #sealingKey(): Promise<Buffer> {
+    return scryptSync(await this.#passphrase(), 'wharf/server-secrets/v1', 32);
+  }
+
+  async #storeSecret(purpose: string, value: Buffer): Promise<void> {
+    const key = await this.#sealingKey();
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', key, iv);
+    const sealed = Buffer.concat([iv, Buffer.alloc(16), c.update(value), c.final()]);
+    c.getAuthTag().copy(sealed, 12);
+    await this.#db.insertInto('server_secrets').values({ purpose, value_encrypted: sealed.toString('base64'), created_at: Date.now(), active: 1 }).execute();
+  }
+
+  async #loadUrlSecrets(): Promise<Buffer[]> {
+    const load = () =>
+      this.#db.selectFrom('server_secrets').select(['value_encrypted']).where('purpose', '=', 'url-signing').where('active', '=', 1).orderBy('id', 'desc').execute();
+    let rows = await load();
+    if (rows.length === 0) {
+      await this.#storeSecret('url-signing', randomBytes(32));
+      rows = await load();
+    }
+    const key = await this.#sealingKey();
+    return rows.map((r) => {
+      const sealed = Buffer.from(r.value_encrypted, 'base64');
+      const d = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, 12));
+      d.setAuthTag(sealed.subarray(12, 28));
+      try {
+        return Buffer.concat([d.update(sealed.subarray(28)), d.final()]);
+      } catch {
+        throw new WharfError('SIGNING_KEY_LOCKED', ['the URL-signing secret does not decrypt with this passphrase']);
+      }
+    });
+  }
 
   #passphrase(): Promise<string> {
     this.#passphraseOnce ??= this.#readOrCreatePassphrase();

@@ -38,5 +38,8 @@ export async function checkReadiness(deps: { db: Db; store: BlobStore; keys: Key
   checks.signing_key = await timed(async () => {
     await deps.keys.metadataKey();
   });
+  checks.url_signing_secret = await timed(async () => {
+    if ((await deps.keys.urlSigningSecrets()).length === 0) throw new Error('no URL-signing secret');
+  });
   return { ready: Object.values(checks).every((c) => c.ok), checks };
 }

@@ -5,6 +5,7 @@ import { validateOrgName, validateRepoName, type RepoRef } from '../names.ts';
 
 export interface RepositoryInfo {
   id: number;
+  org_id: number;
   org: string;
   name: string;
   private: boolean;
@@ -39,7 +40,7 @@ export class RepositoryService {
         .values({ org_id: org.id, name: ref.repo, private: opts.private ? 1 : 0, sign_packages: signPackages ? 1 : 0, created_at: now })
         .returning(['id'])
         .executeTakeFirstOrThrow();
-      return { id: row.id, org: ref.org, name: ref.repo, private: opts.private, sign_packages: signPackages, created_at: new Date(now).toISOString() };
+      return { id: row.id, org_id: org.id, org: ref.org, name: ref.repo, private: opts.private, sign_packages: signPackages, created_at: new Date(now).toISOString() };
     });
   }
 
@@ -47,7 +48,7 @@ export class RepositoryService {
     const rows = await this.#db
       .selectFrom('repos')
       .innerJoin('orgs', 'orgs.id', 'repos.org_id')
-      .select(['repos.id', 'orgs.name as org', 'repos.name', 'repos.private', 'repos.sign_packages', 'repos.created_at'])
+      .select(['repos.id', 'repos.org_id', 'orgs.name as org', 'repos.name', 'repos.private', 'repos.sign_packages', 'repos.created_at'])
       .orderBy('orgs.name')
       .orderBy('repos.name')
       .execute();
@@ -61,11 +62,15 @@ export class RepositoryService {
     return r;
   }
 
+  async orgId(name: string): Promise<number | undefined> {
+    return (await this.#db.selectFrom('orgs').select('id').where('name', '=', name).executeTakeFirst())?.id;
+  }
+
   async find(org: string, repo: string): Promise<RepositoryInfo | undefined> {
     const r = await this.#db
       .selectFrom('repos')
       .innerJoin('orgs', 'orgs.id', 'repos.org_id')
-      .select(['repos.id', 'orgs.name as org', 'repos.name', 'repos.private', 'repos.sign_packages', 'repos.created_at'])
+      .select(['repos.id', 'repos.org_id', 'orgs.name as org', 'repos.name', 'repos.private', 'repos.sign_packages', 'repos.created_at'])
       .where('orgs.name', '=', org)
       .where('repos.name', '=', repo)
       .executeTakeFirst();
@@ -73,6 +78,6 @@ export class RepositoryService {
   }
 }
 
-function toInfo(r: { id: number; org: string; name: string; private: number; sign_packages: number; created_at: number }): RepositoryInfo {
-  return { id: r.id, org: r.org, name: r.name, private: r.private === 1, sign_packages: r.sign_packages === 1, created_at: new Date(Number(r.created_at)).toISOString() };
+function toInfo(r: { id: number; org_id: number; org: string; name: string; private: number; sign_packages: number; created_at: number }): RepositoryInfo {
+  return { id: r.id, org_id: r.org_id, org: r.org, name: r.name, private: r.private === 1, sign_packages: r.sign_packages === 1, created_at: new Date(Number(r.created_at)).toISOString() };
 }

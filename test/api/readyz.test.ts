@@ -18,7 +18,7 @@ test('/readyz answers 200 with every check passing', async () => {
   assert.equal(r.status, 200);
   const body = (await r.json()) as { status: string; checks: Record<string, { ok: boolean }> };
   assert.equal(body.status, 'ready');
-  assert.deepEqual(Object.keys(body.checks).sort(), ['database', 'signing_key', 'storage']);
+  assert.deepEqual(Object.keys(body.checks).sort(), ['database', 'signing_key', 'storage', 'url_signing_secret']);
   for (const [name, c] of Object.entries(body.checks)) assert.ok(c.ok, name);
 });
 

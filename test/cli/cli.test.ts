@@ -38,7 +38,12 @@ describe('repositories', () => {
     assert.equal(c.stdout.trim(), 'created public repository acme/cli');
     const p = await w.cli(['repo', 'create', 'acme/hidden', '--private']);
     assert.equal(p.code, 0, p.stderr);
-    assert.equal(p.stdout.trim(), 'created private repository acme/hidden');
+    // A private repository comes with a read-only deploy token, shown once.
+    const out = lines(p.stdout);
+    assert.equal(out[0], 'created private repository acme/hidden');
+    assert.match(out[1]!, /^Deploy token default-deploy \(id \d+, scopes read, expires never\)/);
+    assert.match(out[2]!, /^ {2}username: wharf-deploy-\d+$/);
+    assert.match(out[3]!, /^ {2}token: {4}wharf_deploy_[A-Za-z0-9_-]{43}$/);
 
     const l = await w.cli(['repo', 'list']);
     assert.equal(l.code, 0, l.stderr);

@@ -1,0 +1,44 @@
+// Short-lived signed URLs for private package files: an HMAC-SHA256 over method, path and expiry with a secret used
+// for nothing else. Any node holding the secret verifies a URL without a database lookup. Several secrets can be
+// accepted at once (the newest signs), so the secret can be rotated without breaking links in flight.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+export class UrlSigner {
+  readonly #secrets: readonly Buffer[];
+  readonly ttlSeconds: number;
+
+  constructor(secrets: readonly Buffer[], ttlSeconds: number) {
+    if (secrets.length === 0) throw new Error('UrlSigner needs at least one secret');
+    this.#secrets = secrets;
+    this.ttlSeconds = ttlSeconds;
+  }
+
+  #mac(secret: Buffer, method: string, path: string, expires: number): Buffer {
+    return createHmac('sha256', secret).update(`${method}\n${path}\n${expires}`).digest();
+  }
+
+  /** `path` is the URL path (already percent-encoded as it will be requested). */
+  sign(method: string, path: string, now = Date.now()): string {
+    const expires = Math.floor(now / 1000) + this.ttlSeconds;
+    const sig = this.#mac(this.#secrets[0]!, method, path, expires).toString('base64url');
+    return `${path}?expires=${expires}&signature=${sig}`;
+  }
+
+  verify(method: string, path: string, expires: string | null, signature: string | null, now = Date.now()): boolean {
+    if (!expires || !signature || !/^\d{1,12}$/.test(expires)) return false;
+    const exp = Number(expires);
+    if (exp < Math.floor(now / 1000)) return false;
+    let given: Buffer;
+    try {
+      given = Buffer.from(signature, 'base64url');
+    } catch {
+      return false;
+    }
+    let ok = false;
+    for (const s of this.#secrets) {
+      const want = this.#mac(s, method, path, exp);
+      if (given.length === want.length && timingSafeEqual(given, want)) ok = true;
+    }
+    return ok;
+  }
+}

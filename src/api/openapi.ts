@@ -11,6 +11,50 @@ const distParams = [
   { name: 'dist', in: 'path', required: true, schema: { type: 'string' }, description: 'e.g. bookworm, jammy, any' },
 ];
 const error = { $ref: '#/components/responses/Error' };
+const orgParams = [{ name: 'org', in: 'path', required: true, schema: { type: 'string' } }];
+const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'integer' } };
+
+function tokenCollection(params: object[], what: string): object {
+  return {
+    get: { parameters: params, summary: `List the deploy tokens of ${what} (never their secrets)`, responses: { 200: { description: '{"tokens": [Token]}' }, 404: error } },
+    post: {
+      parameters: params,
+      summary: `Create a deploy token for ${what}; the secret is in this response only`,
+      requestBody: {
+        required: true,
+        content: {
+          'application/json': {
+            schema: {
+              type: 'object',
+              required: ['name'],
+              properties: {
+                name: { type: 'string' },
+                scopes: { type: 'array', items: { type: 'string', enum: ['read', 'write', 'admin'] }, default: ['read'] },
+                expires_at: { type: 'string', format: 'date-time' },
+              },
+            },
+          },
+        },
+      },
+      responses: { 201: { description: '{"token": {"id","name","username","token","scopes","expires_at"}}' }, 400: error, 409: error },
+    },
+  };
+}
+
+function tokenItem(params: object[]): object {
+  return { delete: { parameters: [...params, idParam], summary: 'Revoke a token (effective within 5 seconds)', responses: { 200: { description: '{"revoked": id}' }, 404: error } } };
+}
+
+function tokenRotate(params: object[]): object {
+  return {
+    post: {
+      parameters: [...params, idParam],
+      summary: 'Issue a new secret; the old one stays valid for grace_seconds (default 86400)',
+      requestBody: { content: { 'application/json': { schema: { type: 'object', properties: { grace_seconds: { type: 'integer' } } } } } },
+      responses: { 200: { description: '{"token": {...}}' }, 404: error },
+    },
+  };
+}
 
 export function openApiDocument(serverUrl: string): object {
   return {
@@ -31,6 +75,7 @@ export function openApiDocument(serverUrl: string): object {
                     name: { type: 'string', example: 'acme/tools' },
                     private: { type: 'boolean' },
                     sign_packages: { type: 'boolean', default: true, description: 're-sign RPMs with the package key on upload' },
+                    deploy_token: { type: 'boolean', default: true, description: 'for a private repository: create a read-only deploy token "default-deploy"' },
                   },
                 },
               },
@@ -63,6 +108,12 @@ export function openApiDocument(serverUrl: string): object {
           },
         },
       },
+      '/repos/{org}/{repo}/tokens': tokenCollection(repoParams, 'a repository'),
+      '/repos/{org}/{repo}/tokens/{id}': tokenItem(repoParams),
+      '/repos/{org}/{repo}/tokens/{id}/rotate': tokenRotate(repoParams),
+      '/orgs/{org}/tokens': tokenCollection(orgParams, 'an organisation (every repository in it)'),
+      '/orgs/{org}/tokens/{id}': tokenItem(orgParams),
+      '/orgs/{org}/tokens/{id}/rotate': tokenRotate(orgParams),
       '/repos/{org}/{repo}/distributions/{os}/{dist}/packages/{filename}': {
         delete: {
           parameters: [...distParams, { name: 'filename', in: 'path', required: true, schema: { type: 'string' } }],

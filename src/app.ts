@@ -15,6 +15,7 @@ import { PackageService } from './services/packages.ts';
 import { UploadTracker } from './services/upload-tracker.ts';
 import { republishStale } from './services/reconcile.ts';
 import { UrlSigner } from './services/url-signer.ts';
+import { AuthFailureLimiter } from './api/auth.ts';
 import { KeyService } from './services/keys.ts';
 import { TokenService } from './services/tokens.ts';
 
@@ -32,6 +33,7 @@ export interface App {
   readonly keys: KeyService;
   readonly tokens: TokenService;
   readonly urlSigner: UrlSigner;
+  readonly authFailures: AuthFailureLimiter;
   /** the admin token, when this start created it */
   readonly createdAdminToken?: string;
   close(): Promise<void>;
@@ -70,6 +72,7 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
     keys,
     tokens,
     urlSigner,
+    authFailures: new AuthFailureLimiter(config.authFailuresPerMinute),
     ...(createdAdminToken ? { createdAdminToken } : {}),
     close: () => db.destroy(),
   };

@@ -24,6 +24,10 @@ export interface Config {
   readonly defaultArchitectures: readonly string[];
   /** architecture directories every RPM distribution has (noarch packages appear in each) */
   readonly defaultRpmArchitectures: readonly string[];
+  /** behind a TLS-terminating proxy: trust X-Forwarded-Proto and X-Forwarded-For */
+  readonly trustProxy: boolean;
+  /** failed authentications allowed per client IP per minute before 429 */
+  readonly authFailuresPerMinute: number;
   /** how long a signed download URL for a private package stays valid */
   readonly signedUrlSeconds: number;
   /** fsync files before they become visible (disable only for throwaway benchmarks) */
@@ -44,6 +48,8 @@ const OPTIONS = {
   retentionSeconds: { env: 'WHARF_RETENTION_SECONDS', flag: 'retention-seconds', doc: 'grace period for superseded files', default: '3600' },
   defaultArchitectures: { env: 'WHARF_DEFAULT_ARCHITECTURES', flag: 'default-architectures', doc: 'comma-separated', default: 'amd64,arm64' },
   defaultRpmArchitectures: { env: 'WHARF_DEFAULT_RPM_ARCHITECTURES', flag: 'default-rpm-architectures', doc: 'comma-separated', default: 'x86_64,aarch64' },
+  trustProxy: { env: 'WHARF_TRUST_PROXY', flag: 'trust-proxy', doc: 'true/false', default: 'false', bare: true },
+  authFailuresPerMinute: { env: 'WHARF_AUTH_FAILURES_PER_MINUTE', flag: 'auth-failures-per-minute', doc: 'per client IP', default: '30' },
   signedUrlSeconds: { env: 'WHARF_SIGNED_URL_SECONDS', flag: 'signed-url-seconds', doc: 'lifetime of signed download URLs', default: '300' },
   fsync: { env: 'WHARF_FSYNC', flag: 'fsync', doc: 'true/false', default: 'true' },
   logLevel: { env: 'WHARF_LOG_LEVEL', flag: 'log-level', doc: 'debug, info, warn, error, silent', default: 'info' },
@@ -51,8 +57,9 @@ const OPTIONS = {
 
 export type OptionName = keyof typeof OPTIONS;
 export const OPTION_NAMES = Object.keys(OPTIONS) as OptionName[];
-export const OPTION_FLAGS: Record<string, { type: 'string' }> = Object.fromEntries(
-  OPTION_NAMES.map((n) => [OPTIONS[n].flag, { type: 'string' as const }]),
+/** parseArgs options for every flag; `bare` options are switches (`--trust-proxy`). */
+export const OPTION_FLAGS: Record<string, { type: 'string' | 'boolean' }> = Object.fromEntries(
+  OPTION_NAMES.map((n) => [OPTIONS[n].flag, { type: 'bare' in OPTIONS[n] ? ('boolean' as const) : ('string' as const) }]),
 );
 
 function fail(msg: string): never {
@@ -87,6 +94,7 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
     const o = OPTIONS[name];
     const fromFlag = flags[o.flag];
     if (typeof fromFlag === 'string') return fromFlag;
+    if (fromFlag === true) return 'true';
     const fromEnv = env[o.env];
     if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
     const fromFile = file[name];
@@ -136,6 +144,8 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
     defaultArchitectures: Object.freeze(arches),
     defaultRpmArchitectures: Object.freeze(rpmArches),
     signedUrlSeconds: positiveInt('signedUrlSeconds', raw('signedUrlSeconds')),
+    trustProxy: bool('trustProxy', raw('trustProxy')),
+    authFailuresPerMinute: positiveInt('authFailuresPerMinute', raw('authFailuresPerMinute')),
     fsync: bool('fsync', raw('fsync')),
     logLevel: level as Config['logLevel'],
   };

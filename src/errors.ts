@@ -31,6 +31,8 @@ export const ERRORS = {
   FORBIDDEN: { status: 403, message: 'The token does not allow this operation' },
   TOKEN_EXISTS: { status: 409, message: 'A token named "%s" already exists here: revoke it first or choose another name' },
   TOKEN_NOT_FOUND: { status: 404, message: 'Token %s not found here' },
+  INSECURE_TRANSPORT: { status: 403, message: 'HTTP Basic credentials over plain HTTP are refused, to keep them off the wire: use https:// (behind a TLS-terminating proxy, start Wharf with --trust-proxy)' },
+  RATE_LIMITED: { status: 429, message: 'Too many failed authentication attempts from this address: retry after %s seconds' },
   SIGNED_URL_INVALID: { status: 403, message: 'This download link is invalid or has expired: request the file again through the repository URL' },
 
   // Resources

@@ -26,7 +26,8 @@ export function sendError(res: ServerResponse, err: unknown, log: Logger, header
   }
   const extra: Record<string, string> = { ...headers };
   if (e.status === 401) extra['WWW-Authenticate'] = 'Basic realm="wharf", charset="UTF-8"';
-  sendJson(res, e.status, { error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } }, extra);
+  if (e.status === 429 && typeof e.details?.retryAfter === 'number') extra['Retry-After'] = String(e.details.retryAfter);
+  sendJson(res, e.status, { error: { code: e.code, message: e.message } }, extra);
 }
 
 export interface Credentials {

@@ -6,15 +6,15 @@ import { WharfError } from '../errors.ts';
 import { parseRepoRef, validateOrgName } from '../names.ts';
 import { allows, SCOPES, type Principal, type Scope } from '../services/tokens.ts';
 import type { RepositoryInfo } from '../services/repositories.ts';
-import { presentedCredentials, readJson, requestBody, sendJson } from './http.ts';
+import { readJson, requestBody, sendJson } from './http.ts';
+import { authenticateRequest } from './auth.ts';
 import { openApiDocument } from './openapi.ts';
 
 /** The caller, or UNAUTHORIZED. */
 export async function authenticate(app: App, req: IncomingMessage): Promise<Principal> {
-  const c = presentedCredentials(req);
-  const p = c ? await app.tokens.verify(c.secret, c.username) : undefined;
-  if (!p) throw new WharfError('UNAUTHORIZED');
-  return p;
+  const { principal } = await authenticateRequest(app, req);
+  if (!principal) throw new WharfError('UNAUTHORIZED');
+  return principal;
 }
 
 /**

@@ -8,7 +8,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { App } from '../app.ts';
 import type { RepositoryInfo } from '../services/repositories.ts';
 import { WharfError } from '../errors.ts';
-import { presentedCredentials, type Credentials } from '../api/http.ts';
+import type { Credentials } from '../api/http.ts';
+import { authenticateRequest } from '../api/auth.ts';
 import { allows } from '../services/tokens.ts';
 import { repoTreePrefix } from '../services/tree.ts';
 import { cacheControlOf, contentTypeOf, isImmutablePath, sendBlob } from './tree-files.ts';
@@ -38,8 +39,9 @@ export async function handleTree(app: App, req: IncomingMessage, res: ServerResp
 
   let credentials: Credentials | undefined;
   if (!repo || repo.private) {
-    credentials = presentedCredentials(req);
-    const p = credentials ? await app.tokens.verify(credentials.secret, credentials.username) : undefined;
+    const auth = await authenticateRequest(app, req);
+    credentials = auth.credentials;
+    const p = auth.principal;
     if (!repo) {
       // The server admin may learn that a repository does not exist; nobody else can tell it from a private one.
       if (p?.kind === 'admin') throw new WharfError('NOT_FOUND', ['File']);

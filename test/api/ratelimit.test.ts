@@ -1,0 +1,30 @@
+// Failed authentications are limited per client address: 429 with Retry-After, so tokens cannot be brute-forced.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startWharf, type WharfInstance } from '../helpers/wharf.ts';
+
+let w: WharfInstance;
+before(async () => {
+  w = await startWharf({ env: { WHARF_AUTH_FAILURES_PER_MINUTE: '3' } });
+});
+after(async () => {
+  await w?.stop();
+});
+
+test('after the allowed failures the address gets 429 with Retry-After, even with a good token', async () => {
+  const wrong = { Authorization: 'Bearer wharf_deploy_not-a-real-token-at-all-000000000000000000' };
+  for (let i = 0; i < 3; i++) {
+    const r = await fetch(`${w.url}/api/v1/repos`, { headers: wrong });
+    assert.equal(r.status, 401, `attempt ${i + 1}`);
+  }
+  const limited = await fetch(`${w.url}/api/v1/repos`, { headers: wrong });
+  assert.equal(limited.status, 429);
+  const retry = Number(limited.headers.get('retry-after'));
+  assert.ok(retry >= 1 && retry <= 60, `Retry-After ${retry}`);
+  assert.equal(((await limited.json()) as { error: { code: string } }).error.code, 'RATE_LIMITED');
+  // The limit is on the address: guessing and then using a good token does not get through while limited.
+  const good = await fetch(`${w.url}/api/v1/repos`, { headers: { Authorization: `Bearer ${w.token}` } });
+  assert.equal(good.status, 429);
+  // Anonymous public reads are not authentication attempts and are not limited.
+  assert.equal((await fetch(`${w.url}/healthz`)).status, 200);
+});

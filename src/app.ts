@@ -16,6 +16,7 @@ import { UploadTracker } from './services/upload-tracker.ts';
 import { republishStale } from './services/reconcile.ts';
 import { UrlSigner } from './services/url-signer.ts';
 import { AuthFailureLimiter } from './api/auth.ts';
+import { AuditLog } from './services/audit.ts';
 import { KeyService } from './services/keys.ts';
 import { TokenService } from './services/tokens.ts';
 
@@ -34,6 +35,7 @@ export interface App {
   readonly tokens: TokenService;
   readonly urlSigner: UrlSigner;
   readonly authFailures: AuthFailureLimiter;
+  readonly audit: AuditLog;
   /** the admin token, when this start created it */
   readonly createdAdminToken?: string;
   close(): Promise<void>;
@@ -73,6 +75,7 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
     tokens,
     urlSigner,
     authFailures: new AuthFailureLimiter(config.authFailuresPerMinute),
+    audit: new AuditLog(db),
     ...(createdAdminToken ? { createdAdminToken } : {}),
     close: () => db.destroy(),
   };

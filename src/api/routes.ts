@@ -7,7 +7,8 @@ import { parseRepoRef, validateOrgName } from '../names.ts';
 import { allows, SCOPES, type Principal, type Scope } from '../services/tokens.ts';
 import type { RepositoryInfo } from '../services/repositories.ts';
 import { readJson, requestBody, sendJson } from './http.ts';
-import { authenticateRequest } from './auth.ts';
+import { authenticateRequest, clientIp } from './auth.ts';
+import { actorOf } from '../services/audit.ts';
 import { openApiDocument } from './openapi.ts';
 
 /** The caller, or UNAUTHORIZED. */
@@ -57,6 +58,8 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
   }
   const p = await authenticate(app, req);
   const notFound = () => new WharfError('NOT_FOUND', [`API route /api/v1/${route}`]);
+  const audit = (action: string, orgId: number | null, repoId: number | null, target: string, details?: Record<string, unknown>) =>
+    app.audit.record({ actor: actorOf(p), ip: clientIp(req, app.config), action, orgId, repoId, target, ...(details ? { details } : {}) });
 
   // /orgs/ORG/tokens[/ID[/rotate]]: organisation-wide tokens
   if (seg[0] === 'orgs' && seg.length >= 3 && seg[2] === 'tokens') {
@@ -64,7 +67,15 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
     const orgId = await app.repos.orgId(org);
     const ok = orgId !== undefined && (p.kind === 'admin' || (p.orgId === orgId && p.repoId === null && p.scopes.includes('admin')));
     if (!ok) throw new WharfError('NOT_FOUND', [`Organisation "${org}"`]);
-    return handleTokens(app, req, res, seg.slice(3), method, orgId, null);
+    return handleTokens(app, req, res, seg.slice(3), method, orgId, null, (action, target, details) => audit(action, orgId, null, target, details));
+  }
+  // /orgs/ORG/audit: the audit log of an organisation
+  if (seg[0] === 'orgs' && seg.length === 3 && seg[2] === 'audit') {
+    const org = validateOrgName(seg[1]!);
+    const orgId = await app.repos.orgId(org);
+    const ok = orgId !== undefined && (p.kind === 'admin' || (p.orgId === orgId && p.repoId === null && p.scopes.includes('admin')));
+    if (!ok) throw new WharfError('NOT_FOUND', [`Organisation "${org}"`]);
+    return sendJson(res, 200, { entries: await app.audit.list(orgId, null, Number(url.searchParams.get('limit') ?? 200)) });
   }
   if (seg[0] !== 'repos') throw notFound();
 
@@ -87,6 +98,8 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
         repo.private && body.deploy_token !== false
           ? await app.tokens.create({ orgId: repo.org_id, repoId: repo.id, name: 'default-deploy', scopes: ['read'], expiresAt: null })
           : undefined;
+      await audit('repository.create', repo.org_id, repo.id, `${repo.org}/${repo.name}`, { private: repo.private, deploy_token: deployToken?.id ?? null });
+      if (deployToken) await audit('token.create', repo.org_id, repo.id, `token:${deployToken.id}`, { name: deployToken.name, scopes: deployToken.scopes });
       return sendJson(res, 201, { repository: repo, ...(deployToken ? { deploy_token: deployToken } : {}) });
     }
     throw new WharfError('METHOD_NOT_ALLOWED', [method]);
@@ -102,7 +115,12 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
   // /repos/ORG/REPO/tokens[/ID[/rotate]]
   if (seg[3] === 'tokens') {
     const repo = await repoFor(app, p, org, name, 'admin');
-    return handleTokens(app, req, res, seg.slice(4), method, repo.org_id, repo.id);
+    return handleTokens(app, req, res, seg.slice(4), method, repo.org_id, repo.id, (action, target, details) => audit(action, repo.org_id, repo.id, target, details));
+  }
+  // /repos/ORG/REPO/audit
+  if (seg.length === 4 && seg[3] === 'audit') {
+    const repo = await repoFor(app, p, org, name, 'admin');
+    return sendJson(res, 200, { entries: await app.audit.list(repo.org_id, repo.id, Number(url.searchParams.get('limit') ?? 200)) });
   }
   // /repos/ORG/REPO/packages[?distribution=OS/DIST]
   if (seg.length === 4 && seg[3] === 'packages') {
@@ -126,6 +144,7 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
         const len = req.headers['content-length'];
         if (len !== undefined && Number(len) > app.config.maxUploadBytes) throw new WharfError('PAYLOAD_TOO_LARGE', [app.config.maxUploadBytes]);
         const result = await app.packages.push({ org: repo.org, repo: repo.name }, os, dist, requestBody(req));
+        await audit('package.push', repo.org_id, repo.id, `${repo.org}/${repo.name}/${os}/${dist}/${result.package.filename}`, { status: result.status, sha256: result.package.sha256 });
         return sendJson(res, result.status === 'created' ? 201 : 200, result);
       }
       if (method === 'GET') {
@@ -137,19 +156,24 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
     if (seg.length === 8) {
       if (method !== 'DELETE') throw new WharfError('METHOD_NOT_ALLOWED', [method]);
       const repo = await repoFor(app, p, org, name, 'write');
-      return sendJson(res, 200, { yanked: await app.packages.yank({ org: repo.org, repo: repo.name }, os, dist, seg[7]!) });
+      const yanked = await app.packages.yank({ org: repo.org, repo: repo.name }, os, dist, seg[7]!);
+      await audit('package.yank', repo.org_id, repo.id, `${repo.org}/${repo.name}/${os}/${dist}/${yanked.filename}`);
+      return sendJson(res, 200, { yanked });
     }
   }
   throw notFound();
 }
 
-async function handleTokens(app: App, req: IncomingMessage, res: ServerResponse, rest: string[], method: string, orgId: number, repoId: number | null): Promise<void> {
+type Audit = (action: string, target: string, details?: Record<string, unknown>) => Promise<void>;
+
+async function handleTokens(app: App, req: IncomingMessage, res: ServerResponse, rest: string[], method: string, orgId: number, repoId: number | null, audit: Audit): Promise<void> {
   if (rest.length === 0) {
     if (method === 'GET') return sendJson(res, 200, { tokens: await app.tokens.list(orgId, repoId) });
     if (method === 'POST') {
       const body = await readJson(req);
       if (typeof body.name !== 'string') throw new WharfError('BAD_REQUEST', ['"name" is required']);
       const token = await app.tokens.create({ orgId, repoId, name: body.name, scopes: parseScopes(body.scopes), expiresAt: parseExpiry(body.expires_at) });
+      await audit('token.create', `token:${token.id}`, { name: token.name, scopes: token.scopes, expires_at: token.expires_at });
       return sendJson(res, 201, { token });
     }
     throw new WharfError('METHOD_NOT_ALLOWED', [method]);
@@ -158,6 +182,7 @@ async function handleTokens(app: App, req: IncomingMessage, res: ServerResponse,
   if (!Number.isSafeInteger(id) || id <= 0) throw new WharfError('TOKEN_NOT_FOUND', [String(rest[0]).slice(0, 20)]);
   if (rest.length === 1 && method === 'DELETE') {
     await app.tokens.revoke(id, orgId, repoId);
+    await audit('token.revoke', `token:${id}`);
     return sendJson(res, 200, { revoked: id });
   }
   if (rest.length === 2 && rest[1] === 'rotate' && method === 'POST') {
@@ -166,7 +191,9 @@ async function handleTokens(app: App, req: IncomingMessage, res: ServerResponse,
     if (typeof grace !== 'number' || !Number.isInteger(grace) || grace < 0 || grace > 90 * 86400) {
       throw new WharfError('BAD_REQUEST', ['"grace_seconds" must be a whole number of seconds, at most 90 days']);
     }
-    return sendJson(res, 200, { token: await app.tokens.rotate(id, orgId, repoId, grace) });
+    const token = await app.tokens.rotate(id, orgId, repoId, grace);
+    await audit('token.rotate', `token:${id}`, { grace_seconds: grace });
+    return sendJson(res, 200, { token });
   }
   throw new WharfError('METHOD_NOT_ALLOWED', [method]);
 }

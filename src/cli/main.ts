@@ -21,6 +21,7 @@ Client (WHARF_URL / --url, default http://127.0.0.1:8080; WHARF_TOKEN / --token)
                                        RPMs are re-signed with its package key unless --no-package-signing
   token create ORG[/REPO] --name NAME [--scope read|write|admin]... [--expires 2027-06-30]
   token list ORG[/REPO] | token revoke ORG[/REPO] ID | token rotate ORG[/REPO] ID [--grace 24h]
+  audit ORG[/REPO]                     who changed what, when, from where (newest first)
   repo list                            list repositories
   push ORG/REPO/OS/DIST FILE...        upload packages and publish signed metadata
   ls ORG/REPO [OS/DIST]                list packages
@@ -134,6 +135,18 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       throw new UsageError(TOKEN_USAGE);
+    }
+    case 'audit': {
+      const [scopeArg] = args;
+      const parts = scopeArg?.split('/') ?? [];
+      if (!scopeArg || args.length !== 1 || parts.length > 2 || parts.some((x) => !x)) throw new UsageError('usage: wharf audit ORG[/REPO]');
+      const path = parts.length === 2 ? `repos/${parts.map(encodeURIComponent).join('/')}/audit` : `orgs/${encodeURIComponent(parts[0]!)}/audit`;
+      const r = await client.request<{ entries: any[] }>('GET', path);
+      out(
+        r.entries.map((e) => `${e.at}\t${e.actor}\t${e.ip ?? '-'}\t${e.action}\t${e.target}${e.details ? `\t${JSON.stringify(e.details)}` : ''}`).join('\n') || '(no entries)',
+        r,
+      );
+      return 0;
     }
     case 'push': {
       const [target, ...files] = args;

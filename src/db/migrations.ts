@@ -145,4 +145,21 @@ export const MIGRATIONS: Record<string, Migration> = {
         .execute();
     },
   },
+  '0007_audit_log': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('audit_log')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        .addColumn('actor', 'varchar(256)', (c) => c.notNull())
+        .addColumn('ip', 'varchar(64)')
+        .addColumn('action', 'varchar(64)', (c) => c.notNull())
+        .addColumn('org_id', 'integer')
+        .addColumn('repo_id', 'integer')
+        .addColumn('target', 'varchar(1024)', (c) => c.notNull())
+        .addColumn('details', 'text')
+        .execute();
+      await db.schema.createIndex('audit_log_org').on('audit_log').columns(['org_id', 'id']).execute();
+    },
+  },
 };

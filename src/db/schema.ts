@@ -127,6 +127,19 @@ export interface ServerSecretTable {
   active: number;
 }
 
+/** Every mutation: who (token or identity), what, when, from where. */
+export interface AuditLogTable {
+  id: Generated<number>;
+  at: number;
+  actor: string;
+  ip: string | null;
+  action: string;
+  org_id: number | null;
+  repo_id: number | null;
+  target: string;
+  details: string | null;
+}
+
 export interface Database {
   orgs: OrgTable;
   repos: RepoTable;
@@ -137,6 +150,7 @@ export interface Database {
   signing_keys: SigningKeyTable;
   retired_files: RetiredFileTable;
   server_secrets: ServerSecretTable;
+  audit_log: AuditLogTable;
 }
 
 export type Repo = Selectable<RepoTable>;

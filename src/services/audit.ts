@@ -1,0 +1,56 @@
+// The audit log: every mutation, with who did it (which token), what, when and from which address. Never secrets.
+import type { Db } from '../db/database.ts';
+import type { Principal } from './tokens.ts';
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  actor: string;
+  ip: string | null;
+  action: string;
+  target: string;
+  details: Record<string, unknown> | null;
+}
+
+export function actorOf(p: Principal): string {
+  return p.kind === 'admin' ? `admin-token:${p.tokenId}` : `deploy-token:${p.tokenId}`;
+}
+
+export class AuditLog {
+  readonly #db: Db;
+  constructor(db: Db) {
+    this.#db = db;
+  }
+
+  async record(e: { actor: string; ip: string | undefined; action: string; orgId: number | null; repoId: number | null; target: string; details?: Record<string, unknown> }): Promise<void> {
+    await this.#db
+      .insertInto('audit_log')
+      .values({
+        at: Date.now(),
+        actor: e.actor,
+        ip: e.ip ?? null,
+        action: e.action,
+        org_id: e.orgId,
+        repo_id: e.repoId,
+        target: e.target,
+        details: e.details ? JSON.stringify(e.details) : null,
+      })
+      .execute();
+  }
+
+  /** Newest first. `repoId` null: the whole organisation. */
+  async list(orgId: number, repoId: number | null, limit = 200): Promise<AuditEntry[]> {
+    let q = this.#db.selectFrom('audit_log').selectAll().where('org_id', '=', orgId);
+    if (repoId !== null) q = q.where('repo_id', '=', repoId);
+    const rows = await q.orderBy('id', 'desc').limit(Math.min(Math.max(1, limit), 1000)).execute();
+    return rows.map((r) => ({
+      id: r.id,
+      at: new Date(Number(r.at)).toISOString(),
+      actor: r.actor,
+      ip: r.ip,
+      action: r.action,
+      target: r.target,
+      details: r.details ? (JSON.parse(r.details) as Record<string, unknown>) : null,
+    }));
+  }
+}

@@ -17,6 +17,7 @@ import { republishStale } from './services/reconcile.ts';
 import { UrlSigner } from './services/url-signer.ts';
 import { AuthFailureLimiter } from './api/auth.ts';
 import { AuditLog } from './services/audit.ts';
+import { Metrics } from './metrics.ts';
 import { KeyService } from './services/keys.ts';
 import { TokenService } from './services/tokens.ts';
 
@@ -36,6 +37,7 @@ export interface App {
   readonly urlSigner: UrlSigner;
   readonly authFailures: AuthFailureLimiter;
   readonly audit: AuditLog;
+  readonly metrics: Metrics;
   /** the admin token, when this start created it */
   readonly createdAdminToken?: string;
   close(): Promise<void>;
@@ -50,9 +52,10 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
   const keys = new KeyService(db, config, log);
   const tokens = new TokenService(db);
   const uploads = new UploadTracker();
-  const publisher = new AptPublisher({ db, store, config, signingKey: () => keys.metadataKey(), log, uploads });
+  const metrics = new Metrics();
+  const publisher = new AptPublisher({ db, store, config, signingKey: () => keys.metadataKey(), log, uploads, metrics });
   const apt = new AptPackageService({ db, store, config, repos, publisher });
-  const rpmPublisher = new RpmPublisher({ db, store, config, metadataKey: () => keys.metadataKey(), packageKey: (repoId) => keys.packageKey(repoId), log, uploads });
+  const rpmPublisher = new RpmPublisher({ db, store, config, metadataKey: () => keys.metadataKey(), packageKey: (repoId) => keys.packageKey(repoId), log, uploads, metrics });
   const rpm = new RpmPackageService({ db, store, config, repos, keys, publisher: rpmPublisher });
   const packages = new PackageService({ db, config, repos, apt, rpm, uploads });
   const createdAdminToken = await tokens.bootstrapAdmin(config.dataDir, config.adminToken);
@@ -76,6 +79,7 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
     urlSigner,
     authFailures: new AuthFailureLimiter(config.authFailuresPerMinute),
     audit: new AuditLog(db),
+    metrics,
     ...(createdAdminToken ? { createdAdminToken } : {}),
     close: () => db.destroy(),
   };

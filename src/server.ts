@@ -9,6 +9,7 @@ import { pathSegments, sendError, sendJson } from './api/http.ts';
 import { handleApi } from './api/routes.ts';
 import { handleTree } from './serve/tree.ts';
 import { checkReadiness } from './services/readiness.ts';
+import { routeClass } from './metrics.ts';
 
 async function route(app: App, publicUrl: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const target = req.url ?? '/';
@@ -19,6 +20,12 @@ async function route(app: App, publicUrl: string, req: IncomingMessage, res: Ser
   if (!seg) throw new WharfError('BAD_REQUEST', ['invalid path: dot-segments, empty segments and encoded slashes are not allowed']);
   const url = new URL(target, publicUrl);
   if (seg.length === 1 && seg[0] === 'healthz') return sendJson(res, 200, { status: 'ok' });
+  if (seg.length === 1 && seg[0] === 'metrics') {
+    const text = app.metrics.render();
+    res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+    res.end(text);
+    return;
+  }
   if (seg.length === 1 && seg[0] === 'readyz') {
     const report = await checkReadiness(app);
     return sendJson(res, report.ready ? 200 : 503, { status: report.ready ? 'ready' : 'not ready', checks: report.checks });
@@ -47,7 +54,10 @@ export async function startServer(app: App): Promise<RunningServer> {
     const started = performance.now();
     const ip = req.socket?.remoteAddress;
     res.on('finish', () => {
-      const path = (req.url ?? '').split('?')[0];
+      const path = (req.url ?? '').split('?')[0]!;
+      const route = routeClass(path);
+      app.metrics.requests.inc({ route, method: req.method ?? '', status: String(res.statusCode) });
+      app.metrics.requestDuration.observe({ route }, (performance.now() - started) / 1000);
       log.info({ method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - started), ip }, 'request');
     });
     route(app, publicUrl, req, res).catch((err) => {

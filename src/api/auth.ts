@@ -70,6 +70,9 @@ export async function authenticateRequest(app: App, req: IncomingMessage): Promi
   const wait = app.authFailures.retryAfter(ip);
   if (wait > 0) throw new WharfError('RATE_LIMITED', [wait], { retryAfter: wait });
   const principal = await app.tokens.verify(credentials.secret, credentials.username);
-  if (!principal) app.authFailures.fail(ip);
+  if (!principal) {
+    app.authFailures.fail(ip);
+    app.metrics.authFailures.inc();
+  }
   return { principal, credentials };
 }

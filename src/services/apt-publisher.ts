@@ -23,6 +23,7 @@ import { PublishQueue, type PublishResult } from './publish-queue.ts';
 import { collectRetiredFiles } from './retention.ts';
 import type { Logger } from '../log.ts';
 import type { UploadTracker } from './upload-tracker.ts';
+import type { Metrics } from '../metrics.ts';
 
 export interface PublishedIndex {
   /** sha256 of the plain Packages: equal fingerprints mean identical files */
@@ -47,6 +48,7 @@ export interface AptPublisherDeps {
   readonly log: Logger;
   /** uploads in flight: a publish waits for them so that a burst becomes one generation */
   readonly uploads: UploadTracker;
+  readonly metrics?: Metrics;
   readonly now?: () => number;
 }
 
@@ -72,7 +74,7 @@ export class AptPublisher {
 
   constructor(deps: AptPublisherDeps) {
     this.#deps = deps;
-    this.#queue = new PublishQueue((id) => this.#publish(id), deps.uploads, deps.log);
+    this.#queue = new PublishQueue((id) => this.#publish(id), deps.uploads, deps.log, (s) => deps.metrics?.publishDuration.observe({ format: 'deb' }, s));
   }
 
   /**

@@ -15,10 +15,13 @@ export class PublishQueue {
   readonly #log: Logger;
   readonly #queues = new Map<number, { running: boolean; waiting: Deferred<PublishResult>[] }>();
 
-  constructor(publish: (distributionId: number) => Promise<PublishResult>, uploads: UploadTracker, log: Logger) {
+  readonly #observe: ((seconds: number) => void) | undefined;
+
+  constructor(publish: (distributionId: number) => Promise<PublishResult>, uploads: UploadTracker, log: Logger, observe?: (seconds: number) => void) {
     this.#publish = publish;
     this.#uploads = uploads;
     this.#log = log;
+    this.#observe = observe;
   }
 
   /**
@@ -44,7 +47,9 @@ export class PublishQueue {
         if (label) await this.#uploads.quiet(label);
         const batch = q.waiting.splice(0);
         try {
+          const started = performance.now();
           const r = await this.#publish(id);
+          this.#observe?.((performance.now() - started) / 1000);
           for (const d of batch) d.resolve(r);
         } catch (e) {
           this.#log.error({ err: e, distributionId: id }, 'publish failed');

@@ -29,6 +29,7 @@ import { repoTreePrefix } from './tree.ts';
 import { PublishQueue, type PublishResult } from './publish-queue.ts';
 import { collectRetiredFiles } from './retention.ts';
 import type { UploadTracker } from './upload-tracker.ts';
+import type { Metrics } from '../metrics.ts';
 import { rpmBlobDir } from './rpm-packages.ts';
 
 export interface RpmPublisherDeps {
@@ -39,6 +40,7 @@ export interface RpmPublisherDeps {
   readonly packageKey: (repoId: number) => Promise<SigningKey>;
   readonly log: Logger;
   readonly uploads: UploadTracker;
+  readonly metrics?: Metrics;
   readonly now?: () => number;
 }
 
@@ -107,7 +109,7 @@ export class RpmPublisher {
 
   constructor(deps: RpmPublisherDeps) {
     this.#d = deps;
-    this.#queue = new PublishQueue((id) => this.#publish(id), deps.uploads, deps.log);
+    this.#queue = new PublishQueue((id) => this.#publish(id), deps.uploads, deps.log, (s) => deps.metrics?.publishDuration.observe({ format: 'rpm' }, s));
   }
 
   request(distributionId: number, label?: string): Promise<PublishResult> {

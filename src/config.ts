@@ -32,7 +32,7 @@ export interface Config {
   readonly signedUrlSeconds: number;
   /** fsync files before they become visible (disable only for throwaway benchmarks) */
   readonly fsync: boolean;
-  readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
 
 /** Every option: its config-file key, environment variable, flag, and how to parse it. */
@@ -52,7 +52,7 @@ const OPTIONS = {
   authFailuresPerMinute: { env: 'WHARF_AUTH_FAILURES_PER_MINUTE', flag: 'auth-failures-per-minute', doc: 'per client IP', default: '30' },
   signedUrlSeconds: { env: 'WHARF_SIGNED_URL_SECONDS', flag: 'signed-url-seconds', doc: 'lifetime of signed download URLs', default: '300' },
   fsync: { env: 'WHARF_FSYNC', flag: 'fsync', doc: 'true/false', default: 'true' },
-  logLevel: { env: 'WHARF_LOG_LEVEL', flag: 'log-level', doc: 'debug, info, warn, error, silent', default: 'info' },
+  logLevel: { env: 'WHARF_LOG_LEVEL', flag: 'log-level', doc: 'trace, debug, info, warn, error, silent (TRACE=1: trace)', default: 'info' },
 } as const;
 
 export type OptionName = keyof typeof OPTIONS;
@@ -129,8 +129,9 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
   for (const a of rpmArches) {
     if (!/^[A-Za-z0-9_]+$/.test(a) || ['noarch', 'src', 'nosrc', 'SRPMS'].includes(a)) fail(`invalid architecture "${a}" in defaultRpmArchitectures`);
   }
-  const level = raw('logLevel');
-  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level)) fail(`logLevel must be debug, info, warn, error or silent, got "${level}"`);
+  // TRACE=1 turns on detailed trace logging whatever the configured level.
+  const level = env.TRACE === '1' ? 'trace' : raw('logLevel');
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'silent'].includes(level)) fail(`logLevel must be trace, debug, info, warn, error or silent, got "${level}"`);
 
   const config: Config = {
     listen,

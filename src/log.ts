@@ -3,13 +3,14 @@
 import { pino } from 'pino';
 
 export interface Logger {
+  trace?(obj: object, msg?: string): void;
   debug(obj: object, msg?: string): void;
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
 }
 
-export function createLogger(level: 'debug' | 'info' | 'warn' | 'error' | 'silent', destination?: NodeJS.WritableStream): Logger {
+export function createLogger(level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent', destination?: NodeJS.WritableStream): Logger {
   return pino(
     {
       level,

@@ -53,12 +53,15 @@ export async function startServer(app: App): Promise<RunningServer> {
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
     const ip = req.socket?.remoteAddress;
+    // Trace: the request line and which headers came, never their values (Authorization, cookies).
+    log.trace?.({ method: req.method, path: (req.url ?? '').split('?')[0], headers: Object.keys(req.headers), ip }, 'request received');
     res.on('finish', () => {
       const path = (req.url ?? '').split('?')[0]!;
       const route = routeClass(path);
       app.metrics.requests.inc({ route, method: req.method ?? '', status: String(res.statusCode) });
       app.metrics.requestDuration.observe({ route }, (performance.now() - started) / 1000);
-      log.info({ method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - started), ip }, 'request');
+      const failure = res.statusCode >= 400 ? (res.getHeader('x-wharf-error') as string | undefined) : undefined;
+      log.info({ method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - started), ip, ...(failure ? { failure } : {}) }, 'request');
     });
     route(app, publicUrl, req, res).catch((err) => {
       // The client may still be sending: answer, close the connection after the answer, and discard the rest.

@@ -24,7 +24,8 @@ export function sendError(res: ServerResponse, err: unknown, log: Logger, header
     res.destroy();
     return;
   }
-  const extra: Record<string, string> = { ...headers };
+  // The error code travels to the access log line as the failure type.
+  const extra: Record<string, string> = { ...headers, 'X-Wharf-Error': e.code };
   if (e.status === 401) extra['WWW-Authenticate'] = 'Basic realm="wharf", charset="UTF-8"';
   if (e.status === 429 && typeof e.details?.retryAfter === 'number') extra['Retry-After'] = String(e.details.retryAfter);
   sendJson(res, e.status, { error: { code: e.code, message: e.message } }, extra);

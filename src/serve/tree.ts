@@ -51,6 +51,16 @@ export async function handleTree(app: App, req: IncomingMessage, res: ServerResp
   }
   if (rest.length === 0) throw new WharfError('NOT_FOUND', ['File']);
 
+  if (rest.length === 1 && rest[0] === 'install') {
+    const text = await installInstructions(app, repo, publicUrl);
+    res.writeHead(200, {
+      'Content-Type': 'text/plain; charset=utf-8',
+      'Content-Length': Buffer.byteLength(text),
+      ...(repo.private ? PRIVATE_HEADERS : { 'Cache-Control': 'public, max-age=60' }),
+    });
+    res.end(req.method === 'HEAD' ? undefined : text);
+    return;
+  }
   if (rest.length === 2 && rest[1]!.endsWith('.repo')) {
     const text = await repoFile(app, repo, rest[0]!, rest[1]!.slice(0, -'.repo'.length), publicUrl, credentials);
     if (text !== undefined) {
@@ -120,4 +130,53 @@ async function repoFile(app: App, repo: RepositoryInfo, os: string, dist: string
     }
   }
   return lines.join('\n') + '\n';
+}
+
+/** GET /ORG/REPO/install: how to set the repository up with apt, dnf and zypper, for each of its distributions. */
+async function installInstructions(app: App, repo: RepositoryInfo, publicUrl: string): Promise<string> {
+  const dists = await app.db
+    .selectFrom('distributions')
+    .select(['kind', 'os', 'name'])
+    .where('repo_id', '=', repo.id)
+    .orderBy('os')
+    .orderBy('name')
+    .execute();
+  const base = `${publicUrl}/${repo.org}/${repo.name}`;
+  const host = new URL(publicUrl);
+  const slug = `${repo.org}-${repo.name}`;
+  const out = [`# ${repo.org}/${repo.name}${repo.private ? ' (private)' : ''}`, ''];
+  if (repo.private) {
+    out.push(
+      '# A private repository: use a deploy token (wharf token create ' + `${repo.org}/${repo.name}` + ' --name NAME).',
+      '# Below, USERNAME and TOKEN are its user name and secret; package managers send them with HTTP Basic.',
+      '',
+    );
+  }
+  if (dists.length === 0) out.push('# Nothing has been pushed yet.');
+  for (const d of dists) {
+    out.push(`## ${d.os}/${d.name} (${d.kind === 'rpm' ? 'dnf, yum, zypper' : 'apt'})`);
+    if (d.kind === 'deb') {
+      if (repo.private) {
+        out.push(
+          `echo "machine ${host.protocol === 'https:' ? '' : 'http://'}${host.host}/${repo.org}/${repo.name}/ login USERNAME password TOKEN" | sudo tee /etc/apt/auth.conf.d/${slug}.conf`,
+          `sudo chmod 600 /etc/apt/auth.conf.d/${slug}.conf`,
+          `curl -fsSL -u USERNAME:TOKEN ${base}/gpgkey | sudo gpg --dearmor -o /usr/share/keyrings/${slug}.gpg`,
+        );
+      } else {
+        out.push(`curl -fsSL ${base}/gpgkey | sudo gpg --dearmor -o /usr/share/keyrings/${slug}.gpg`);
+      }
+      out.push(
+        `echo "deb [signed-by=/usr/share/keyrings/${slug}.gpg] ${base}/${d.os}/ ${d.name} main" | sudo tee /etc/apt/sources.list.d/${slug}.list`,
+        'sudo apt-get update',
+      );
+    } else {
+      const auth = repo.private ? '-u USERNAME:TOKEN ' : '';
+      out.push(
+        `sudo curl -fsSL ${auth}-o /etc/yum.repos.d/${slug}.repo ${base}/${d.os}/${d.name}.repo   # dnf / yum`,
+        `sudo zypper addrepo ${repo.private ? base.replace('://', '://USERNAME:TOKEN@') : base}/${d.os}/${d.name}/x86_64 ${slug}   # zypper (or aarch64)`,
+      );
+    }
+    out.push('');
+  }
+  return out.join('\n');
 }

@@ -390,3 +390,14 @@ describe('OpenAPI', () => {
     assert.equal(server, `${w.url}/api/v1`, `openapi servers[0].url is ${server}, but the server listens on ${w.url}`);
   });
 });
+
+describe('install instructions', () => {
+  test('GET /ORG/REPO/install explains the apt setup for each distribution', async () => {
+    const r = await get('/acme/tools/install');
+    assert.equal(r.status, 200);
+    const text = r.body.toString();
+    assert.match(text, /signed-by=\/usr\/share\/keyrings\/acme-tools\.gpg\] http:\/\/127\.0\.0\.1:\d+\/acme\/tools\/debian\/ bookworm main/);
+    assert.match(text, /curl -fsSL http:\/\/127\.0\.0\.1:\d+\/acme\/tools\/gpgkey \| sudo gpg --dearmor/);
+    assert.match(r.headers.get('cache-control') ?? '', /public/);
+  });
+});

@@ -11,6 +11,10 @@ export interface ProfileSummary {
   totalSeconds: number;
   self: { fn: string; seconds: number; pct: number }[];
   inclusive: { fn: string; seconds: number; pct: number }[];
+  /** self time by source file (src/..., node_modules/<package>, node:<internal>, or the VM's own entries) */
+  byFile: { fn: string; seconds: number; pct: number }[];
+  /** sampled time spent idle (the "(idle)" node): totalSeconds minus this is CPU time */
+  idleSeconds: number;
 }
 
 function label(n: Node): string {
@@ -18,19 +22,46 @@ function label(n: Node): string {
   return `${n.callFrame.functionName || '(anonymous)'} ${url ? `${url}:${n.callFrame.lineNumber + 1}` : ''}`.trim();
 }
 
-export function summariseProfile(path: string, top = 25): ProfileSummary {
-  const p = JSON.parse(readFileSync(path, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
+function fileOf(n: Node): string {
+  const url = n.callFrame.url;
+  if (!url) return n.callFrame.functionName.startsWith('(') ? n.callFrame.functionName : '(native)';
+  const m = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
+  if (m) return `node_modules/${m[1]}`;
+  return url.replace(/^file:\/\/.*?\/src\//, 'src/');
+}
+
+/**
+ * `window` (microseconds on the profile's clock, CLOCK_MONOTONIC: process.hrtime.bigint() / 1000n in any process on
+ * the machine) keeps only the samples taken inside it.
+ */
+export function summariseProfile(
+  path: string,
+  top = 25,
+  inclusiveFilter: (label: string) => boolean = (k) => k.includes('src/'),
+  window?: { fromUs: number; toUs: number },
+): ProfileSummary {
+  const p = JSON.parse(readFileSync(path, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[]; startTime: number };
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const selfUs = new Map<number, number>();
-  for (let i = 0; i < p.samples.length; i++) selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
+  let t = p.startTime;
+  for (let i = 0; i < p.samples.length; i++) {
+    t += p.timeDeltas[i] ?? 0;
+    if (window && (t < window.fromUs || t > window.toUs)) continue;
+    selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
+  }
   const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
   const selfByFn = new Map<string, number>();
+  const selfByFile = new Map<string, number>();
+  let idleUs = 0;
   const inclByFn = new Map<string, number>();
   for (const [id, us] of selfUs) {
     const n = byId.get(id)!;
     selfByFn.set(label(n), (selfByFn.get(label(n)) ?? 0) + us);
+    if (n.callFrame.functionName === '(idle)') idleUs += us;
+    const file = fileOf(n);
+    selfByFile.set(file, (selfByFile.get(file) ?? 0) + us);
     // inclusive: count each distinct function once per stack
     const seen = new Set<string>();
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
@@ -49,6 +80,8 @@ export function summariseProfile(path: string, top = 25): ProfileSummary {
   return {
     totalSeconds: total / 1e6,
     self: rank(selfByFn, () => true),
-    inclusive: rank(inclByFn, (k) => k.includes('src/')),
+    inclusive: rank(inclByFn, inclusiveFilter),
+    byFile: rank(selfByFile, () => true),
+    idleSeconds: idleUs / 1e6,
   };
 }

@@ -2,14 +2,21 @@
 // - apt: Wharf (real server process, real CLI) against aptly and apt-ftparchive on the same N synthetic .deb files.
 // - rpm: Wharf (real server process, HTTP client and CLI) against createrepo_c on the same N synthetic .rpm files
 //   (bench/rpm.ts; targets there).
-// Both run by default; `--only apt` or `--only rpm` runs one.
+// - serve: requests per second of the real Wharf server against a bare Node `http` server (fixed 2 KB body), with wrk
+//   (bench/serve.ts; targets there).
+// All three run by default, in that order; `--only apt`, `--only rpm` or `--only serve` runs one.
 //
-//   npm run bench [-- --only apt|rpm --n 10000 --repeat 5 --jobs 8 --concurrency 64 --skip-aptly --skip-ftparchive
-//                     --skip-http --skip-createrepo --skip-cli --no-package-signing --profile]
+//   npm run bench [-- --only apt|rpm|serve --n 10000 --repeat 5 --jobs 8 --concurrency 64 --skip-aptly --skip-ftparchive
+//                     --skip-http --skip-createrepo --skip-cli --no-package-signing --profile
+//                     --wrk-duration 10 --wrk-threads 2 --wrk-connections 64 --wrk-warmup 2 --wrk-rounds 3]
 //   env: BENCH_N, BENCH_REPEAT, BENCH_JOBS, BENCH_CONCURRENCY (comma list), BENCH_DIR (cache of debs, default
 //   /tmp/wharf-bench-N), BENCH_RPM_DIR (cache of rpms, default /tmp/wharf-bench-rpm-N), BENCH_OUT (JSON path of the
 //   APT results), BENCH_RPM_OUT (JSON path of the RPM results), BENCH_PROFILE=1, BENCH_FSYNC=true|false (WHARF_FSYNC
-//   for the server)
+//   for the server), BENCH_WRK_DURATION, BENCH_WRK_THREADS, BENCH_WRK_CONNECTIONS, BENCH_WRK_WARMUP (seconds, 0 = none),
+//   BENCH_WRK_ROUNDS (interleaved rounds of bare, (a), (b); the median round per scenario counts),
+//   BENCH_SERVE_OUT (JSON path of the serving results)
+//
+// serve: --profile profiles both Wharf scenarios; without it only those that miss their target are profiled.
 //
 // RPM --skip-cli: no +1 pushes with the CLI (HTTP only); --no-package-signing: the RPM repository is created with
 // --no-package-signing (shows what re-signing every package costs). --skip-http and --skip-cli-cold apply to the APT part.
@@ -27,6 +34,7 @@ import { startWharf, createRepo, cliPush, httpPush, verifyPublished, publishCoun
 import { ensureTools, ensureGpgKey, benchAptly, benchFtparchive, type AptlyResults, type FtparchiveResults } from './references.ts';
 import { summariseProfile, type ProfileSummary } from './profile.ts';
 import { benchRpm } from './rpm.ts';
+import { benchServe } from './serve.ts';
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -46,6 +54,11 @@ const { values } = parseArgs({
     profile: { type: 'boolean' },
     fsync: { type: 'string' },
     out: { type: 'string' },
+    'wrk-duration': { type: 'string' },
+    'wrk-threads': { type: 'string' },
+    'wrk-connections': { type: 'string' },
+    'wrk-warmup': { type: 'string' },
+    'wrk-rounds': { type: 'string' },
   },
 });
 const env = process.env;
@@ -63,10 +76,18 @@ const PROFILE = values.profile === true || env.BENCH_PROFILE === '1';
 const CACHE = env.BENCH_DIR ?? join(tmpdir(), `wharf-bench-${N}`);
 const WORK = join(tmpdir(), `wharf-bench-work-${process.pid}`);
 const ONLY = values.only ?? env.BENCH_ONLY;
-if (ONLY !== undefined && ONLY !== 'apt' && ONLY !== 'rpm') throw new Error(`--only must be apt or rpm, got ${ONLY}`);
+if (ONLY !== undefined && ONLY !== 'apt' && ONLY !== 'rpm' && ONLY !== 'serve') throw new Error(`--only must be apt, rpm or serve, got ${ONLY}`);
 const RPM_CACHE = env.BENCH_RPM_DIR ?? join(tmpdir(), `wharf-bench-rpm-${N}`);
 const RPM_WORK = join(tmpdir(), `wharf-bench-rpm-work-${process.pid}`);
 const RPM_OUT = env.BENCH_RPM_OUT ?? join(tmpdir(), `wharf-bench-rpm-${N}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+const WRK_DURATION = int(values['wrk-duration'] ?? env.BENCH_WRK_DURATION, 10, '--wrk-duration');
+const WRK_THREADS = int(values['wrk-threads'] ?? env.BENCH_WRK_THREADS, 2, '--wrk-threads');
+const WRK_CONNECTIONS = int(values['wrk-connections'] ?? env.BENCH_WRK_CONNECTIONS, 64, '--wrk-connections');
+const WRK_WARMUP = Number(values['wrk-warmup'] ?? env.BENCH_WRK_WARMUP ?? 2);
+if (!Number.isInteger(WRK_WARMUP) || WRK_WARMUP < 0) throw new Error(`--wrk-warmup must be a whole number of seconds, got ${WRK_WARMUP}`);
+const WRK_ROUNDS = int(values['wrk-rounds'] ?? env.BENCH_WRK_ROUNDS, 3, '--wrk-rounds');
+const SERVE_WORK = join(tmpdir(), `wharf-bench-serve-work-${process.pid}`);
+const SERVE_OUT = env.BENCH_SERVE_OUT ?? join(tmpdir(), `wharf-bench-serve-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 const OUT = values.out ?? env.BENCH_OUT ?? join(tmpdir(), `wharf-bench-apt-${N}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 
 interface WharfRun {
@@ -133,8 +154,8 @@ async function wharfColdRun(name: string, dataDir: string, push: (s: WharfServer
 }
 
 async function main(): Promise<void> {
-  if (ONLY !== 'rpm') await mainApt();
-  if (ONLY !== 'apt') {
+  if (ONLY === undefined || ONLY === 'apt') await mainApt();
+  if (ONLY === undefined || ONLY === 'rpm') {
     const wharfVersion = (await run('git', ['rev-parse', '--short', 'HEAD'], { allowFail: true })).stdout.trim();
     const report = await benchRpm({
       n: N,
@@ -149,6 +170,22 @@ async function main(): Promise<void> {
       work: RPM_WORK,
       out: RPM_OUT,
       key: () => ensureGpgKey(join(tmpdir(), 'wharf-bench-gnupg')),
+      wharfVersion,
+    });
+    process.stdout.write(report);
+  }
+  if (ONLY === undefined || ONLY === 'serve') {
+    const wharfVersion = (await run('git', ['rev-parse', '--short', 'HEAD'], { allowFail: true })).stdout.trim();
+    const report = await benchServe({
+      duration: WRK_DURATION,
+      threads: WRK_THREADS,
+      connections: WRK_CONNECTIONS,
+      warmup: WRK_WARMUP,
+      rounds: WRK_ROUNDS,
+      profile: PROFILE,
+      work: SERVE_WORK,
+      profileDir: tmpdir(),
+      out: SERVE_OUT,
       wharfVersion,
     });
     process.stdout.write(report);
@@ -293,5 +330,6 @@ main().catch((e) => {
   process.stderr.write(`bench: ${(e as Error).stack ?? e}\n`);
   rmSync(WORK, { recursive: true, force: true });
   rmSync(RPM_WORK, { recursive: true, force: true });
+  rmSync(SERVE_WORK, { recursive: true, force: true });
   process.exitCode = 1;
 });

@@ -24,7 +24,7 @@ function isPackageFile(path: string): boolean {
 export async function handleTree(app: App, req: IncomingMessage, res: ServerResponse, seg: string[], publicUrl: string): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') throw new WharfError('METHOD_NOT_ALLOWED', [req.method ?? '']);
   const [org, name, ...rest] = seg;
-  const repo = org && name ? await app.repos.find(org, name) : undefined;
+  const repo = org && name ? await app.repos.findCached(org, name) : undefined;
   const target = req.url ?? '/';
   const query = new URL(target, publicUrl).searchParams;
   const path = rest.join('/');

@@ -40,6 +40,7 @@ export class RepositoryService {
         .values({ org_id: org.id, name: ref.repo, private: opts.private ? 1 : 0, sign_packages: signPackages ? 1 : 0, created_at: now })
         .returning(['id'])
         .executeTakeFirstOrThrow();
+      this.#recent.delete(`${ref.org}/${ref.repo}`);
       return { id: row.id, org_id: org.id, org: ref.org, name: ref.repo, private: opts.private, sign_packages: signPackages, created_at: new Date(now).toISOString() };
     });
   }
@@ -60,6 +61,22 @@ export class RepositoryService {
     const r = await this.find(ref.org, ref.repo);
     if (!r) throw new WharfError('REPO_NOT_FOUND', [`${ref.org}/${ref.repo}`, `${ref.org}/${ref.repo}`]);
     return r;
+  }
+
+  /** Short-lived lookups for the download path, which asks for the same few repositories on every request. */
+  readonly #recent = new Map<string, { repo: RepositoryInfo | undefined; until: number }>();
+  static readonly CACHE_TTL_MS = 2000;
+
+  /** find(), answered from a cache of at most CACHE_TTL_MS (a change of visibility is seen within that time). */
+  async findCached(org: string, repo: string): Promise<RepositoryInfo | undefined> {
+    const k = `${org}/${repo}`;
+    const now = Date.now();
+    const hit = this.#recent.get(k);
+    if (hit && hit.until > now) return hit.repo;
+    const found = await this.find(org, repo);
+    if (this.#recent.size > 10_000) this.#recent.clear();
+    this.#recent.set(k, { repo: found, until: now + RepositoryService.CACHE_TTL_MS });
+    return found;
   }
 
   async orgId(name: string): Promise<number | undefined> {

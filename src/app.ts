@@ -18,6 +18,7 @@ import { UrlSigner } from './services/url-signer.ts';
 import { AuthFailureLimiter } from './api/auth.ts';
 import { AuditLog } from './services/audit.ts';
 import { Metrics } from './metrics.ts';
+import { MetadataCache } from './serve/metadata-cache.ts';
 import { KeyService } from './services/keys.ts';
 import { TokenService } from './services/tokens.ts';
 
@@ -38,6 +39,7 @@ export interface App {
   readonly authFailures: AuthFailureLimiter;
   readonly audit: AuditLog;
   readonly metrics: Metrics;
+  readonly metadataCache: MetadataCache;
   /** the admin token, when this start created it */
   readonly createdAdminToken?: string;
   close(): Promise<void>;
@@ -80,6 +82,7 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
     authFailures: new AuthFailureLimiter(config.authFailuresPerMinute),
     audit: new AuditLog(db),
     metrics,
+    metadataCache: new MetadataCache(store),
     ...(createdAdminToken ? { createdAdminToken } : {}),
     close: () => db.destroy(),
   };

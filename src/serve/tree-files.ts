@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { BlobStore, BlobStat } from '../storage/blob-store.ts';
+import type { CachedBlob, MetadataCache } from './metadata-cache.ts';
 
 /** How long a mutable metadata file may be cached: apt must see a new InRelease quickly. */
 const METADATA_MAX_AGE = 60;
@@ -82,9 +83,15 @@ export async function sendBlob(
   res: ServerResponse,
   store: BlobStore,
   key: string,
-  opts: { cacheControl: string; contentType: string; mutable: boolean; extraHeaders?: Record<string, string> },
+  opts: { cacheControl: string; contentType: string; mutable: boolean; extraHeaders?: Record<string, string>; cache?: MetadataCache },
 ): Promise<boolean> {
-  const stat = await store.stat(key);
+  let cached: CachedBlob | undefined;
+  if (opts.cache && opts.mutable) {
+    const c = await opts.cache.get(key);
+    if (c === 'absent') return false;
+    if (c !== 'large') cached = c;
+  }
+  const stat = cached?.stat ?? (await store.stat(key));
   if (!stat) return false;
   const headers: Record<string, string | number> = {
     'Content-Type': opts.contentType,
@@ -126,6 +133,11 @@ export async function sendBlob(
   if (req.method === 'HEAD') {
     res.writeHead(range ? 206 : 200, headers);
     res.end();
+    return true;
+  }
+  if (cached) {
+    res.writeHead(range ? 206 : 200, headers);
+    res.end(range ? cached.body.subarray(range.start, range.end + 1) : cached.body);
     return true;
   }
   const body = await store.open(key, range ? { start: range.start, end: range.end + 1 } : undefined);

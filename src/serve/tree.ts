@@ -92,6 +92,7 @@ async function serveFile(app: App, req: IncomingMessage, res: ServerResponse, re
     cacheControl: cacheControlOf(`/${path}`, repo.private),
     contentType: contentTypeOf(path),
     mutable: !isImmutablePath(`/${path}`),
+    cache: app.metadataCache,
     ...(repo.private ? { extraHeaders: { Vary: 'Authorization' } } : {}),
   });
   if (!sent) throw new WharfError('NOT_FOUND', ['File']);

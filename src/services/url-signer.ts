@@ -1,19 +1,20 @@
 // Short-lived signed URLs for private package files: an HMAC-SHA256 over method, path and expiry with a secret used
 // for nothing else. Any node holding the secret verifies a URL without a database lookup. Several secrets can be
 // accepted at once (the newest signs), so the secret can be rotated without breaking links in flight.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 export class UrlSigner {
-  readonly #secrets: readonly Buffer[];
+  /** prepared once: preparing a raw key costs more than the HMAC itself */
+  readonly #secrets: readonly KeyObject[];
   readonly ttlSeconds: number;
 
   constructor(secrets: readonly Buffer[], ttlSeconds: number) {
     if (secrets.length === 0) throw new Error('UrlSigner needs at least one secret');
-    this.#secrets = secrets;
+    this.#secrets = secrets.map((s) => createSecretKey(s));
     this.ttlSeconds = ttlSeconds;
   }
 
-  #mac(secret: Buffer, method: string, path: string, expires: number): Buffer {
+  #mac(secret: KeyObject, method: string, path: string, expires: number): Buffer {
     return createHmac('sha256', secret).update(`${method}\n${path}\n${expires}`).digest();
   }
 

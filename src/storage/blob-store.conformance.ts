@@ -178,6 +178,23 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         assert.equal(dec.decode(await store.get('deferred/a')), 'alpha');
       }));
 
+    test('generation changes with every write and delete', T, () =>
+      withStore(async (store) => {
+        const g0 = store.generation;
+        await store.put('gen/a', 'a');
+        const g1 = store.generation;
+        assert.notEqual(g1, g0);
+        await store.copy('gen/a', 'gen/b');
+        const g2 = store.generation;
+        assert.notEqual(g2, g1);
+        await store.delete('gen/b');
+        assert.notEqual(store.generation, g2);
+        const g3 = store.generation;
+        await store.get('gen/a');
+        await store.stat('gen/a');
+        assert.equal(store.generation, g3, 'reads do not change it');
+      }));
+
     test('putFile moves a local file into the store', T, () =>
       withStore(async (store) => {
         const { mkdtemp, writeFile, access } = await import('node:fs/promises');

@@ -54,6 +54,8 @@ export interface BlobStore {
   putFile(key: string, localPath: string, options?: WriteOptions): Promise<BlobStat>;
   /** Makes every write done with `sync: 'deferred'` durable. */
   flush(): Promise<void>;
+  /** Changes whenever this store object writes or deletes a blob: in-process caches compare it to stay current. */
+  readonly generation: number;
   /** Delete a blob; absent is fine. */
   delete(key: string): Promise<void>;
   /**

@@ -92,6 +92,7 @@ export class FsBlobStore implements BlobStore {
         // Most keys land in an existing directory: try the rename first, create the parents only when it says so.
         if (attempt > 0) await fsp.mkdir(dir, { recursive: true });
         await fsp.rename(tmp, dest);
+        this.#generation++;
         break;
       } catch (e) {
         const c = errCode(e);
@@ -112,6 +113,11 @@ export class FsBlobStore implements BlobStore {
   readonly #pendingDirs = new Set<string>();
 
   #flushing: Promise<unknown> = Promise.resolve();
+  #generation = 0;
+
+  get generation(): number {
+    return this.#generation;
+  }
 
   async flush(): Promise<void> {
     const files = [...this.#pendingFiles];
@@ -316,6 +322,14 @@ export class FsBlobStore implements BlobStore {
   }
 
   async delete(key: string): Promise<void> {
+    try {
+      await this.#delete(key);
+    } finally {
+      this.#generation++;
+    }
+  }
+
+  async #delete(key: string): Promise<void> {
     const path = this.#path(key);
     try {
       await fsp.unlink(path);

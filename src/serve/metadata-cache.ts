@@ -19,6 +19,20 @@ export class MetadataCache {
     this.#store = store;
   }
 
+  readonly #stats = new Map<string, { stat: BlobStat | undefined; generation: number; until: number }>();
+
+  /** A blob's stat, remembered under the same rule (the download path checks a package exists before redirecting). */
+  async stat(key: string): Promise<BlobStat | undefined> {
+    const now = Date.now();
+    const generation = this.#store.generation;
+    const hit = this.#stats.get(key);
+    if (hit && hit.generation === generation && hit.until > now) return hit.stat;
+    const stat = await this.#store.stat(key);
+    if (this.#stats.size >= MetadataCache.MAX_ENTRIES * 10) this.#stats.clear();
+    this.#stats.set(key, { stat, generation, until: now + MetadataCache.TTL_MS });
+    return stat;
+  }
+
   /** The blob from memory, or read and remembered when small; undefined when absent or too large to keep. */
   async get(key: string): Promise<CachedBlob | 'absent' | 'large'> {
     const now = Date.now();

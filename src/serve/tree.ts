@@ -76,7 +76,7 @@ export async function handleTree(app: App, req: IncomingMessage, res: ServerResp
 
   if (repo.private && isPackageFile(path)) {
     const key = `${repoTreePrefix(repo.org, repo.name, true)}/${path}`;
-    if (!(await app.store.stat(key))) throw new WharfError('NOT_FOUND', ['File']);
+    if (!(await app.metadataCache.stat(key))) throw new WharfError('NOT_FOUND', ['File']);
     const location = `${publicUrl}${app.urlSigner.sign('GET', target.split('?', 1)[0]!)}`;
     app.metrics.redirects.inc();
     res.writeHead(302, { Location: location, 'Content-Length': 0, ...PRIVATE_HEADERS });

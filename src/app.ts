@@ -15,7 +15,7 @@ import { PackageService } from './services/packages.ts';
 import { UploadTracker } from './services/upload-tracker.ts';
 import { republishStale } from './services/reconcile.ts';
 import { UrlSigner } from './services/url-signer.ts';
-import { AuthFailureLimiter } from './api/auth.ts';
+import { AuthFailureLimiter, RateLimiter } from './api/auth.ts';
 import { AuditLog } from './services/audit.ts';
 import { Metrics } from './metrics.ts';
 import { MetadataCache } from './serve/metadata-cache.ts';
@@ -37,6 +37,7 @@ export interface App {
   readonly tokens: TokenService;
   readonly urlSigner: UrlSigner;
   readonly authFailures: AuthFailureLimiter;
+  readonly rateLimits: { readonly perIp: RateLimiter; readonly perToken: RateLimiter };
   readonly audit: AuditLog;
   readonly metrics: Metrics;
   readonly metadataCache: MetadataCache;
@@ -80,6 +81,7 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
     tokens,
     urlSigner,
     authFailures: new AuthFailureLimiter(config.authFailuresPerMinute),
+    rateLimits: { perIp: new RateLimiter(config.rateLimitPerIp), perToken: new RateLimiter(config.rateLimitPerToken) },
     audit: new AuditLog(db),
     metrics,
     metadataCache: new MetadataCache(store),

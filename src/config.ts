@@ -28,6 +28,9 @@ export interface Config {
   readonly trustProxy: boolean;
   /** failed authentications allowed per client IP per minute before 429 */
   readonly authFailuresPerMinute: number;
+  /** requests per second allowed per client IP and per token (bursts of 10 s worth); 0 = no limit */
+  readonly rateLimitPerIp: number;
+  readonly rateLimitPerToken: number;
   /** how long a signed download URL for a private package stays valid */
   readonly signedUrlSeconds: number;
   /** fsync files before they become visible (disable only for throwaway benchmarks) */
@@ -50,6 +53,8 @@ const OPTIONS = {
   defaultRpmArchitectures: { env: 'WHARF_DEFAULT_RPM_ARCHITECTURES', flag: 'default-rpm-architectures', doc: 'comma-separated', default: 'x86_64,aarch64' },
   trustProxy: { env: 'WHARF_TRUST_PROXY', flag: 'trust-proxy', doc: 'true/false', default: 'false', bare: true },
   authFailuresPerMinute: { env: 'WHARF_AUTH_FAILURES_PER_MINUTE', flag: 'auth-failures-per-minute', doc: 'per client IP', default: '30' },
+  rateLimitPerIp: { env: 'WHARF_RATE_LIMIT_PER_IP', flag: 'rate-limit-per-ip', doc: 'requests per second, 0 = off', default: '0' },
+  rateLimitPerToken: { env: 'WHARF_RATE_LIMIT_PER_TOKEN', flag: 'rate-limit-per-token', doc: 'requests per second, 0 = off', default: '0' },
   signedUrlSeconds: { env: 'WHARF_SIGNED_URL_SECONDS', flag: 'signed-url-seconds', doc: 'lifetime of signed download URLs', default: '300' },
   fsync: { env: 'WHARF_FSYNC', flag: 'fsync', doc: 'true/false', default: 'true' },
   logLevel: { env: 'WHARF_LOG_LEVEL', flag: 'log-level', doc: 'trace, debug, info, warn, error, silent (TRACE=1: trace)', default: 'info' },
@@ -147,6 +152,8 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
     signedUrlSeconds: positiveInt('signedUrlSeconds', raw('signedUrlSeconds')),
     trustProxy: bool('trustProxy', raw('trustProxy')),
     authFailuresPerMinute: positiveInt('authFailuresPerMinute', raw('authFailuresPerMinute')),
+    rateLimitPerIp: positiveInt('rateLimitPerIp', raw('rateLimitPerIp'), true),
+    rateLimitPerToken: positiveInt('rateLimitPerToken', raw('rateLimitPerToken'), true),
     fsync: bool('fsync', raw('fsync')),
     logLevel: level as Config['logLevel'],
   };

@@ -33,6 +33,7 @@ export const ERRORS = {
   TOKEN_NOT_FOUND: { status: 404, message: 'Token %s not found here' },
   INSECURE_TRANSPORT: { status: 403, message: 'HTTP Basic credentials over plain HTTP are refused, to keep them off the wire: use https:// (behind a TLS-terminating proxy, start Wharf with --trust-proxy)' },
   RATE_LIMITED: { status: 429, message: 'Too many failed authentication attempts from this address: retry after %s seconds' },
+  RATE_LIMITED_REQUESTS: { status: 429, message: 'Too many requests: retry after %s seconds (limits: rateLimitPerIp / rateLimitPerToken)' },
   SIGNED_URL_INVALID: { status: 403, message: 'This download link is invalid or has expired: request the file again through the repository URL' },
 
   // Resources

@@ -10,8 +10,13 @@ import { handleApi } from './api/routes.ts';
 import { handleTree } from './serve/tree.ts';
 import { checkReadiness } from './services/readiness.ts';
 import { routeClass } from './metrics.ts';
+import { clientIp } from './api/auth.ts';
 
 async function route(app: App, publicUrl: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  // Health and metrics stay reachable for load balancers and scrapers; everything else counts against the address.
+  const probe = req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics';
+  const wait = probe ? 0 : app.rateLimits.perIp.take(clientIp(req, app.config) ?? 'unknown');
+  if (wait > 0) throw new WharfError('RATE_LIMITED_REQUESTS', [wait], { retryAfter: wait });
   const target = req.url ?? '/';
   if (!target.startsWith('/')) throw new WharfError('BAD_REQUEST', ['invalid request target']);
   // Segments come from the raw path: URL parsing would resolve "..", "%2e%2e" before they could be refused.

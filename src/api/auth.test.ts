@@ -34,3 +34,14 @@ test('loopback addresses', () => {
   for (const a of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1']) assert.ok(isLoopback(a), a);
   for (const a of ['10.0.0.1', '::ffff:10.0.0.1', '192.168.1.1', undefined]) assert.ok(!isLoopback(a), String(a));
 });
+
+test('request rate limits: token buckets with ten seconds of burst, 0 disables', async () => {
+  const { RateLimiter } = await import('./auth.ts');
+  const off = new RateLimiter(0);
+  for (let i = 0; i < 1000; i++) assert.equal(off.take('x', 0), 0);
+  const l = new RateLimiter(2); // 2/s, burst 20
+  for (let i = 0; i < 20; i++) assert.equal(l.take('a', 1000), 0, `burst request ${i}`);
+  assert.ok(l.take('a', 1000) >= 1, 'the 21st request in the same instant waits');
+  assert.equal(l.take('b', 1000), 0, 'other keys have their own bucket');
+  assert.equal(l.take('a', 1600), 0, 'refilled at 2 per second');
+});

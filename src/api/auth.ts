@@ -54,6 +54,32 @@ export class AuthFailureLimiter {
   }
 }
 
+/** Token buckets: `perSecond` requests per second per key, with bursts of ten seconds' worth. 0 disables. */
+export class RateLimiter {
+  readonly #rate: number;
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(perSecond: number) {
+    this.#rate = perSecond;
+  }
+
+  /** 0 when the request may go ahead (and is counted), else the seconds to wait. */
+  take(key: string, now = Date.now()): number {
+    if (this.#rate <= 0) return 0;
+    const burst = this.#rate * 10;
+    const b = this.#buckets.get(key) ?? { tokens: burst, at: now };
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * this.#rate);
+    b.at = now;
+    if (this.#buckets.size > 100_000) this.#buckets.clear();
+    this.#buckets.set(key, b);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.max(1, Math.ceil((1 - b.tokens) / this.#rate));
+  }
+}
+
 export interface Authenticated {
   readonly principal: Principal | undefined;
   readonly credentials: Credentials | undefined;
@@ -63,16 +89,19 @@ export interface Authenticated {
 export async function authenticateRequest(app: App, req: IncomingMessage): Promise<Authenticated> {
   const credentials = presentedCredentials(req);
   if (!credentials) return { principal: undefined, credentials };
+  const ip = clientIp(req, app.config) ?? 'unknown';
   if (credentials.scheme === 'basic' && !isSecure(req, app.config) && !isLoopback(req.socket?.remoteAddress)) {
     throw new WharfError('INSECURE_TRANSPORT');
   }
-  const ip = clientIp(req, app.config) ?? 'unknown';
   const wait = app.authFailures.retryAfter(ip);
   if (wait > 0) throw new WharfError('RATE_LIMITED', [wait], { retryAfter: wait });
   const principal = await app.tokens.verify(credentials.secret, credentials.username);
   if (!principal) {
     app.authFailures.fail(ip);
     app.metrics.authFailures.inc();
+  } else {
+    const tokenWait = app.rateLimits.perToken.take(`token:${principal.tokenId}`);
+    if (tokenWait > 0) throw new WharfError('RATE_LIMITED_REQUESTS', [tokenWait], { retryAfter: tokenWait });
   }
   return { principal, credentials };
 }

@@ -28,3 +28,20 @@ test('after the allowed failures the address gets 429 with Retry-After, even wit
   // Anonymous public reads are not authentication attempts and are not limited.
   assert.equal((await fetch(`${w.url}/healthz`)).status, 200);
 });
+
+test('per-address request limits, when configured, answer 429 with Retry-After for every kind of request', async () => {
+  const limited = await startWharf({ env: { WHARF_RATE_LIMIT_PER_IP: '1' } }); // 1/s, bursts of 10
+  try {
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) statuses.push((await fetch(`${limited.url}/`)).status);
+    assert.deepEqual(statuses.slice(0, 10), Array(10).fill(200));
+    assert.ok(statuses.slice(10).every((s) => s === 429), statuses.join(','));
+    const r = await fetch(`${limited.url}/`);
+    assert.equal(r.status, 429);
+    assert.equal((await fetch(`${limited.url}/healthz`)).status, 200, 'health probes are never limited');
+    assert.ok(Number(r.headers.get('retry-after')) >= 1);
+    assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'RATE_LIMITED_REQUESTS');
+  } finally {
+    await limited.stop();
+  }
+});

@@ -31,6 +31,8 @@ export interface Config {
   /** requests per second allowed per client IP and per token (bursts of 10 s worth); 0 = no limit */
   readonly rateLimitPerIp: number;
   readonly rateLimitPerToken: number;
+  /** behind nginx: hand package files to it with X-Accel-Redirect to this internal location prefix (e.g. /_wharf_files) */
+  readonly accelRedirect?: string;
   /** how long a signed download URL for a private package stays valid */
   readonly signedUrlSeconds: number;
   /** fsync files before they become visible (disable only for throwaway benchmarks) */
@@ -55,6 +57,7 @@ const OPTIONS = {
   authFailuresPerMinute: { env: 'WHARF_AUTH_FAILURES_PER_MINUTE', flag: 'auth-failures-per-minute', doc: 'per client IP', default: '30' },
   rateLimitPerIp: { env: 'WHARF_RATE_LIMIT_PER_IP', flag: 'rate-limit-per-ip', doc: 'requests per second, 0 = off', default: '0' },
   rateLimitPerToken: { env: 'WHARF_RATE_LIMIT_PER_TOKEN', flag: 'rate-limit-per-token', doc: 'requests per second, 0 = off', default: '0' },
+  accelRedirect: { env: 'WHARF_ACCEL_REDIRECT', flag: 'accel-redirect', doc: 'nginx internal location prefix for package files', default: '' },
   signedUrlSeconds: { env: 'WHARF_SIGNED_URL_SECONDS', flag: 'signed-url-seconds', doc: 'lifetime of signed download URLs', default: '300' },
   fsync: { env: 'WHARF_FSYNC', flag: 'fsync', doc: 'true/false', default: 'true' },
   logLevel: { env: 'WHARF_LOG_LEVEL', flag: 'log-level', doc: 'trace, debug, info, warn, error, silent (TRACE=1: trace)', default: 'info' },
@@ -150,6 +153,7 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
     defaultArchitectures: Object.freeze(arches),
     defaultRpmArchitectures: Object.freeze(rpmArches),
     signedUrlSeconds: positiveInt('signedUrlSeconds', raw('signedUrlSeconds')),
+    ...(raw('accelRedirect') ? { accelRedirect: accelPrefix(raw('accelRedirect')) } : {}),
     trustProxy: bool('trustProxy', raw('trustProxy')),
     authFailuresPerMinute: positiveInt('authFailuresPerMinute', raw('authFailuresPerMinute')),
     rateLimitPerIp: positiveInt('rateLimitPerIp', raw('rateLimitPerIp'), true),
@@ -166,6 +170,11 @@ function parseListen(v: string): { host: string; port: number } {
   const port = Number(m[3]);
   if (port > 65535) fail(`--listen port must be 0-65535, got ${port}`);
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+function accelPrefix(v: string): string {
+  if (!/^\/[A-Za-z0-9._\/-]*[A-Za-z0-9._-]$/.test(v) || v.includes('..')) fail(`accelRedirect must be an absolute location path such as /_wharf_files, got "${v}"`);
+  return v;
 }
 
 function positiveInt(name: string, v: string, allowZero = false): number {

@@ -88,6 +88,19 @@ export async function handleTree(app: App, req: IncomingMessage, res: ServerResp
 
 async function serveFile(app: App, req: IncomingMessage, res: ServerResponse, repo: RepositoryInfo, path: string): Promise<void> {
   const key = `${repoTreePrefix(repo.org, repo.name, repo.private)}/${path}`;
+  if (app.config.accelRedirect && isPackageFile(path)) {
+    // nginx serves the bytes (ranges, sendfile, conditional requests) from its internal location over DATA/storage;
+    // Wharf has already authorised the request. Headers set here are kept by nginx.
+    if (!(await app.metadataCache.stat(key))) throw new WharfError('NOT_FOUND', ['File']);
+    res.writeHead(200, {
+      'X-Accel-Redirect': `${app.config.accelRedirect}/${key.split('/').map(encodeURIComponent).join('/')}`,
+      'Content-Type': contentTypeOf(path),
+      'Cache-Control': cacheControlOf(`/${path}`, repo.private),
+      ...(repo.private ? { Vary: 'Authorization' } : {}),
+    });
+    res.end();
+    return;
+  }
   const sent = await sendBlob(req, res, app.store, key, {
     cacheControl: cacheControlOf(`/${path}`, repo.private),
     contentType: contentTypeOf(path),

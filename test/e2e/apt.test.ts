@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as openpgp from 'openpgp';
 import { buildDeb, startWharf, type WharfInstance } from '../helpers/wharf.ts';
+import { prepareAptRoot } from '../helpers/apt-root.ts';
 
 const execFileP = promisify(execFile);
 
@@ -53,39 +54,8 @@ class AptRoot {
 
   static async create(parent: string, name: string, opts: { arch: string; keyring: string; url: string }): Promise<AptRoot> {
     const dir = join(parent, name);
-    for (const d of [
-      'etc/apt/sources.list.d',
-      'etc/apt/preferences.d',
-      'etc/apt/apt.conf.d',
-      'etc/apt/trusted.gpg.d',
-      'var/lib/apt/lists/partial',
-      'var/cache/apt/archives/partial',
-      'var/lib/dpkg/info',
-      'var/lib/dpkg/updates',
-      'var/log/apt',
-    ]) {
-      await mkdir(join(dir, d), { recursive: true });
-    }
-    await writeFile(join(dir, 'var/lib/dpkg/status'), '');
+    await prepareAptRoot(dir, { arch: opts.arch });
     const root = new AptRoot(dir);
-    // Read through APT_CONFIG before the host's configuration parts: Dir::Etc::parts then points into the root.
-    await writeFile(
-      root.conf,
-      [
-        `Dir "${dir}/";`,
-        `Dir::State::status "${dir}/var/lib/dpkg/status";`,
-        `Dir::Etc::trusted "/dev/null";`,
-        `Dir::Etc::trustedparts "${dir}/etc/apt/trusted.gpg.d";`,
-        `Dir::Log "${dir}/var/log/apt";`,
-        `Debug::NoLocking "1";`,
-        `APT::Architecture "${opts.arch}";`,
-        `APT::Architectures { "${opts.arch}"; };`,
-        `Acquire::Languages "none";`,
-        `APT::Sandbox::User "root";`,
-        `DPkg::Options { "--root=${dir}"; "--force-script-chrootless"; "--force-not-root"; "--log=${dir}/dpkg.log"; };`,
-        '',
-      ].join('\n'),
-    );
     await root.setSource(opts.url, opts.keyring);
     return root;
   }

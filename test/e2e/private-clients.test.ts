@@ -14,6 +14,7 @@ import { existsSync, readFileSync, rmSync, rmdirSync, readdirSync, writeFileSync
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildDeb, startWharf, type WharfInstance } from '../helpers/wharf.ts';
+import { prepareAptRoot } from '../helpers/apt-root.ts';
 import { buildRpm } from '../helpers/rpm.ts';
 import { diffSnapshots, HOST_PATHS, killAgents, run, show, snapshot, type Run } from '../helpers/rpm-clients.ts';
 
@@ -76,46 +77,11 @@ function requestLog(): { method: string; path: string; status: number }[] {
 /** An isolated apt installation whose credentials are in its own auth.conf.d. */
 async function aptRoot(name: string, login: string, password: string): Promise<{ dir: string; aptGet(args: string[]): Promise<Run>; aptCache(args: string[]): Promise<Run> }> {
   const dir = join(tmp, name);
-  for (const d of [
-    'etc/apt/sources.list.d',
-    'etc/apt/preferences.d',
-    'etc/apt/apt.conf.d',
-    'etc/apt/auth.conf.d',
-    'etc/apt/trusted.gpg.d',
-    'var/lib/apt/lists/partial',
-    'var/cache/apt/archives/partial',
-    'var/lib/dpkg/info',
-    'var/lib/dpkg/updates',
-    'var/log/apt',
-  ]) {
-    await mkdir(join(dir, d), { recursive: true });
-  }
-  await writeFile(join(dir, 'var/lib/dpkg/status'), '');
-  const conf = join(dir, 'etc/apt/apt.conf');
-  await writeFile(
-    conf,
-    [
-      `Dir "${dir}/";`,
-      `Dir::State::status "${dir}/var/lib/dpkg/status";`,
-      `Dir::Etc::trusted "/dev/null";`,
-      `Dir::Etc::trustedparts "${dir}/etc/apt/trusted.gpg.d";`,
-      `Dir::Etc::netrc "${dir}/etc/apt/auth.conf";`,
-      `Dir::Etc::netrcparts "${dir}/etc/apt/auth.conf.d";`,
-      `Dir::Log "${dir}/var/log/apt";`,
-      `Debug::NoLocking "1";`,
-      `APT::Architecture "amd64";`,
-      `APT::Architectures { "amd64"; };`,
-      `Acquire::Languages "none";`,
-      `APT::Sandbox::User "root";`,
-      `DPkg::Options { "--root=${dir}"; "--force-script-chrootless"; "--force-not-root"; "--log=${dir}/dpkg.log"; };`,
-      '',
-    ].join('\n'),
-  );
+  const { env } = await prepareAptRoot(dir, { arch: 'amd64' });
   // The source has no credentials: they come from auth.conf.d (the http:// prefix makes apt use them over plain http).
   await writeFile(join(dir, 'etc/apt/sources.list'), `deb [signed-by=${keyring}] ${wharf.url}/${REPO}/debian/ bookworm main\n`);
   const u = new URL(wharf.url);
   await writeFile(join(dir, 'etc/apt/auth.conf.d/wharf.conf'), `machine http://${u.host}/${REPO} login ${login} password ${password}\n`, { mode: 0o600 });
-  const env = { APT_CONFIG: conf, DEBIAN_FRONTEND: 'noninteractive' };
   return {
     dir,
     aptGet: (args) => run('apt-get', args, env),

@@ -24,10 +24,9 @@ export const DEFAULT_GZIP_LEVEL = 9;
 /**
  * xz preset used by default. Measured in Node (including the ~6 ms process spawn) on 256 KiB Packages chunks, 2 busy
  * cores: presets 1-3 take ~25-37 ms, preset 4 ~45-63 ms (~9 % smaller than 3), preset 6 ~70-100 ms (~12-16 %
- * smaller). Index chunks average ~64 KiB and are compressed once, when sealed (the open tail is stored), so preset 6
- * (~20 ms per chunk) buys every client a smaller Packages.xz for little publish time.
+ * smaller). Preset 3 is the largest that keeps one 256 KiB chunk at ~30 ms; use a higher preset with smaller chunks.
  */
-export const DEFAULT_XZ_PRESET = 6;
+export const DEFAULT_XZ_PRESET = 3;
 
 /** Dictionary size of each xz preset (xz(1)); the dictionary is capped to the chunk size, see xzArgs. */
 const PRESET_DICT = [256 << 10, 1 << 20, 2 << 20, 4 << 20, 4 << 20, 8 << 20, 8 << 20, 16 << 20, 32 << 20, 64 << 20];

@@ -137,7 +137,8 @@ export async function sendBlob(
   }
   if (cached) {
     res.writeHead(range ? 206 : 200, headers);
-    res.end(range ? cached.body.subarray(range.start, range.end + 1) : cached.body);
+    if (range) res.end(cached.body.subarray(range.start, range.end + 1));
+    else res.end(cached.latin1, 'latin1');
     return true;
   }
   const body = await store.open(key, range ? { start: range.start, end: range.end + 1 } : undefined);

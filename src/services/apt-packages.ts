@@ -11,6 +11,7 @@ import { renderPackagesStanza } from '../formats/deb/packages-stanza.ts';
 import { fileByteSource, type StagedUpload } from './upload.ts';
 import { poolDir, repoTreePrefix } from './tree.ts';
 import { KeyedMutex } from './async.ts';
+import { findOrCreateDistribution } from './distributions.ts';
 import type { RepositoryInfo, RepositoryService } from './repositories.ts';
 import type { AptPublisher } from './apt-publisher.ts';
 
@@ -77,7 +78,7 @@ export class AptPackageService {
         sha512: staged.sha512,
       });
       const { distributionId, result } = await this.#ingest.run(distLabel, async () => {
-        const distributionId = await this.#distribution(repo.id, os, dist);
+        const distributionId = await findOrCreateDistribution(this.#d.db, repo.id, os, dist, 'deb');
         const existing = await this.#d.db
           .selectFrom('deb_packages')
           .selectAll()
@@ -182,20 +183,6 @@ export class AptPackageService {
     return removed;
   }
 
-  async #distribution(repoId: number, os: string, dist: string): Promise<number> {
-    const { db } = this.#d;
-    const found = await db.selectFrom('distributions').select(['id', 'kind']).where('repo_id', '=', repoId).where('os', '=', os).where('name', '=', dist).executeTakeFirst();
-    if (found) {
-      if (found.kind !== 'deb') throw new WharfError('UNSUPPORTED_PACKAGE', [`${os}/${dist} is an ${found.kind} distribution: push .deb files to a Debian distribution`]);
-      return found.id;
-    }
-    const row = await db
-      .insertInto('distributions')
-      .values({ repo_id: repoId, kind: 'deb', os, name: dist, created_at: Date.now(), generation: 0, published_state: null, published_at: null })
-      .returning(['id'])
-      .executeTakeFirstOrThrow();
-    return row.id;
-  }
 }
 
 function info(

@@ -181,3 +181,20 @@ test('Release Date never goes backwards', async () => {
   await app.publisher.request(distId);
   assert.ok(date(await text(`${DIST}/Release`)) >= d1);
 });
+
+test('a publish that fails halfway leaves the old metadata live, and the next one publishes everything', async () => {
+  const before = await text(`${DIST}/InRelease`);
+  await addRows(950, 951);
+  // Where the new by-hash file must go is blocked: the write fails after the index was built in memory.
+  const byHash = join(dir, 'storage', DIST, 'main/binary-amd64/by-hash');
+  const { rename, writeFile } = await import('node:fs/promises');
+  await rename(byHash, `${byHash}.aside`);
+  await writeFile(byHash, 'blocked');
+  await assert.rejects(app.publisher.request(distId));
+  assert.equal(await text(`${DIST}/InRelease`), before, 'clients still see the previous, consistent metadata');
+  await rm(byHash);
+  await rename(`${byHash}.aside`, byHash);
+  await app.publisher.request(distId);
+  await checkRelease();
+  assert.match(await text(`${DIST}/main/binary-amd64/Packages`), /^Package: p950$/m);
+});

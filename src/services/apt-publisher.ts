@@ -74,7 +74,14 @@ export class AptPublisher {
 
   constructor(deps: AptPublisherDeps) {
     this.#deps = deps;
-    this.#queue = new PublishQueue((id) => this.#publish(id), deps.uploads, deps.log, (s) => deps.metrics?.publishDuration.observe({ format: 'deb' }, s));
+    this.#queue = new PublishQueue({
+      publish: (id) => this.#publishOnce(id),
+      uploads: deps.uploads,
+      log: deps.log,
+      observe: (s) => deps.metrics?.publishDuration.observe({ format: 'deb' }, s),
+      // The in-memory documents may have moved ahead of what was written: rebuild them next time.
+      onFailure: (id) => this.#indexCache.delete(id),
+    });
   }
 
   /**
@@ -83,16 +90,6 @@ export class AptPublisher {
    */
   request(distributionId: number, label?: string): Promise<PublishResult> {
     return this.#queue.request(distributionId, label);
-  }
-
-  async #publish(distributionId: number): Promise<PublishResult> {
-    try {
-      return await this.#publishOnce(distributionId);
-    } catch (e) {
-      // The in-memory indexes may have moved ahead of what was written: rebuild them next time.
-      this.#indexCache.delete(distributionId);
-      throw e;
-    }
   }
 
   /**

@@ -16,12 +16,22 @@ export class PublishQueue {
   readonly #queues = new Map<number, { running: boolean; waiting: Deferred<PublishResult>[] }>();
 
   readonly #observe: ((seconds: number) => void) | undefined;
+  readonly #onFailure: ((distributionId: number) => void) | undefined;
 
-  constructor(publish: (distributionId: number) => Promise<PublishResult>, uploads: UploadTracker, log: Logger, observe?: (seconds: number) => void) {
-    this.#publish = publish;
-    this.#uploads = uploads;
-    this.#log = log;
-    this.#observe = observe;
+  constructor(opts: {
+    publish: (distributionId: number) => Promise<PublishResult>;
+    uploads: UploadTracker;
+    log: Logger;
+    /** called with the duration of each publish (metrics) */
+    observe?: (seconds: number) => void;
+    /** called when a publish fails: a publisher drops in-memory state that may have moved ahead of what was written */
+    onFailure?: (distributionId: number) => void;
+  }) {
+    this.#publish = opts.publish;
+    this.#uploads = opts.uploads;
+    this.#log = opts.log;
+    this.#observe = opts.observe;
+    this.#onFailure = opts.onFailure;
   }
 
   /**
@@ -52,6 +62,7 @@ export class PublishQueue {
           this.#observe?.((performance.now() - started) / 1000);
           for (const d of batch) d.resolve(r);
         } catch (e) {
+          this.#onFailure?.(id);
           this.#log.error({ err: e, distributionId: id }, 'publish failed');
           for (const d of batch) d.reject(e);
         }

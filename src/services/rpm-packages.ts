@@ -17,6 +17,7 @@ import { filelistsPackageXml, otherPackageXml, primaryPackageXml } from '../form
 import { fileByteSource, type StagedUpload } from './upload.ts';
 import { repoTreePrefix } from './tree.ts';
 import { KeyedMutex } from './async.ts';
+import { findOrCreateDistribution } from './distributions.ts';
 import type { RepositoryInfo, RepositoryService } from './repositories.ts';
 import type { PushResult, DebPackageInfo } from './apt-packages.ts';
 import type { RpmPublisher } from './rpm-publisher.ts';
@@ -87,7 +88,7 @@ export class RpmPackageService {
       };
 
       const { distributionId, result } = await this.#ingest.run(distLabel, async () => {
-        const distributionId = await this.#distribution(repo.id, os, dist);
+        const distributionId = await findOrCreateDistribution(this.#d.db, repo.id, os, dist, 'rpm');
         const existing = await this.#d.db
           .selectFrom('rpm_packages')
           .selectAll()
@@ -189,20 +190,6 @@ export class RpmPackageService {
     return removed;
   }
 
-  async #distribution(repoId: number, os: string, dist: string): Promise<number> {
-    const { db } = this.#d;
-    const found = await db.selectFrom('distributions').select(['id', 'kind']).where('repo_id', '=', repoId).where('os', '=', os).where('name', '=', dist).executeTakeFirst();
-    if (found) {
-      if (found.kind !== 'rpm') throw new WharfError('UNSUPPORTED_PACKAGE', [`${os}/${dist} is a Debian distribution: push RPM packages to an RPM distribution`]);
-      return found.id;
-    }
-    const row = await db
-      .insertInto('distributions')
-      .values({ repo_id: repoId, kind: 'rpm', os, name: dist, created_at: Date.now(), generation: 0, published_state: null, published_at: null })
-      .returning(['id'])
-      .executeTakeFirstOrThrow();
-    return row.id;
-  }
 }
 
 /** Writes lead + signature header + original[headerStart..] to `path`; returns sha256 and size of the result. */

@@ -109,20 +109,18 @@ export class RpmPublisher {
 
   constructor(deps: RpmPublisherDeps) {
     this.#d = deps;
-    this.#queue = new PublishQueue((id) => this.#publish(id), deps.uploads, deps.log, (s) => deps.metrics?.publishDuration.observe({ format: 'rpm' }, s));
+    this.#queue = new PublishQueue({
+      publish: (id) => this.#publishOnce(id),
+      uploads: deps.uploads,
+      log: deps.log,
+      observe: (s) => deps.metrics?.publishDuration.observe({ format: 'rpm' }, s),
+      // The in-memory documents may have moved ahead of what was written: rebuild them next time.
+      onFailure: (id) => this.#cache.delete(id),
+    });
   }
 
   request(distributionId: number, label?: string): Promise<PublishResult> {
     return this.#queue.request(distributionId, label);
-  }
-
-  async #publish(distributionId: number): Promise<PublishResult> {
-    try {
-      return await this.#publishOnce(distributionId);
-    } catch (e) {
-      this.#cache.delete(distributionId);
-      throw e;
-    }
   }
 
   async #publishOnce(distributionId: number): Promise<PublishResult> {

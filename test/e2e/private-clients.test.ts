@@ -10,13 +10,13 @@
 import { describe, before, after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { existsSync, readFileSync, rmSync, rmdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildDeb, startWharf, type WharfInstance } from '../helpers/wharf.ts';
 import { prepareAptRoot } from '../helpers/apt-root.ts';
 import { buildRpm } from '../helpers/rpm.ts';
-import { diffSnapshots, HOST_PATHS, killAgents, run, show, snapshot, type Run } from '../helpers/rpm-clients.ts';
+import { diffSnapshots, HOST_PATHS, killAgents, run, show, snapshot, type Run, ZyppCookieJar } from '../helpers/rpm-clients.ts';
 
 const REPO = 'acme/secret';
 const DEB_TARGET = `${REPO}/debian/bookworm`;
@@ -40,15 +40,8 @@ const wrongToken = 'wharf_deploy_' + 'W'.repeat(43);
 const hostPaths = [...HOST_PATHS, '/etc/apt', '/var/lib/dpkg/status', join(homedir(), '.rpmdb'), join(homedir(), '.gnupg'), join(homedir(), '.rpmmacros')];
 let hostBefore: Map<string, string>;
 
-const YAST_DIR = '/var/lib/YaST2';
-const COOKIES = join(YAST_DIR, 'cookies');
-let yastDirExisted = false;
-let savedCookies: Buffer | undefined;
-function restoreCookies(): void {
-  if (savedCookies !== undefined) writeFileSync(COOKIES, savedCookies, { mode: 0o600 });
-  else rmSync(COOKIES, { force: true });
-  if (!yastDirExisted && existsSync(YAST_DIR) && readdirSync(YAST_DIR).length === 0) rmdirSync(YAST_DIR);
-}
+/** libzypp's cookie jar, saved in before() and put back afterwards. */
+let cookies: ZyppCookieJar | undefined;
 
 const basic = (user: string, pass: string) => ({ Authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` });
 
@@ -117,8 +110,7 @@ function zypper(root: string, args: string[]): Promise<Run> {
 describe('real clients against a private repository', { timeout: 170_000 }, () => {
   before(async () => {
     hostBefore = snapshot(hostPaths);
-    yastDirExisted = existsSync(YAST_DIR);
-    savedCookies = existsSync(COOKIES) ? readFileSync(COOKIES) : undefined;
+    cookies = ZyppCookieJar.save();
     tmp = await mkdtemp(join(tmpdir(), 'wharf-private-e2e-'));
     await chmod(tmp, 0o755);
     const home = join(tmp, 'home');
@@ -182,7 +174,7 @@ describe('real clients against a private repository', { timeout: 170_000 }, () =
 
   after(async () => {
     if (tmp) await killAgents(tmp);
-    restoreCookies();
+    cookies?.restore();
     await wharf?.stop();
     if (tmp) await rm(tmp, { recursive: true, force: true });
   });
@@ -289,7 +281,7 @@ describe('real clients against a private repository', { timeout: 170_000 }, () =
     assert.ok(!out.includes(deploy.token), 'the deploy token is in the server output');
     assert.ok(!out.includes(wrongToken), 'the wrong token is in the server output');
     await killAgents(tmp);
-    restoreCookies();
+    cookies?.restore();
     assert.deepEqual(diffSnapshots(hostBefore, snapshot(hostPaths)), []);
   });
 });

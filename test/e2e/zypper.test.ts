@@ -20,13 +20,13 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, readFile, rm, writeFile, chmod } from 'node:fs/promises';
-import { existsSync, readFileSync, rmSync, writeFileSync, rmdirSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
 import { startWharf, type WharfInstance } from '../helpers/wharf.ts';
 import { buildRpm } from '../helpers/rpm.ts';
-import { diffSnapshots, HOST_PATHS, killAgents, run, show, snapshot, type Run } from '../helpers/rpm-clients.ts';
+import { diffSnapshots, HOST_PATHS, killAgents, run, show, snapshot, type Run, ZyppCookieJar } from '../helpers/rpm-clients.ts';
 
 const REPO = 'acme/tools';
 const TARGET = `${REPO}/opensuse/15.6`;
@@ -47,17 +47,8 @@ let proxyUrl: string;
 const overrides = new Map<string, string | ((real: Buffer) => Buffer)>();
 const roots: string[] = [];
 
-// /var/lib/YaST2/cookies: libzypp's hard-coded curl cookie jar. Saved here, put back by restoreCookies().
-const YAST_DIR = '/var/lib/YaST2';
-const COOKIES = join(YAST_DIR, 'cookies');
-let yastDirExisted = false;
-let savedCookies: Buffer | undefined;
-
-function restoreCookies(): void {
-  if (savedCookies !== undefined) writeFileSync(COOKIES, savedCookies, { mode: 0o600 });
-  else rmSync(COOKIES, { force: true });
-  if (!yastDirExisted && existsSync(YAST_DIR) && readdirSync(YAST_DIR).length === 0) rmdirSync(YAST_DIR);
-}
+/** libzypp's cookie jar, saved in before() and put back afterwards. */
+let cookies: ZyppCookieJar | undefined;
 
 async function makeRoot(name: string): Promise<string> {
   const root = join(tmp, name);
@@ -78,8 +69,7 @@ const grouped = (fpr: string) => fpr.match(/.{1,8}/g)!.join(' ');
 describe('zypper against a Wharf RPM repository', { timeout: 170_000 }, () => {
   before(async () => {
     hostBefore = snapshot(hostPaths);
-    yastDirExisted = existsSync(YAST_DIR);
-    savedCookies = existsSync(COOKIES) ? readFileSync(COOKIES) : undefined;
+    cookies = ZyppCookieJar.save();
 
     tmp = await mkdtemp(join(tmpdir(), 'wharf-zypper-e2e-'));
     await chmod(tmp, 0o755);
@@ -171,7 +161,7 @@ describe('zypper against a Wharf RPM repository', { timeout: 170_000 }, () => {
 
   after(async () => {
     await killAgents(tmp);
-    restoreCookies();
+    cookies?.restore();
     await new Promise((r) => proxy?.close(r));
     await wharf?.stop();
     if (tmp) await rm(tmp, { recursive: true, force: true });
@@ -293,10 +283,9 @@ describe('zypper against a Wharf RPM repository', { timeout: 170_000 }, () => {
 
   test('the host was not touched', async () => {
     await killAgents(tmp);
-    restoreCookies();
+    cookies?.restore();
     assert.deepEqual(diffSnapshots(hostBefore, snapshot(hostPaths)), []);
-    assert.equal(existsSync(YAST_DIR), yastDirExisted);
-    assert.deepEqual(existsSync(COOKIES) ? readFileSync(COOKIES) : undefined, savedCookies);
+    assert.ok(cookies?.unchanged(), 'libzypp cookie jar restored');
   });
 });
 

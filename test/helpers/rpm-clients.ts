@@ -2,7 +2,7 @@
 // gpg-agents that dnf's librepo leaves behind, and snapshots of host paths the tests promise not to change.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface Run {
@@ -114,3 +114,36 @@ export const HOST_PATHS = [
   '/run/zypp.pid',
   '/var/run/zypp.pid',
 ];
+
+/**
+ * libzypp's hard-coded curl cookie jar, /var/lib/YaST2/cookies, which it writes whatever the --root: saved before a
+ * zypper test and put back exactly afterwards, so the host is left as it was.
+ */
+export class ZyppCookieJar {
+  static readonly DIR = '/var/lib/YaST2';
+  static readonly FILE = '/var/lib/YaST2/cookies';
+  readonly #dirExisted: boolean;
+  readonly #saved: Buffer | undefined;
+
+  private constructor(dirExisted: boolean, saved: Buffer | undefined) {
+    this.#dirExisted = dirExisted;
+    this.#saved = saved;
+  }
+
+  static save(): ZyppCookieJar {
+    return new ZyppCookieJar(existsSync(ZyppCookieJar.DIR), existsSync(ZyppCookieJar.FILE) ? readFileSync(ZyppCookieJar.FILE) : undefined);
+  }
+
+  restore(): void {
+    if (this.#saved !== undefined) writeFileSync(ZyppCookieJar.FILE, this.#saved, { mode: 0o600 });
+    else rmSync(ZyppCookieJar.FILE, { force: true });
+    if (!this.#dirExisted && existsSync(ZyppCookieJar.DIR) && readdirSync(ZyppCookieJar.DIR).length === 0) rmdirSync(ZyppCookieJar.DIR);
+  }
+
+  /** True when the jar and its directory are exactly as saved. */
+  unchanged(): boolean {
+    const now = existsSync(ZyppCookieJar.FILE) ? readFileSync(ZyppCookieJar.FILE) : undefined;
+    const same = now === undefined ? this.#saved === undefined : this.#saved !== undefined && now.equals(this.#saved);
+    return same && existsSync(ZyppCookieJar.DIR) === this.#dirExisted;
+  }
+}

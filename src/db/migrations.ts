@@ -162,4 +162,61 @@ export const MIGRATIONS: Record<string, Migration> = {
       await db.schema.createIndex('audit_log_org').on('audit_log').columns(['org_id', 'id']).execute();
     },
   },
+  '0008_trusted_publishing': {
+    async up(db: Kysely<any>) {
+      // OIDC issuers an admin allowed besides the built-in ones (gitlab.com, GitHub Actions).
+      await db.schema
+        .createTable('oidc_issuers')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('url', 'varchar(512)', (c) => c.notNull().unique())
+        .addColumn('type', 'varchar(16)', (c) => c.notNull())
+        .addColumn('allow_private_network', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      // Who may publish to a repository from CI, without a stored secret.
+      await db.schema
+        .createTable('trusted_publishers')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('repo_id', 'integer', (c) => c.notNull().references('repos.id'))
+        .addColumn('provider', 'varchar(16)', (c) => c.notNull())
+        .addColumn('issuer', 'varchar(512)', (c) => c.notNull())
+        .addColumn('project', 'varchar(512)', (c) => c.notNull())
+        .addColumn('workflow', 'varchar(512)', (c) => c.notNull())
+        .addColumn('environment', 'varchar(256)')
+        // Bound on registration or first successful use (defence against deleted and re-created namespaces).
+        .addColumn('namespace_id', 'varchar(64)')
+        .addColumn('project_id', 'varchar(64)')
+        .addColumn('owner_id', 'varchar(64)')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_used_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('trusted_publishers_repo').on('trusted_publishers').column('repo_id').execute();
+      // Single use of CI tokens: a (issuer, jti) pair is stored until the token expires.
+      await db.schema
+        .createTable('oidc_used_jti')
+        .addColumn('issuer', 'varchar(512)', (c) => c.notNull())
+        .addColumn('jti', 'varchar(256)', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('oidc_used_jti_pk', ['issuer', 'jti'])
+        .execute();
+      await db.schema.createIndex('oidc_used_jti_expires').on('oidc_used_jti').column('expires_at').execute();
+      // Keys that sign Wharf's own JWTs. state: 'published' (in the JWKS, not signing yet), 'active' (signing),
+      // 'retired' (in the JWKS so earlier tokens verify, no longer signing); trimmed keys are deleted.
+      await db.schema
+        .createTable('jwt_keys')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('kid', 'varchar(128)', (c) => c.notNull().unique())
+        .addColumn('alg', 'varchar(16)', (c) => c.notNull())
+        .addColumn('public_jwk', 'text', (c) => c.notNull())
+        .addColumn('private_encrypted', 'text', (c) => c.notNull())
+        .addColumn('state', 'varchar(16)', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('activated_at', 'bigint')
+        .addColumn('retired_at', 'bigint')
+        .execute();
+      // The CI identity a package was published from (JSON), for `ls --long` and provenance attestations.
+      await db.schema.alterTable('deb_packages').addColumn('provenance', 'text').execute();
+      await db.schema.alterTable('rpm_packages').addColumn('provenance', 'text').execute();
+    },
+  },
 };

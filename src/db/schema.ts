@@ -50,6 +50,8 @@ export interface DebPackageTable {
   /** the Packages stanza for this file, rendered at upload */
   stanza: string;
   created_at: number;
+  /** JSON: the CI identity of a trusted publish (see services/provenance.ts), null otherwise */
+  provenance: Generated<string | null>;
 }
 
 export interface RpmPackageTable {
@@ -74,6 +76,8 @@ export interface RpmPackageTable {
   filelists_xml: string;
   other_xml: string;
   created_at: number;
+  /** JSON: the CI identity of a trusted publish (see services/provenance.ts), null otherwise */
+  provenance: Generated<string | null>;
 }
 
 export interface TokenTable {
@@ -140,6 +144,59 @@ export interface AuditLogTable {
   details: string | null;
 }
 
+/** An OIDC issuer an admin allowed (`wharf issuer add`). */
+export interface OidcIssuerTable {
+  id: Generated<number>;
+  /** https origin (plus optional path), no trailing slash: exactly the tokens' `iss` */
+  url: string;
+  type: 'gitlab' | 'github';
+  /** 1: the issuer may resolve to private or loopback addresses */
+  allow_private_network: number;
+  created_at: number;
+}
+
+/** A trusted publisher: which CI workflow may publish to a repository. */
+export interface TrustedPublisherTable {
+  id: Generated<number>;
+  repo_id: number;
+  provider: 'gitlab' | 'github';
+  /** the issuer URL (`iss`) */
+  issuer: string;
+  /** GitLab: namespace/project path; GitHub: owner/repository */
+  project: string;
+  /** GitLab: repository-relative CI config path (ci/release.yml); GitHub: workflow file name (release.yml) */
+  workflow: string;
+  environment: string | null;
+  /** GitLab namespace_id / project_id, GitHub repository_owner_id: bound on first use */
+  namespace_id: string | null;
+  project_id: string | null;
+  owner_id: string | null;
+  created_at: number;
+  last_used_at: number | null;
+}
+
+/** CI token ids already exchanged, kept until the token expires (replay defence). */
+export interface OidcUsedJtiTable {
+  issuer: string;
+  jti: string;
+  expires_at: number;
+}
+
+/** Keys that sign Wharf's JWTs (ES256). */
+export interface JwtKeyTable {
+  id: Generated<number>;
+  kid: string;
+  alg: string;
+  /** public JWK (JSON) */
+  public_jwk: string;
+  /** PKCS#8 private key, AES-256-GCM sealed like the other server secrets (base64) */
+  private_encrypted: string;
+  state: 'published' | 'active' | 'retired';
+  created_at: number;
+  activated_at: number | null;
+  retired_at: number | null;
+}
+
 export interface Database {
   orgs: OrgTable;
   repos: RepoTable;
@@ -151,6 +208,10 @@ export interface Database {
   retired_files: RetiredFileTable;
   server_secrets: ServerSecretTable;
   audit_log: AuditLogTable;
+  oidc_issuers: OidcIssuerTable;
+  trusted_publishers: TrustedPublisherTable;
+  oidc_used_jti: OidcUsedJtiTable;
+  jwt_keys: JwtKeyTable;
 }
 
 export type Repo = Selectable<RepoTable>;

@@ -72,13 +72,31 @@ export class KeyService {
     return scryptSync(await this.#passphrase(), 'wharf/server-secrets/v1', 32);
   }
 
-  async #storeSecret(purpose: string, value: Buffer): Promise<void> {
+  /** Encrypts `value` for storage (AES-256-GCM under the key derived from the signing passphrase), as base64. */
+  async seal(value: Buffer): Promise<string> {
     const key = await this.#sealingKey();
     const iv = randomBytes(12);
     const c = createCipheriv('aes-256-gcm', key, iv);
     const sealed = Buffer.concat([iv, Buffer.alloc(16), c.update(value), c.final()]);
     c.getAuthTag().copy(sealed, 12);
-    await this.#db.insertInto('server_secrets').values({ purpose, value_encrypted: sealed.toString('base64'), created_at: Date.now(), active: 1 }).execute();
+    return sealed.toString('base64');
+  }
+
+  /** Decrypts what `seal` produced; SIGNING_KEY_LOCKED when the passphrase is not the one it was sealed with. */
+  async unseal(text: string, what: string): Promise<Buffer> {
+    const key = await this.#sealingKey();
+    const sealed = Buffer.from(text, 'base64');
+    const d = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, 12));
+    d.setAuthTag(sealed.subarray(12, 28));
+    try {
+      return Buffer.concat([d.update(sealed.subarray(28)), d.final()]);
+    } catch {
+      throw new WharfError('SIGNING_KEY_LOCKED', [`${what} does not decrypt with this passphrase`]);
+    }
+  }
+
+  async #storeSecret(purpose: string, value: Buffer): Promise<void> {
+    await this.#db.insertInto('server_secrets').values({ purpose, value_encrypted: await this.seal(value), created_at: Date.now(), active: 1 }).execute();
   }
 
   async #loadUrlSecrets(): Promise<Buffer[]> {
@@ -89,17 +107,7 @@ export class KeyService {
       await this.#storeSecret('url-signing', randomBytes(32));
       rows = await load();
     }
-    const key = await this.#sealingKey();
-    return rows.map((r) => {
-      const sealed = Buffer.from(r.value_encrypted, 'base64');
-      const d = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, 12));
-      d.setAuthTag(sealed.subarray(12, 28));
-      try {
-        return Buffer.concat([d.update(sealed.subarray(28)), d.final()]);
-      } catch {
-        throw new WharfError('SIGNING_KEY_LOCKED', ['the URL-signing secret does not decrypt with this passphrase']);
-      }
-    });
+    return Promise.all(rows.map((r) => this.unseal(r.value_encrypted, 'the URL-signing secret')));
   }
 
   #passphrase(): Promise<string> {

@@ -21,6 +21,8 @@ import { Metrics } from './metrics.ts';
 import { MetadataCache } from './serve/metadata-cache.ts';
 import { KeyService } from './services/keys.ts';
 import { TokenService } from './services/tokens.ts';
+import { JwtIssuer } from './services/jwt-issuer.ts';
+import { TrustedPublishing } from './services/oidc/trusted-publishing.ts';
 
 export interface App {
   readonly config: Config;
@@ -41,6 +43,14 @@ export interface App {
   readonly audit: AuditLog;
   readonly metrics: Metrics;
   readonly metadataCache: MetadataCache;
+  /** Wharf's own JWTs: signing, the published key set, local verification */
+  readonly jwt: JwtIssuer;
+  /** trusted publishers, OIDC issuers and the CI token exchange; available once the public URL is known */
+  oidc(): TrustedPublishing;
+  /** The externally visible base URL, once the server knows it (--url or the listening address). */
+  setPublicUrl(url: string): void;
+  /** the audience CI tokens must name */
+  oidcAudience(): string;
   /** the admin token, when this start created it */
   readonly createdAdminToken?: string;
   close(): Promise<void>;
@@ -65,6 +75,16 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
   // Create (or load) the signing key at start, so the first push does not pay for key generation.
   await keys.metadataKey();
   const urlSigner = new UrlSigner(await keys.urlSigningSecrets(), config.signedUrlSeconds);
+  const jwt = new JwtIssuer({ db, keys, log });
+  await jwt.init();
+  if (config.publicUrl) jwt.setIssuer(config.publicUrl);
+  let publicUrl = config.publicUrl;
+  let oidc: TrustedPublishing | undefined;
+  const oidcAudience = () => {
+    const aud = config.oidcAudience ?? publicUrl;
+    if (!aud) throw new Error('the public URL is not known yet');
+    return aud;
+  };
   await republishStale(db, (kind, id) => (kind === 'rpm' ? rpmPublisher.request(id) : publisher.request(id)), log);
   return {
     config,
@@ -85,7 +105,17 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
     audit: new AuditLog(db),
     metrics,
     metadataCache: new MetadataCache(store),
+    jwt,
+    oidc: () => (oidc ??= new TrustedPublishing({ db, audience: oidcAudience(), log })),
+    setPublicUrl(url: string) {
+      publicUrl ??= url;
+      jwt.setIssuer(publicUrl);
+    },
+    oidcAudience,
     ...(createdAdminToken ? { createdAdminToken } : {}),
-    close: () => db.destroy(),
+    close: async () => {
+      jwt.close();
+      await db.destroy();
+    },
   };
 }

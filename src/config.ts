@@ -35,6 +35,10 @@ export interface Config {
   readonly accelRedirect?: string;
   /** how long a signed download URL for a private package stays valid */
   readonly signedUrlSeconds: number;
+  /** lifetime of the Wharf token minted for a trusted publisher (at most an hour) */
+  readonly publishTokenSeconds: number;
+  /** the `aud` CI tokens must carry for trusted publishing; undefined = the public URL */
+  readonly oidcAudience?: string;
   /** fsync files before they become visible (disable only for throwaway benchmarks) */
   readonly fsync: boolean;
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -59,6 +63,8 @@ const OPTIONS = {
   rateLimitPerToken: { env: 'WHARF_RATE_LIMIT_PER_TOKEN', flag: 'rate-limit-per-token', doc: 'requests per second, 0 = off', default: '0' },
   accelRedirect: { env: 'WHARF_ACCEL_REDIRECT', flag: 'accel-redirect', doc: 'nginx internal location prefix for package files', default: '' },
   signedUrlSeconds: { env: 'WHARF_SIGNED_URL_SECONDS', flag: 'signed-url-seconds', doc: 'lifetime of signed download URLs', default: '300' },
+  publishTokenSeconds: { env: 'WHARF_PUBLISH_TOKEN_SECONDS', flag: 'publish-token-seconds', doc: 'lifetime of tokens minted for trusted publishers (max 3600)', default: '900' },
+  oidcAudience: { env: 'WHARF_OIDC_AUDIENCE', flag: 'oidc-audience', doc: 'audience of CI tokens for trusted publishing (default: the public URL)', default: '' },
   fsync: { env: 'WHARF_FSYNC', flag: 'fsync', doc: 'true/false', default: 'true' },
   logLevel: { env: 'WHARF_LOG_LEVEL', flag: 'log-level', doc: 'trace, debug, info, warn, error, silent (TRACE=1: trace)', default: 'info' },
 } as const;
@@ -138,6 +144,7 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
     if (!/^[A-Za-z0-9_]+$/.test(a) || ['noarch', 'src', 'nosrc', 'SRPMS'].includes(a)) fail(`invalid architecture "${a}" in defaultRpmArchitectures`);
   }
   // TRACE=1 turns on detailed trace logging whatever the configured level.
+  if (Number(raw('publishTokenSeconds')) > 3600) fail(`publishTokenSeconds must be at most 3600 (an hour), got ${raw('publishTokenSeconds')}`);
   const level = env.TRACE === '1' ? 'trace' : raw('logLevel');
   if (!['trace', 'debug', 'info', 'warn', 'error', 'silent'].includes(level)) fail(`logLevel must be trace, debug, info, warn, error or silent, got "${level}"`);
 
@@ -154,6 +161,8 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
     defaultRpmArchitectures: Object.freeze(rpmArches),
     signedUrlSeconds: positiveInt('signedUrlSeconds', raw('signedUrlSeconds')),
     ...(raw('accelRedirect') ? { accelRedirect: accelPrefix(raw('accelRedirect')) } : {}),
+    publishTokenSeconds: positiveInt('publishTokenSeconds', raw('publishTokenSeconds')),
+    ...(raw('oidcAudience') ? { oidcAudience: audience(raw('oidcAudience')) } : {}),
     trustProxy: bool('trustProxy', raw('trustProxy')),
     authFailuresPerMinute: positiveInt('authFailuresPerMinute', raw('authFailuresPerMinute')),
     rateLimitPerIp: positiveInt('rateLimitPerIp', raw('rateLimitPerIp'), true),
@@ -174,6 +183,11 @@ function parseListen(v: string): { host: string; port: number } {
 
 function accelPrefix(v: string): string {
   if (!/^\/[A-Za-z0-9._\/-]*[A-Za-z0-9._-]$/.test(v) || v.includes('..')) fail(`accelRedirect must be an absolute location path such as /_wharf_files, got "${v}"`);
+  return v;
+}
+
+function audience(v: string): string {
+  if (v.length > 256 || !/^[\x21-\x7e]+$/.test(v)) fail(`oidcAudience must be 1-256 printable characters without spaces, got "${v.slice(0, 80)}"`);
   return v;
 }
 

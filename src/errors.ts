@@ -52,6 +52,19 @@ export const ERRORS = {
   SIGNING_KEY_LOCKED: { status: 500, message: 'Cannot decrypt the signing key: %s (set signingPassphrase / WHARF_SIGNING_PASSPHRASE to the passphrase used when the key was created)' },
   SIGNING_KEY_INVALID: { status: 500, message: 'The signing key cannot be used: %s' },
   STORAGE_BAD_KEY: { status: 400, message: 'Invalid storage key "%s": %s' },
+
+  // Trusted publishing (OIDC)
+  ISSUER_INVALID: { status: 400, message: 'Invalid OIDC issuer: %s' },
+  ISSUER_EXISTS: { status: 409, message: 'The OIDC issuer %s is already allowed%s' },
+  ISSUER_NOT_FOUND: { status: 404, message: 'OIDC issuer %s is not allowed on this server: an admin adds it first (`wharf issuer add`)' },
+  ISSUER_IN_USE: { status: 409, message: 'The OIDC issuer %s is still used by %s trusted publisher(s): remove them first' },
+  PUBLISHER_INVALID: { status: 400, message: 'Invalid trusted publisher: %s' },
+  PUBLISHER_EXISTS: { status: 409, message: 'This repository already trusts %s: remove that trusted publisher first to change it' },
+  PUBLISHER_NOT_FOUND: { status: 404, message: 'Trusted publisher %s not found in this repository: list the repository\'s trusted publishers for the right id' },
+
+  // Wharf JWT signing keys
+  JWT_KEY_NONE_PUBLISHED: { status: 409, message: 'No published JWT signing key to switch to: run `wharf keys create`, wait until every node has refreshed its key set (%s seconds), then run `wharf keys rotate` again' },
+  JWT_KEY_NO_ACTIVE: { status: 500, message: 'No JWT signing key is active: run `wharf keys create`, then `wharf keys rotate`' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -8,6 +8,7 @@ import { WharfError } from './errors.ts';
 import { pathSegments, sendError, sendJson } from './api/http.ts';
 import { handleApi } from './api/routes.ts';
 import { handleTree } from './serve/tree.ts';
+import { handleOidc } from './api/oidc-routes.ts';
 import { checkReadiness } from './services/readiness.ts';
 import { routeClass } from './metrics.ts';
 import { clientIp } from './api/auth.ts';
@@ -39,6 +40,7 @@ async function route(app: App, publicUrl: string, req: IncomingMessage, res: Ser
     if (seg[1] !== 'v1') throw new WharfError('NOT_FOUND', ['API version']);
     return handleApi(app, req, res, seg.slice(2), url, publicUrl);
   }
+  if (seg[0] === '.well-known' || seg[0] === '_') return handleOidc(app, req, res, seg);
   if (seg.length === 0) return sendJson(res, 200, { name: 'wharf', api: `${publicUrl}/api/v1/openapi.json` });
   return handleTree(app, req, res, seg, publicUrl);
 }
@@ -90,6 +92,7 @@ export async function startServer(app: App): Promise<RunningServer> {
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `${config.tls ? 'https' : 'http'}://${host}:${addr.port}`;
   publicUrl ||= url;
+  app.setPublicUrl(publicUrl);
   return {
     server,
     url,

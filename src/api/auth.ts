@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import type { App } from '../app.ts';
 import type { Config } from '../config.ts';
 import { WharfError } from '../errors.ts';
-import type { Principal } from '../services/tokens.ts';
+import { JWT_BASIC_USERNAME, looksLikeJwt, principalFromClaims, type Principal } from '../services/tokens.ts';
 import { presentedCredentials, type Credentials } from './http.ts';
 
 export function isLoopback(ip: string | undefined): boolean {
@@ -95,13 +95,23 @@ export async function authenticateRequest(app: App, req: IncomingMessage): Promi
   }
   const wait = app.authFailures.retryAfter(ip);
   if (wait > 0) throw new WharfError('RATE_LIMITED', [wait], { retryAfter: wait });
-  const principal = await app.tokens.verify(credentials.secret, credentials.username);
+  const principal = looksLikeJwt(credentials.secret) ? await verifyJwt(app, credentials) : await app.tokens.verify(credentials.secret, credentials.username);
   if (!principal) {
     app.authFailures.fail(ip);
     app.metrics.authFailures.inc();
   } else {
-    const tokenWait = app.rateLimits.perToken.take(`token:${principal.tokenId}`);
+    const tokenWait = app.rateLimits.perToken.take(principal.kind === 'jwt' ? `jwt:${principal.subject}` : `token:${principal.tokenId}`);
     if (tokenWait > 0) throw new WharfError('RATE_LIMITED_REQUESTS', [tokenWait], { retryAfter: tokenWait });
   }
   return { principal, credentials };
+}
+
+/**
+ * A Wharf JWT, verified locally from the cached key set (no database lookup). Over HTTP Basic it goes with the user
+ * name __token__ (or as the user name itself with an empty password).
+ */
+async function verifyJwt(app: App, credentials: Credentials): Promise<Principal | undefined> {
+  if (credentials.username !== undefined && credentials.username !== JWT_BASIC_USERNAME) return undefined;
+  const claims = await app.jwt.verify(credentials.secret, app.jwt.issuer);
+  return claims ? principalFromClaims(claims) : undefined;
 }

@@ -59,7 +59,13 @@ function tokenRotate(params: object[]): object {
 export function openApiDocument(serverUrl: string): object {
   return {
     openapi: '3.1.0',
-    info: { title: 'Wharf API', version: '1', description: 'Manage repositories and publish Debian packages.' },
+    info: {
+      title: 'Wharf API',
+      version: '1',
+      description:
+        'Manage repositories and publish Debian and RPM packages. Outside /api/v1: GET /.well-known/openid-configuration and /.well-known/jwks.json ' +
+        "(Wharf's token issuer), GET /_/oidc/audience and POST /_/oidc/mint-token (trusted publishing: docs/trusted-publishing.md).",
+    },
     servers: [{ url: `${serverUrl}/api/v1` }],
     security: [{ bearer: [] }, { basic: [] }],
     paths: {
@@ -114,6 +120,66 @@ export function openApiDocument(serverUrl: string): object {
       '/orgs/{org}/tokens': tokenCollection(orgParams, 'an organisation (every repository in it)'),
       '/orgs/{org}/tokens/{id}': tokenItem(orgParams),
       '/orgs/{org}/tokens/{id}/rotate': tokenRotate(orgParams),
+      '/repos/{org}/{repo}/publishers': {
+        get: { parameters: repoParams, summary: 'List the trusted publishers of a repository (repository admin)', responses: { 200: { description: '{"publishers": [Publisher]}' }, 404: error } },
+        post: {
+          parameters: repoParams,
+          summary: 'Trust a CI workflow to publish to this repository without a stored secret (docs/trusted-publishing.md)',
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['provider', 'project', 'workflow'],
+                  properties: {
+                    provider: { type: 'string', enum: ['gitlab', 'github'] },
+                    project: { type: 'string', description: 'GitLab GROUP/PROJECT path or GitHub OWNER/REPO' },
+                    workflow: { type: 'string', description: 'GitLab: CI file path (ci/release.yml); GitHub: workflow file name (release.yml)' },
+                    environment: { type: 'string' },
+                    issuer: { type: 'string', description: 'default: https://gitlab.com or GitHub Actions; others must be added with POST /issuers' },
+                    owner_id: { type: 'string', description: 'GitHub repository_owner_id to bind now (otherwise bound on first use)' },
+                  },
+                },
+              },
+            },
+          },
+          responses: { 201: { description: '{"publisher": Publisher}' }, 400: error, 404: error },
+        },
+      },
+      '/repos/{org}/{repo}/publishers/{id}': { delete: { parameters: [...repoParams, idParam], summary: 'Remove a trusted publisher', responses: { 200: { description: '{"removed": id}' }, 404: error } } },
+      '/issuers': {
+        get: { summary: 'OIDC issuers allowed for trusted publishing, built-in ones included (server admin)', responses: { 200: { description: '{"issuers": [Issuer]}' }, 403: error } },
+        post: {
+          summary: 'Allow another OIDC issuer (https only), such as a self-managed GitLab (server admin)',
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['url', 'type'],
+                  properties: { url: { type: 'string' }, type: { type: 'string', enum: ['gitlab', 'github'] }, allow_private_network: { type: 'boolean', default: false } },
+                },
+              },
+            },
+          },
+          responses: { 201: { description: '{"issuer": Issuer}' }, 400: error, 409: error },
+        },
+      },
+      '/issuers/{id}': { delete: { parameters: [idParam], summary: 'Remove an issuer', responses: { 200: { description: '{"removed": id}' }, 404: error } } },
+      '/keys': {
+        get: { summary: "The keys that sign Wharf's JWTs: kid, state (published, active, retired), dates (server admin)", responses: { 200: { description: '{"keys": [Key]}' } } },
+        post: { summary: 'Create and publish a new key; it signs nothing until rotate', responses: { 201: { description: '{"key": Key}' } } },
+      },
+      '/keys/rotate': { post: { summary: 'The newest published key starts signing; the previous one is retired (still verifies)', responses: { 200: { description: '{"active": Key, "retired": Key|null}' }, 409: error } } },
+      '/keys/trim': {
+        post: {
+          summary: 'Remove retired keys whose tokens have all expired (force: all retired keys now)',
+          requestBody: { content: { 'application/json': { schema: { type: 'object', properties: { force: { type: 'boolean' } } } } } },
+          responses: { 200: { description: '{"trimmed": [Key]}' } },
+        },
+      },
       '/repos/{org}/{repo}/distributions/{os}/{dist}/packages/{filename}': {
         delete: {
           parameters: [...distParams, { name: 'filename', in: 'path', required: true, schema: { type: 'string' } }],

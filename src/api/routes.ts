@@ -77,6 +77,51 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
     if (!ok) throw new WharfError('NOT_FOUND', [`Organisation "${org}"`]);
     return sendJson(res, 200, { entries: await app.audit.list(orgId, null, Number(url.searchParams.get('limit') ?? 200)) });
   }
+  // /issuers[/ID]: OIDC issuers allowed for trusted publishing (server admin)
+  if (seg[0] === 'issuers' && seg.length <= 2) {
+    requireServerAdmin(p);
+    const oidc = app.oidc();
+    if (seg.length === 1 && method === 'GET') return sendJson(res, 200, { issuers: await oidc.listIssuers() });
+    if (seg.length === 1 && method === 'POST') {
+      const body = await readJson(req);
+      if (typeof body.url !== 'string') throw new WharfError('BAD_REQUEST', ['"url" (the issuer, https://...) is required']);
+      if (body.type !== 'gitlab' && body.type !== 'github') throw new WharfError('BAD_REQUEST', ['"type" must be gitlab or github']);
+      if (body.allow_private_network !== undefined && typeof body.allow_private_network !== 'boolean') throw new WharfError('BAD_REQUEST', ['"allow_private_network" must be a boolean']);
+      const issuer = await oidc.addIssuer({ url: body.url, type: body.type, allowPrivateNetwork: body.allow_private_network === true });
+      await audit('issuer.add', null, null, issuer.url, { type: issuer.type, allow_private_network: body.allow_private_network === true });
+      return sendJson(res, 201, { issuer });
+    }
+    if (seg.length === 2 && method === 'DELETE') {
+      const id = positiveId(seg[1]!, 'ISSUER_NOT_FOUND');
+      await oidc.removeIssuer(id);
+      await audit('issuer.remove', null, null, `issuer:${id}`);
+      return sendJson(res, 200, { removed: id });
+    }
+    throw new WharfError('METHOD_NOT_ALLOWED', [method]);
+  }
+  // /keys, /keys/rotate, /keys/trim: the keys that sign Wharf's JWTs (server admin)
+  if (seg[0] === 'keys' && seg.length <= 2) {
+    requireServerAdmin(p);
+    if (seg.length === 1 && method === 'GET') return sendJson(res, 200, { keys: await app.jwt.list() });
+    if (seg.length === 1 && method === 'POST') {
+      const key = await app.jwt.create();
+      await audit('jwt-key.create', null, null, `jwt-key:${key.kid}`);
+      return sendJson(res, 201, { key });
+    }
+    if (seg.length === 2 && seg[1] === 'rotate' && method === 'POST') {
+      const r = await app.jwt.rotate();
+      await audit('jwt-key.rotate', null, null, `jwt-key:${r.active.kid}`, { retired: r.retired?.kid ?? null });
+      return sendJson(res, 200, r);
+    }
+    if (seg.length === 2 && seg[1] === 'trim' && method === 'POST') {
+      const body = await readJson(req);
+      if (body.force !== undefined && typeof body.force !== 'boolean') throw new WharfError('BAD_REQUEST', ['"force" must be a boolean']);
+      const trimmed = await app.jwt.trim({ force: body.force === true });
+      await audit('jwt-key.trim', null, null, 'jwt-keys', { trimmed: trimmed.map((k) => k.kid), force: body.force === true });
+      return sendJson(res, 200, { trimmed });
+    }
+    throw new WharfError('METHOD_NOT_ALLOWED', [method]);
+  }
   if (seg[0] !== 'repos') throw notFound();
 
   // /repos
@@ -117,6 +162,37 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
     const repo = await repoFor(app, p, org, name, 'admin');
     return handleTokens(app, req, res, seg.slice(4), method, repo.org_id, repo.id, (action, target, details) => audit(action, repo.org_id, repo.id, target, details));
   }
+  // /repos/ORG/REPO/publishers[/ID]: trusted publishers (CI workflows that may publish without a stored secret)
+  if (seg[3] === 'publishers' && seg.length <= 5) {
+    const repo = await repoFor(app, p, org, name, 'admin');
+    const oidc = app.oidc();
+    if (seg.length === 4 && method === 'GET') return sendJson(res, 200, { publishers: await oidc.listPublishers(repo.id) });
+    if (seg.length === 4 && method === 'POST') {
+      const body = await readJson(req);
+      if (body.provider !== 'gitlab' && body.provider !== 'github') throw new WharfError('BAD_REQUEST', ['"provider" must be gitlab or github']);
+      for (const k of ['project', 'workflow'] as const) if (typeof body[k] !== 'string') throw new WharfError('BAD_REQUEST', [`"${k}" is required`]);
+      for (const k of ['environment', 'issuer', 'owner_id'] as const) {
+        if (body[k] !== undefined && body[k] !== null && typeof body[k] !== 'string') throw new WharfError('BAD_REQUEST', [`"${k}" must be a string`]);
+      }
+      const publisher = await oidc.addPublisher(repo.id, {
+        provider: body.provider,
+        project: body.project as string,
+        workflow: body.workflow as string,
+        ...(typeof body.environment === 'string' ? { environment: body.environment } : {}),
+        ...(typeof body.issuer === 'string' ? { issuer: body.issuer } : {}),
+        ...(typeof body.owner_id === 'string' ? { ownerId: body.owner_id } : {}),
+      });
+      await audit('publisher.add', repo.org_id, repo.id, `publisher:${publisher.id}`, { ...publisher });
+      return sendJson(res, 201, { publisher });
+    }
+    if (seg.length === 5 && method === 'DELETE') {
+      const id = positiveId(seg[4]!, 'PUBLISHER_NOT_FOUND');
+      await oidc.removePublisher(repo.id, id);
+      await audit('publisher.remove', repo.org_id, repo.id, `publisher:${id}`);
+      return sendJson(res, 200, { removed: id });
+    }
+    throw new WharfError('METHOD_NOT_ALLOWED', [method]);
+  }
   // /repos/ORG/REPO/audit
   if (seg.length === 4 && seg[3] === 'audit') {
     const repo = await repoFor(app, p, org, name, 'admin');
@@ -143,8 +219,12 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
         const repo = await repoFor(app, p, org, name, 'write');
         const len = req.headers['content-length'];
         if (len !== undefined && Number(len) > app.config.maxUploadBytes) throw new WharfError('PAYLOAD_TOO_LARGE', [app.config.maxUploadBytes]);
-        const result = await app.packages.push({ org: repo.org, repo: repo.name }, os, dist, requestBody(req));
-        await audit('package.push', repo.org_id, repo.id, `${repo.org}/${repo.name}/${os}/${dist}/${result.package.filename}`, { status: result.status, sha256: result.package.sha256 });
+        const result = await app.packages.push({ org: repo.org, repo: repo.name }, os, dist, requestBody(req), p.provenance ? { provenance: p.provenance } : {});
+        await audit('package.push', repo.org_id, repo.id, `${repo.org}/${repo.name}/${os}/${dist}/${result.package.filename}`, {
+          status: result.status,
+          sha256: result.package.sha256,
+          ...(p.provenance ? { ci: p.provenance } : {}),
+        });
         return sendJson(res, result.status === 'created' ? 201 : 200, result);
       }
       if (method === 'GET') {
@@ -162,6 +242,12 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
     }
   }
   throw notFound();
+}
+
+function positiveId(s: string, code: 'ISSUER_NOT_FOUND' | 'PUBLISHER_NOT_FOUND'): number {
+  const id = Number(s);
+  if (!Number.isSafeInteger(id) || id <= 0) throw new WharfError(code, [s.slice(0, 20)]);
+  return id;
 }
 
 type Audit = (action: string, target: string, details?: Record<string, unknown>) => Promise<void>;

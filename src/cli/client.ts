@@ -33,9 +33,19 @@ export class WharfClient {
     if (opts.token) this.#token = opts.token;
   }
 
-  /** Sends one request; `body` is JSON or a stream of `length` bytes. */
+  /** A client for the same server with another token (e.g. one minted through trusted publishing). */
+  withToken(token: string): WharfClient {
+    return new WharfClient({ url: this.#base.href, token });
+  }
+
+  /** Sends one API request (under /api/v1/); `body` is JSON or a stream of `length` bytes. */
   request<T>(method: string, path: string, body?: { json: unknown } | { stream: Readable; length: number; type: string }): Promise<T> {
-    const url = new URL(`api/v1/${path}`, this.#base);
+    return this.send<T>(method, `api/v1/${path}`, body);
+  }
+
+  /** Sends one request to a path relative to the server's base URL (e.g. `_/oidc/audience`). */
+  send<T>(method: string, path: string, body?: { json: unknown } | { stream: Readable; length: number; type: string }): Promise<T> {
+    const url = new URL(path, this.#base);
     const headers: Record<string, string | number> = { Accept: 'application/json' };
     if (this.#token) headers.Authorization = `Bearer ${this.#token}`;
     let payload: Buffer | undefined;
@@ -62,6 +72,11 @@ export class WharfClient {
             return reject(new ApiError('BAD_RESPONSE', `unexpected response from ${url.origin} (HTTP ${res.statusCode}): ${text.slice(0, 200)}`, res.statusCode ?? 0));
           }
           if ((res.statusCode ?? 500) >= 400) {
+            // Trusted publishing answers in Warehouse's shape: {"message", "errors": [{"code", "description"}]}.
+            const first = Array.isArray(json?.errors) ? json.errors[0] : undefined;
+            if (first && typeof first.code === 'string') {
+              return reject(new ApiError(`OIDC_${first.code.toUpperCase().replace(/-/g, '_')}`, `${json.message ?? 'Token request failed'}: ${first.description ?? first.code}`, res.statusCode ?? 0));
+            }
             const e = json?.error ?? {};
             return reject(new ApiError(e.code ?? `HTTP_${res.statusCode}`, e.message ?? `HTTP ${res.statusCode}`, res.statusCode ?? 0));
           }

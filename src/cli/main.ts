@@ -24,7 +24,17 @@ Client (WHARF_URL / --url, default http://127.0.0.1:8080; WHARF_TOKEN / --token)
   audit ORG[/REPO]                     who changed what, when, from where (newest first)
   repo list                            list repositories
   push ORG/REPO/OS/DIST FILE...        upload packages and publish signed metadata
-  ls ORG/REPO [OS/DIST]                list packages
+       [--oidc]                        from CI without a stored secret: exchange the job's OIDC token
+                                       (GitLab: id_tokens WHARF_ID_TOKEN; GitHub: permissions id-token: write)
+  ls ORG/REPO [OS/DIST] [--long]       list packages (--long: with the CI identity they were published from)
+  publisher add ORG/REPO (--gitlab GROUP/PROJECT | --github OWNER/REPO) --workflow PATH
+                [--environment ENV] [--issuer URL] [--owner-id ID]
+                                       trust a CI workflow to publish (trusted publishing)
+  publisher list ORG/REPO | publisher remove ORG/REPO ID
+  issuer add URL --type gitlab|github [--allow-private-network] | issuer list | issuer remove ID
+                                       OIDC issuers besides gitlab.com and GitHub Actions (admin)
+  keys list | keys create | keys rotate | keys trim [--force]
+                                       the keys that sign Wharf's JWTs: create, wait for caches, rotate, trim
   yank ORG/REPO/OS/DIST FILENAME       remove a package and republish
 
 Options: --json (machine-readable output), --jobs N (parallel uploads for push, default 4)
@@ -50,6 +60,17 @@ async function main(argv: string[]): Promise<number> {
       grace: { type: 'string' },
       'no-package-signing': { type: 'boolean' },
       jobs: { type: 'string' },
+      oidc: { type: 'boolean' },
+      long: { type: 'boolean' },
+      gitlab: { type: 'string' },
+      github: { type: 'string' },
+      workflow: { type: 'string' },
+      environment: { type: 'string' },
+      issuer: { type: 'string' },
+      'owner-id': { type: 'string' },
+      type: { type: 'string' },
+      'allow-private-network': { type: 'boolean' },
+      force: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -62,7 +83,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'serve') return serve(values);
 
-  const client = new WharfClient({
+  let client = new WharfClient({
     url: (values.url as string | undefined) ?? process.env.WHARF_URL ?? 'http://127.0.0.1:8080',
     token: (values.token as string | undefined) ?? process.env.WHARF_TOKEN,
   });
@@ -153,6 +174,7 @@ async function main(argv: string[]): Promise<number> {
       const t = target?.split('/') ?? [];
       if (t.length !== 4 || files.length === 0) throw new UsageError('usage: wharf push ORG/REPO/OS/DIST FILE...');
       const path = `repos/${t.map(encodeURIComponent).slice(0, 2).join('/')}/distributions/${encodeURIComponent(t[2]!)}/${encodeURIComponent(t[3]!)}/packages`;
+      if (values.oidc === true) client = client.withToken(await mintFromCi(client, `${t[0]}/${t[1]}`, json));
       const jobs = Number(values.jobs ?? 4);
       if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw new UsageError('--jobs must be a whole number from 1 to 64');
       const results: any[] = [];
@@ -180,7 +202,12 @@ async function main(argv: string[]): Promise<number> {
       if (!repo || args.length > 2 || repo.split('/').length !== 2) throw new UsageError('usage: wharf ls ORG/REPO [OS/DIST]');
       const q = dist ? `?distribution=${encodeURIComponent(dist)}` : '';
       const r = await client.request<{ packages: any[] }>('GET', `repos/${repo.split('/').map(encodeURIComponent).join('/')}/packages${q}`);
-      out(r.packages.map((p) => `${p.distribution}\t${p.name}\t${p.version}\t${p.architecture}\t${p.filename}`).join('\n') || '(no packages)', r);
+      const line = (p: any) => {
+        const base = `${p.distribution}\t${p.name}\t${p.version}\t${p.architecture}\t${p.filename}`;
+        if (values.long !== true) return base;
+        return `${base}\t${p.size}\tsha256:${p.sha256}\t${p.created_at}\n  ${describeProvenance(p.provenance)}`;
+      };
+      out(r.packages.map(line).join('\n') || '(no packages)', r);
       return 0;
     }
     case 'yank': {
@@ -191,6 +218,85 @@ async function main(argv: string[]): Promise<number> {
       out(`yanked ${r.yanked.filename} from ${target}`, r);
       return 0;
     }
+    case 'publisher': {
+      const [sub, repo, id] = args;
+      if (!sub || !repo || repo.split('/').length !== 2 || repo.split('/').some((x) => !x)) throw new UsageError(PUBLISHER_USAGE);
+      const base = `repos/${repo.split('/').map(encodeURIComponent).join('/')}/publishers`;
+      if (sub === 'add' && args.length === 2) {
+        const gitlab = values.gitlab as string | undefined;
+        const github = values.github as string | undefined;
+        if (Boolean(gitlab) === Boolean(github)) throw new UsageError('publisher add needs exactly one of --gitlab GROUP/PROJECT or --github OWNER/REPO');
+        if (typeof values.workflow !== 'string') throw new UsageError('publisher add needs --workflow (GitLab: the CI file path such as .gitlab-ci.yml; GitHub: the workflow file name such as release.yml)');
+        const r = await client.request<{ publisher: any }>('POST', base, {
+          json: {
+            provider: gitlab ? 'gitlab' : 'github',
+            project: gitlab ?? github,
+            workflow: values.workflow,
+            ...(typeof values.environment === 'string' ? { environment: values.environment } : {}),
+            ...(typeof values.issuer === 'string' ? { issuer: values.issuer } : {}),
+            ...(typeof values['owner-id'] === 'string' ? { owner_id: values['owner-id'] } : {}),
+          },
+        });
+        out(`added trusted publisher ${r.publisher.id} to ${repo}: ${describePublisher(r.publisher)}`, r);
+        return 0;
+      }
+      if (sub === 'list' && args.length === 2) {
+        const r = await client.request<{ publishers: any[] }>('GET', base);
+        out(r.publishers.map((x) => `${x.id}\t${describePublisher(x)}`).join('\n') || '(no trusted publishers)', r);
+        return 0;
+      }
+      if (sub === 'remove' && id && args.length === 3) {
+        const r = await client.request<any>('DELETE', `${base}/${encodeURIComponent(id)}`);
+        out(`removed trusted publisher ${id} from ${repo}`, r);
+        return 0;
+      }
+      throw new UsageError(PUBLISHER_USAGE);
+    }
+    case 'issuer': {
+      const [sub, arg] = args;
+      if (sub === 'add' && arg && args.length === 2) {
+        if (values.type !== 'gitlab' && values.type !== 'github') throw new UsageError('issuer add needs --type gitlab or --type github');
+        const r = await client.request<{ issuer: any }>('POST', 'issuers', { json: { url: arg, type: values.type, allow_private_network: values['allow-private-network'] === true } });
+        out(`added ${r.issuer.type} issuer ${r.issuer.id}: ${r.issuer.url}${values['allow-private-network'] ? ' (may resolve to private addresses)' : ''}`, r);
+        return 0;
+      }
+      if (sub === 'list' && args.length === 1) {
+        const r = await client.request<{ issuers: any[] }>('GET', 'issuers');
+        out(r.issuers.map((x) => `${x.id ?? '-'}\t${x.type}\t${x.url}${x.builtin ? '\t(built in)' : ''}${x.allow_private_network ? '\t(private network allowed)' : ''}`).join('\n'), r);
+        return 0;
+      }
+      if (sub === 'remove' && arg && args.length === 2) {
+        const r = await client.request<any>('DELETE', `issuers/${encodeURIComponent(arg)}`);
+        out(`removed issuer ${arg}`, r);
+        return 0;
+      }
+      throw new UsageError('usage: wharf issuer add URL --type gitlab|github [--allow-private-network] | issuer list | issuer remove ID');
+    }
+    case 'keys': {
+      const [sub] = args;
+      const show = (k: any) => `${k.kid}\t${k.alg}\t${k.state}\tcreated ${k.created_at}${k.activated_at ? `\tsigning since ${k.activated_at}` : ''}${k.retired_at ? `\tretired ${k.retired_at}` : ''}`;
+      if (sub === 'list' && args.length === 1) {
+        const r = await client.request<{ keys: any[] }>('GET', 'keys');
+        out(r.keys.map(show).join('\n'), r);
+        return 0;
+      }
+      if (sub === 'create' && args.length === 1) {
+        const r = await client.request<{ key: any }>('POST', 'keys');
+        out(`created and published key ${r.key.kid}; it signs nothing yet. Once JWKS caches have picked it up (5 minutes for Wharf's own; longer for CDNs and third parties), run \`wharf keys rotate\`.`, r);
+        return 0;
+      }
+      if (sub === 'rotate' && args.length === 1) {
+        const r = await client.request<{ active: any; retired: any }>('POST', 'keys/rotate');
+        out(`key ${r.active.kid} now signs new tokens${r.retired ? `; ${r.retired.kid} is retired and keeps verifying the tokens it signed until \`wharf keys trim\`` : ''}`, r);
+        return 0;
+      }
+      if (sub === 'trim' && args.length === 1) {
+        const r = await client.request<{ trimmed: any[] }>('POST', 'keys/trim', { json: { force: values.force === true } });
+        out(r.trimmed.length ? `removed ${r.trimmed.map((k) => k.kid).join(', ')} from the key set` : 'nothing to trim (retired keys stay until every token they signed has expired; --force removes them now)', r);
+        return 0;
+      }
+      throw new UsageError('usage: wharf keys list | keys create | keys rotate | keys trim [--force]');
+    }
     default:
       throw new UsageError(`unknown command "${command}"\n${USAGE}`);
   }
@@ -198,6 +304,47 @@ async function main(argv: string[]): Promise<number> {
 
 const TOKEN_USAGE =
   'usage: wharf token create ORG[/REPO] --name NAME [--scope read|write|admin]... [--expires DATE] | token list ORG[/REPO] | token revoke ORG[/REPO] ID | token rotate ORG[/REPO] ID [--grace 24h]';
+
+const PUBLISHER_USAGE =
+  'usage: wharf publisher add ORG/REPO (--gitlab GROUP/PROJECT | --github OWNER/REPO) --workflow PATH [--environment ENV] [--issuer URL] [--owner-id ID] | publisher list ORG/REPO | publisher remove ORG/REPO ID';
+
+function describePublisher(p: any): string {
+  const where = p.provider === 'gitlab' ? `GitLab project ${p.project}, CI file ${p.workflow}` : `GitHub repository ${p.project}, workflow ${p.workflow}`;
+  return `${where}${p.environment ? `, environment ${p.environment}` : ''} (issuer ${p.issuer})`;
+}
+
+function describeProvenance(ci: any): string {
+  if (!ci) return 'pushed with a token (no CI identity)';
+  const run = ci.provider === 'github' ? `run ${ci.run_id}` : `pipeline ${ci.run_id}`;
+  return `published from ${ci.provider} ${ci.issuer} ${ci.project} ${ci.ref} (sha ${ci.sha}, ${run}, workflow ${ci.workflow}${ci.environment ? `, environment ${ci.environment}` : ''})`;
+}
+
+/**
+ * Trusted publishing from CI: takes the job's OIDC token (GitLab: the id_tokens variable WHARF_ID_TOKEN; GitHub: asks
+ * the Actions token service for one with Wharf's audience) and exchanges it for a short-lived Wharf token for `repository`.
+ */
+async function mintFromCi(client: WharfClient, repository: string, json: boolean): Promise<string> {
+  let ciToken = process.env.WHARF_ID_TOKEN;
+  if (!ciToken && process.env.ACTIONS_ID_TOKEN_REQUEST_URL && process.env.ACTIONS_ID_TOKEN_REQUEST_TOKEN) {
+    const { audience } = await client.send<{ audience: string }>('GET', '_/oidc/audience');
+    const u = new URL(process.env.ACTIONS_ID_TOKEN_REQUEST_URL);
+    u.searchParams.set('audience', audience);
+    const r = await fetch(u, { headers: { Authorization: `bearer ${process.env.ACTIONS_ID_TOKEN_REQUEST_TOKEN}`, Accept: 'application/json' } });
+    const body = (await r.json().catch(() => ({}))) as { value?: unknown };
+    if (!r.ok || typeof body.value !== 'string') throw new ApiError('OIDC_CI_TOKEN_UNAVAILABLE', `GitHub Actions did not issue an OIDC token (HTTP ${r.status}): does the job have permissions: id-token: write?`, 0);
+    ciToken = body.value;
+  }
+  if (!ciToken) {
+    throw new ApiError(
+      'OIDC_CI_TOKEN_UNAVAILABLE',
+      'no CI OIDC token: in GitLab CI declare `id_tokens: { WHARF_ID_TOKEN: { aud: <audience> } }` (the audience is at /_/oidc/audience); in GitHub Actions grant `permissions: id-token: write`',
+      0,
+    );
+  }
+  const minted = await client.send<{ token: string; expires: number }>('POST', '_/oidc/mint-token', { json: { token: ciToken, repository } });
+  if (!json) process.stderr.write(`trusted publishing: exchanged the CI token for a Wharf token valid until ${new Date(minted.expires * 1000).toISOString()}\n`);
+  return minted.token;
+}
 
 function describeCreatedToken(t: { id: number; name: string; username: string; token: string; scopes: string[]; expires_at: string | null }): string {
   return [

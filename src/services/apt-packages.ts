@@ -24,6 +24,20 @@ export interface DebPackageInfo {
   size: number;
   sha256: string;
   created_at: string;
+  /** the CI identity of a trusted publish (issuer, project, ref, sha, run, workflow, environment), else null */
+  provenance: Provenance | null;
+}
+
+/** What a trusted publish records about its CI job; stored as JSON with the package. */
+export type Provenance = Readonly<Record<string, unknown>>;
+
+export function parseProvenance(text: string | null | undefined): Provenance | null {
+  if (!text) return null;
+  try {
+    return JSON.parse(text) as Provenance;
+  } catch {
+    return null;
+  }
 }
 
 export interface PushResult {
@@ -55,7 +69,7 @@ export class AptPackageService {
    * Adds a staged .deb to a distribution and waits for the publish that lists it. `ingested` is called once the
    * package is stored (so the publisher stops waiting for this upload).
    */
-  async ingest(ref: RepoRef, repo: RepositoryInfo, os: string, dist: string, staged: StagedUpload, ingested: () => void): Promise<PushResult> {
+  async ingest(ref: RepoRef, repo: RepositoryInfo, os: string, dist: string, staged: StagedUpload, ingested: () => void, provenance?: Provenance): Promise<PushResult> {
     const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
     {
       const src = await fileByteSource(staged.path);
@@ -116,6 +130,7 @@ export class AptPackageService {
           sha512: staged.sha512,
           stanza,
           created_at: now,
+          provenance: provenance ? JSON.stringify(provenance) : null,
         };
         await this.#d.db.insertInto('deb_packages').values(row).execute();
         return { distributionId, result: { status: 'created' as const, package: info(`${os}/${dist}`, row) } };
@@ -142,6 +157,7 @@ export class AptPackageService {
         'deb_packages.size',
         'deb_packages.sha256',
         'deb_packages.created_at',
+        'deb_packages.provenance',
       ])
       .where('distributions.repo_id', '=', repo.id);
     if (filter) {
@@ -187,7 +203,7 @@ export class AptPackageService {
 
 function info(
   distribution: string,
-  r: { name: string; version: string; architecture: string; filename: string; size: number; sha256: string; created_at: number },
+  r: { name: string; version: string; architecture: string; filename: string; size: number; sha256: string; created_at: number; provenance: string | null },
 ): DebPackageInfo {
   return {
     distribution,
@@ -198,5 +214,6 @@ function info(
     size: Number(r.size),
     sha256: r.sha256,
     created_at: new Date(Number(r.created_at)).toISOString(),
+    provenance: parseProvenance(r.provenance),
   };
 }

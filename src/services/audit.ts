@@ -13,6 +13,7 @@ export interface AuditEntry {
 }
 
 export function actorOf(p: Principal): string {
+  if (p.kind === 'jwt') return `jwt:${p.subject ?? 'unknown'}`;
   return p.kind === 'admin' ? `admin-token:${p.tokenId}` : `deploy-token:${p.tokenId}`;
 }
 

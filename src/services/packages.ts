@@ -7,7 +7,7 @@ import { WharfError } from '../errors.ts';
 import { distributionKindOf, validateDistRef, type RepoRef } from '../names.ts';
 import { sniffPackageKind, stageUpload, type PackageKind } from './upload.ts';
 import type { RepositoryService } from './repositories.ts';
-import type { AptPackageService, DebPackageInfo, PushResult } from './apt-packages.ts';
+import type { AptPackageService, DebPackageInfo, Provenance, PushResult } from './apt-packages.ts';
 import type { RpmPackageService } from './rpm-packages.ts';
 import type { UploadTracker } from './upload-tracker.ts';
 
@@ -29,7 +29,11 @@ export class PackageService {
     this.#d = deps;
   }
 
-  async push(ref: RepoRef, os: string, dist: string, body: AsyncIterable<Uint8Array>): Promise<PushResult> {
+  /**
+   * Stores one uploaded package and waits until the signed metadata lists it. `provenance`: the CI identity of a
+   * trusted publish, kept with the package (an identical re-push keeps the first one).
+   */
+  async push(ref: RepoRef, os: string, dist: string, body: AsyncIterable<Uint8Array>, opts: { provenance?: Provenance } = {}): Promise<PushResult> {
     validateDistRef(os, dist);
     const repo = await this.#d.repos.get(ref);
     const ingested = this.#d.uploads.begin(`${ref.org}/${ref.repo}/${os}/${dist}`);
@@ -61,8 +65,8 @@ export class PackageService {
           ]);
         }
         return kind === 'deb'
-          ? await this.#d.apt.ingest(ref, repo, os, dist, staged, ingested)
-          : await this.#d.rpm.ingest(ref, repo, os, dist, staged, ingested);
+          ? await this.#d.apt.ingest(ref, repo, os, dist, staged, ingested, opts.provenance)
+          : await this.#d.rpm.ingest(ref, repo, os, dist, staged, ingested, opts.provenance);
       } finally {
         await staged.dispose();
       }

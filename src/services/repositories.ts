@@ -83,6 +83,16 @@ export class RepositoryService {
     return (await this.#db.selectFrom('orgs').select('id').where('name', '=', name).executeTakeFirst())?.id;
   }
 
+  async byId(id: number): Promise<RepositoryInfo | undefined> {
+    const r = await this.#db
+      .selectFrom('repos')
+      .innerJoin('orgs', 'orgs.id', 'repos.org_id')
+      .select(['repos.id', 'repos.org_id', 'orgs.name as org', 'repos.name', 'repos.private', 'repos.sign_packages', 'repos.created_at'])
+      .where('repos.id', '=', id)
+      .executeTakeFirst();
+    return r && toInfo(r);
+  }
+
   async find(org: string, repo: string): Promise<RepositoryInfo | undefined> {
     const r = await this.#db
       .selectFrom('repos')

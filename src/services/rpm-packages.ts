@@ -19,7 +19,7 @@ import { repoTreePrefix } from './tree.ts';
 import { KeyedMutex } from './async.ts';
 import { findOrCreateDistribution } from './distributions.ts';
 import type { RepositoryInfo, RepositoryService } from './repositories.ts';
-import type { PushResult, DebPackageInfo } from './apt-packages.ts';
+import { parseProvenance, type PushResult, type DebPackageInfo, type Provenance } from './apt-packages.ts';
 import type { RpmPublisher } from './rpm-publisher.ts';
 import type { KeyService } from './keys.ts';
 
@@ -53,7 +53,7 @@ export class RpmPackageService {
     this.#d = deps;
   }
 
-  async ingest(ref: RepoRef, repo: RepositoryInfo, os: string, dist: string, staged: StagedUpload, ingested: () => void): Promise<PushResult> {
+  async ingest(ref: RepoRef, repo: RepositoryInfo, os: string, dist: string, staged: StagedUpload, ingested: () => void, provenance?: Provenance): Promise<PushResult> {
     const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
     const src = await fileByteSource(staged.path);
     let signedPath: string | undefined;
@@ -131,6 +131,7 @@ export class RpmPackageService {
           upload_sha256: staged.sha256,
           ...fragments,
           created_at: Date.now(),
+          provenance: provenance ? JSON.stringify(provenance) : null,
         };
         await this.#d.db.insertInto('rpm_packages').values(row).execute();
         return { distributionId, result: { status: 'created' as const, package: info(`${os}/${dist}`, row) } };
@@ -160,6 +161,7 @@ export class RpmPackageService {
         'rpm_packages.size',
         'rpm_packages.sha256',
         'rpm_packages.created_at',
+        'rpm_packages.provenance',
       ])
       .where('distributions.repo_id', '=', repoId);
     if (filter) q = q.where('distributions.os', '=', filter.os).where('distributions.name', '=', filter.dist);
@@ -227,7 +229,7 @@ async function readRange(path: string, start: number, length: number): Promise<B
 
 function info(
   distribution: string,
-  r: { name: string; epoch: string; version: string; release: string; arch: string; filename: string; size: number; sha256: string; created_at: number },
+  r: { name: string; epoch: string; version: string; release: string; arch: string; filename: string; size: number; sha256: string; created_at: number; provenance: string | null },
 ): DebPackageInfo {
   return {
     distribution,
@@ -238,6 +240,7 @@ function info(
     size: Number(r.size),
     sha256: r.sha256,
     created_at: new Date(Number(r.created_at)).toISOString(),
+    provenance: parseProvenance(r.provenance),
   };
 }
 

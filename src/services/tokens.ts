@@ -16,15 +16,49 @@ export type Scope = (typeof SCOPES)[number];
 const IMPLIED: Record<Scope, readonly Scope[]> = { read: ['read'], write: ['read', 'write'], admin: ['read', 'write', 'admin'] };
 
 export interface Principal {
+  /** the stored token's id; 0 for a Wharf JWT (which is never stored) */
   readonly tokenId: number;
-  readonly kind: 'admin' | 'deploy';
+  /** admin and deploy tokens are stored secrets; jwt: a short-lived token Wharf signed (trusted publishing) */
+  readonly kind: 'admin' | 'deploy' | 'jwt';
   readonly scopes: readonly Scope[];
   /** null: every organisation (the server admin) */
   readonly orgId: number | null;
   /** null: every repository of the organisation */
   readonly repoId: number | null;
+  /** jwt: its subject (e.g. publisher:5) */
+  readonly subject?: string;
+  /** jwt from trusted publishing: the CI identity recorded with every package it pushes */
+  readonly provenance?: Readonly<Record<string, unknown>>;
 }
 
+/** Prefix of JWTs (a base64url JSON header): how a presented secret is told apart from a stored token. */
+export function looksLikeJwt(secret: string): boolean {
+  return secret.startsWith('eyJ') && secret.split('.').length === 3;
+}
+
+/** The user name that goes with a JWT in HTTP Basic (as PyPI's __token__), for apt, dnf and push. */
+export const JWT_BASIC_USERNAME = '__token__';
+
+/**
+ * The principal of a verified Wharf JWT: its scopes, bound to the organisation and repository it names. Claims that
+ * are missing or malformed give no principal rather than a wider one.
+ */
+export function principalFromClaims(c: Readonly<Record<string, unknown>>): Principal | undefined {
+  const scopes = Array.isArray(c.scopes) ? c.scopes.filter((s): s is Scope => (SCOPES as readonly string[]).includes(s as string)) : [];
+  const orgId = c.org_id;
+  const repoId = c.repo_id;
+  if (scopes.length === 0 || typeof orgId !== 'number' || typeof repoId !== 'number' || typeof c.sub !== 'string') return undefined;
+  const ci = c.ci;
+  return {
+    tokenId: 0,
+    kind: 'jwt',
+    scopes,
+    orgId,
+    repoId,
+    subject: c.sub,
+    ...(ci && typeof ci === 'object' && !Array.isArray(ci) ? { provenance: ci as Record<string, unknown> } : {}),
+  };
+}
 export interface TokenInfo {
   id: number;
   name: string;

@@ -254,6 +254,11 @@ describe('trusted publishing from CI, end to end', { timeout: 240_000 }, () => {
     assert.equal(tool.provenance.workflow, 'ci/release.yml');
     assert.equal(tool.provenance.environment, 'production');
     assert.equal(typeof tool.provenance.publisher_id, 'number');
+    assert.equal(tool.provenance.project_id, '20');
+    assert.equal(tool.provenance.owner_id, '72');
+    assert.equal(tool.provenance.runner_id, '1');
+    assert.equal(tool.provenance.actor, 'alice');
+    assert.match(tool.provenance.token_id, /^[0-9a-f-]{36}$/);
     const audit = (await (await fetch(`${wharf.url}/api/v1/repos/${PUBLIC}/audit`, { headers: bearer(wharf.token) })).json()) as { entries: any[] };
     const mints = audit.entries.filter((e) => e.action === 'oidc.mint');
     assert.equal(mints.length, 2, JSON.stringify(audit.entries));

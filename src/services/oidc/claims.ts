@@ -175,6 +175,12 @@ export function ciIdentity(provider: Provider, issuer: string, c: Claims, publis
     put(id, 'job_id', s('job_id'));
     put(id, 'event', s('pipeline_source'));
     put(id, 'runner_environment', s('runner_environment'));
+    put(id, 'project_id', s('project_id'));
+    put(id, 'owner_id', s('namespace_id'));
+    put(id, 'actor', s('user_login'));
+    put(id, 'workflow_sha', s('ci_config_sha'));
+    put(id, 'runner_id', s('runner_id'));
+    put(id, 'token_id', s('jti'));
     return id;
   }
   const id: CiIdentity = {
@@ -192,6 +198,11 @@ export function ciIdentity(provider: Provider, issuer: string, c: Claims, publis
   put(id, 'run_attempt', s('run_attempt'));
   put(id, 'event', s('event_name'));
   put(id, 'runner_environment', s('runner_environment'));
+  put(id, 'project_id', s('repository_id'));
+  put(id, 'owner_id', s('repository_owner_id'));
+  put(id, 'actor', s('actor'));
+  put(id, 'workflow_sha', s('job_workflow_sha'));
+  put(id, 'token_id', s('jti'));
   return id;
 }
 

@@ -25,6 +25,18 @@ export interface CiIdentity {
   event?: string;
   /** gitlab-hosted, github-hosted or self-hosted */
   runner_environment?: string;
+  /** GitLab project_id / GitHub repository_id: stable across renames */
+  project_id?: string;
+  /** GitLab namespace_id / GitHub repository_owner_id */
+  owner_id?: string;
+  /** who started the job: GitLab user_login / GitHub actor */
+  actor?: string;
+  /** the commit of the CI configuration: GitLab ci_config_sha / GitHub job_workflow_sha */
+  workflow_sha?: string;
+  /** GitLab runner_id (the builder, for a SLSA provenance's runDetails) */
+  runner_id?: string;
+  /** the `jti` of the CI token that was exchanged */
+  token_id?: string;
   /** the trusted publisher that accepted the token */
   publisher_id: number;
 }

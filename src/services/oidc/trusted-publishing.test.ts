@@ -214,6 +214,12 @@ describe('GitLab', () => {
       environment: 'production',
       event: 'push',
       runner_environment: 'gitlab-hosted',
+      project_id: '20',
+      owner_id: '72',
+      actor: 'alice',
+      workflow_sha: '714a629c0b401fdce83e847fc9589983fc6f46bc',
+      runner_id: '1',
+      token_id: JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()).jti,
       publisher_id: pub.id,
     });
     assert.equal(r.publishers[0]!.namespace_id, '72');
@@ -312,7 +318,8 @@ describe('GitHub', () => {
   test('accepted: identity, owner id bound on first use, environment case-insensitive', async () => {
     const tp = service();
     const pub = await githubPublisher(tp, { environment: 'Production' });
-    const r = await tp.exchange(await gh.mintGitHub());
+    const ghJwt = await gh.mintGitHub();
+    const r = await tp.exchange(ghJwt);
     assert.deepEqual(r.identity, {
       provider: 'github',
       issuer: gh.url,
@@ -326,6 +333,11 @@ describe('GitHub', () => {
       environment: 'production',
       event: 'push',
       runner_environment: 'github-hosted',
+      project_id: '2002',
+      owner_id: '1001',
+      actor: 'octocat',
+      workflow_sha: '714a629c0b401fdce83e847fc9589983fc6f46bc',
+      token_id: JSON.parse(Buffer.from(ghJwt.split('.')[1]!, 'base64url').toString()).jti,
       publisher_id: pub.id,
     });
     assert.equal(r.publishers[0]!.owner_id, '1001');

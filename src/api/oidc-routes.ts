@@ -82,7 +82,7 @@ async function mint(app: App, req: IncomingMessage, res: ServerResponse): Promis
   const minted = await app.jwt.sign({
     sub: `publisher:${publisher.id}`,
     aud: app.jwt.issuer,
-    scopes: ['write'],
+    scopes: ['push'],
     ttlSeconds: app.config.publishTokenSeconds,
     extra: { repository: `${repo.org}/${repo.name}`, org_id: repo.org_id, repo_id: repo.id, ci },
   });

@@ -29,7 +29,7 @@ function tokenCollection(params: object[], what: string): object {
               required: ['name'],
               properties: {
                 name: { type: 'string' },
-                scopes: { type: 'array', items: { type: 'string', enum: ['read', 'write', 'admin'] }, default: ['read'] },
+                scopes: { type: 'array', items: { type: 'string', enum: ['read', 'push', 'write', 'admin'] }, default: ['read'] },
                 expires_at: { type: 'string', format: 'date-time' },
               },
             },

@@ -37,7 +37,7 @@ function requireServerAdmin(p: Principal): void {
 function parseScopes(v: unknown): Scope[] {
   if (v === undefined) return ['read'];
   if (!Array.isArray(v) || v.some((s) => typeof s !== 'string' || !(SCOPES as readonly string[]).includes(s))) {
-    throw new WharfError('BAD_REQUEST', ['"scopes" must be a list of read, write, admin']);
+    throw new WharfError('BAD_REQUEST', ['"scopes" must be a list of read, push, write, admin']);
   }
   return v as Scope[];
 }
@@ -216,7 +216,7 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
     const [os, dist] = [seg[4]!, seg[5]!];
     if (seg.length === 7) {
       if (method === 'POST' || method === 'PUT') {
-        const repo = await repoFor(app, p, org, name, 'write');
+        const repo = await repoFor(app, p, org, name, 'push');
         const len = req.headers['content-length'];
         if (len !== undefined && Number(len) > app.config.maxUploadBytes) throw new WharfError('PAYLOAD_TOO_LARGE', [app.config.maxUploadBytes]);
         const result = await app.packages.push({ org: repo.org, repo: repo.name }, os, dist, requestBody(req), p.provenance ? { provenance: p.provenance } : {});

@@ -19,7 +19,7 @@ Client (WHARF_URL / --url, default http://127.0.0.1:8080; WHARF_TOKEN / --token)
                                        create a repository (the organisation is created as needed); a private
                                        one gets a read-only deploy token "default-deploy" unless --no-deploy-token;
                                        RPMs are re-signed with its package key unless --no-package-signing
-  token create ORG[/REPO] --name NAME [--scope read|write|admin]... [--expires 2027-06-30]
+  token create ORG[/REPO] --name NAME [--scope read|push|write|admin]... [--expires 2027-06-30]
   token list ORG[/REPO] | token revoke ORG[/REPO] ID | token rotate ORG[/REPO] ID [--grace 24h]
   audit ORG[/REPO]                     who changed what, when, from where (newest first)
   repo list                            list repositories
@@ -303,7 +303,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 const TOKEN_USAGE =
-  'usage: wharf token create ORG[/REPO] --name NAME [--scope read|write|admin]... [--expires DATE] | token list ORG[/REPO] | token revoke ORG[/REPO] ID | token rotate ORG[/REPO] ID [--grace 24h]';
+  'usage: wharf token create ORG[/REPO] --name NAME [--scope read|push|write|admin]... [--expires DATE] | token list ORG[/REPO] | token revoke ORG[/REPO] ID | token rotate ORG[/REPO] ID [--grace 24h]';
 
 const PUBLISHER_USAGE =
   'usage: wharf publisher add ORG/REPO (--gitlab GROUP/PROJECT | --github OWNER/REPO) --workflow PATH [--environment ENV] [--issuer URL] [--owner-id ID] | publisher list ORG/REPO | publisher remove ORG/REPO ID';

@@ -10,10 +10,18 @@ import { WharfError } from '../errors.ts';
 
 export const ADMIN_TOKEN_PREFIX = 'wharf_admin_';
 export const DEPLOY_TOKEN_PREFIX = 'wharf_deploy_';
-export const SCOPES = ['read', 'write', 'admin'] as const;
+export const SCOPES = ['read', 'push', 'write', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
-/** write implies read; admin implies write and read */
-const IMPLIED: Record<Scope, readonly Scope[]> = { read: ['read'], write: ['read', 'write'], admin: ['read', 'write', 'admin'] };
+/**
+ * push: upload only (what a CI release job needs; trusted publishing mints it); write: push and yank; admin: manage
+ * repositories and tokens. Each implies the ones before it.
+ */
+const IMPLIED: Record<Scope, readonly Scope[]> = {
+  read: ['read'],
+  push: ['read', 'push'],
+  write: ['read', 'push', 'write'],
+  admin: ['read', 'push', 'write', 'admin'],
+};
 
 export interface Principal {
   /** the stored token's id; 0 for a Wharf JWT (which is never stored) */
@@ -198,8 +206,8 @@ export class TokenService {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(opts.name)) {
       throw new WharfError('BAD_REQUEST', [`token name "${opts.name.slice(0, 80)}" must be 1-64 characters from A-Z a-z 0-9 . _ -`]);
     }
-    if (opts.scopes.length === 0) throw new WharfError('BAD_REQUEST', ['at least one scope is required: read, write or admin']);
-    for (const s of opts.scopes) if (!(SCOPES as readonly string[]).includes(s)) throw new WharfError('BAD_REQUEST', [`unknown scope "${String(s).slice(0, 40)}": use read, write or admin`]);
+    if (opts.scopes.length === 0) throw new WharfError('BAD_REQUEST', ['at least one scope is required: read, push, write or admin']);
+    for (const s of opts.scopes) if (!(SCOPES as readonly string[]).includes(s)) throw new WharfError('BAD_REQUEST', [`unknown scope "${String(s).slice(0, 40)}": use read, push, write or admin`]);
     if (opts.expiresAt !== null && opts.expiresAt <= Date.now()) throw new WharfError('BAD_REQUEST', ['the expiry must be in the future']);
     const clash = await this.#db
       .selectFrom('tokens')

@@ -320,6 +320,9 @@ describe('trusted publishing from CI, end to end', { timeout: 240_000 }, () => {
     assert.equal(other.status, 404);
     assert.equal((await fetch(`${wharf.url}/api/v1/repos/${PRIVATE}`, { headers: h })).status, 404);
     assert.equal((await fetch(`${wharf.url}/${PRIVATE}/debian/dists/bookworm/InRelease`, { headers: basic('__token__', jwt) })).status, 401);
+    // Yanking is more than publishing: refused.
+    const yank = await fetch(`${wharf.url}/api/v1/repos/${PUBLIC}/distributions/debian/bookworm/packages/ci-lib_1.0-1_amd64.deb`, { method: 'DELETE', headers: h });
+    assert.equal(yank.status, 403);
     // Administration: refused.
     const tok = await fetch(`${wharf.url}/api/v1/repos/${PUBLIC}/tokens`, { method: 'POST', headers: { ...h, 'Content-Type': 'application/json' }, body: '{"name":"x"}' });
     assert.equal(tok.status, 403);
@@ -340,7 +343,7 @@ describe('trusted publishing from CI, end to end', { timeout: 240_000 }, () => {
     assert.equal(protectedHeader.alg, 'ES256');
     assert.ok(protectedHeader.kid);
     for (const c of ['iss', 'aud', 'sub', 'exp', 'iat', 'nbf', 'jti', 'scopes']) assert.ok(c in payload, `claim ${c} missing`);
-    assert.deepEqual(payload.scopes, ['write']);
+    assert.deepEqual(payload.scopes, ['push']);
     assert.equal(payload.repository, PUBLIC);
     assert.match(String(payload.sub), /^publisher:\d+$/);
     const lifetime = (payload.exp as number) - (payload.iat as number);

@@ -65,6 +65,11 @@ export interface BlobStore {
   list(prefix: string): AsyncIterable<BlobListEntry>;
   /** A local path for random access when the store has one (filesystem), else undefined. The file may not exist. */
   localPath?(key: string): string | undefined;
+  /**
+   * A URL that lets any HTTP client GET the blob directly from the backing service for `seconds`, for answering a
+   * download with a redirect (S3: a SigV4 presigned URL). Absent, or undefined, when the store has no such URL.
+   */
+  presignedGetUrl?(key: string, seconds: number): string | undefined;
 }
 
 export const MAX_KEY_LENGTH = 1024;

@@ -1,18 +1,22 @@
-// One migration history for every SQL dialect. Migrations use only portable column types.
+// One migration history for every SQL dialect (SQLite, PostgreSQL). Migrations use only portable column types:
+// integer, bigint (times in Unix ms, sizes), varchar(n), char(n), text; booleans are integer 0/1. Where a dialect
+// needs different DDL, a helper asks capabilities(db) (generated primary keys: identity()). Never change what an
+// applied migration does on SQLite: existing wharf.db files recorded it as done; add a new migration instead.
 import { sql, type Kysely, type Migration } from 'kysely';
+import { identity } from './capabilities.ts';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': {
     async up(db: Kysely<any>) {
       await db.schema
         .createTable('orgs')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', 'integer', (c) => identity(db, c))
         .addColumn('name', 'varchar(64)', (c) => c.notNull().unique())
         .addColumn('created_at', 'bigint', (c) => c.notNull())
         .execute();
       await db.schema
         .createTable('repos')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', 'integer', (c) => identity(db, c))
         .addColumn('org_id', 'integer', (c) => c.notNull().references('orgs.id'))
         .addColumn('name', 'varchar(64)', (c) => c.notNull())
         .addColumn('private', 'integer', (c) => c.notNull().defaultTo(0))
@@ -21,7 +25,7 @@ export const MIGRATIONS: Record<string, Migration> = {
         .execute();
       await db.schema
         .createTable('distributions')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', 'integer', (c) => identity(db, c))
         .addColumn('repo_id', 'integer', (c) => c.notNull().references('repos.id'))
         .addColumn('kind', 'varchar(8)', (c) => c.notNull())
         .addColumn('os', 'varchar(64)', (c) => c.notNull())
@@ -34,7 +38,7 @@ export const MIGRATIONS: Record<string, Migration> = {
         .execute();
       await db.schema
         .createTable('deb_packages')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', 'integer', (c) => identity(db, c))
         .addColumn('distribution_id', 'integer', (c) => c.notNull().references('distributions.id'))
         .addColumn('component', 'varchar(64)', (c) => c.notNull())
         .addColumn('name', 'varchar(128)', (c) => c.notNull())
@@ -54,7 +58,7 @@ export const MIGRATIONS: Record<string, Migration> = {
         .execute();
       await db.schema
         .createTable('tokens')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', 'integer', (c) => identity(db, c))
         .addColumn('kind', 'varchar(32)', (c) => c.notNull())
         .addColumn('name', 'varchar(128)', (c) => c.notNull())
         .addColumn('secret_sha256', 'char(64)', (c) => c.notNull().unique())
@@ -66,7 +70,7 @@ export const MIGRATIONS: Record<string, Migration> = {
         .execute();
       await db.schema
         .createTable('signing_keys')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', 'integer', (c) => identity(db, c))
         .addColumn('purpose', 'varchar(32)', (c) => c.notNull())
         .addColumn('fingerprint', 'varchar(64)', (c) => c.notNull().unique())
         .addColumn('public_armored', 'text', (c) => c.notNull())
@@ -76,7 +80,7 @@ export const MIGRATIONS: Record<string, Migration> = {
         .execute();
       await db.schema
         .createTable('retired_files')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', 'integer', (c) => identity(db, c))
         .addColumn('distribution_id', 'integer', (c) => c.notNull().references('distributions.id'))
         .addColumn('key', 'varchar(1024)', (c) => c.notNull())
         .addColumn('retired_at', 'bigint', (c) => c.notNull())
@@ -89,7 +93,7 @@ export const MIGRATIONS: Record<string, Migration> = {
     async up(db: Kysely<any>) {
       await db.schema
         .createTable('rpm_packages')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', 'integer', (c) => identity(db, c))
         .addColumn('distribution_id', 'integer', (c) => c.notNull().references('distributions.id'))
         .addColumn('name', 'varchar(256)', (c) => c.notNull())
         .addColumn('epoch', 'varchar(16)', (c) => c.notNull())
@@ -137,7 +141,7 @@ export const MIGRATIONS: Record<string, Migration> = {
     async up(db: Kysely<any>) {
       await db.schema
         .createTable('server_secrets')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', 'integer', (c) => identity(db, c))
         .addColumn('purpose', 'varchar(64)', (c) => c.notNull())
         .addColumn('value_encrypted', 'text', (c) => c.notNull())
         .addColumn('created_at', 'bigint', (c) => c.notNull())
@@ -149,7 +153,7 @@ export const MIGRATIONS: Record<string, Migration> = {
     async up(db: Kysely<any>) {
       await db.schema
         .createTable('audit_log')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', 'integer', (c) => identity(db, c))
         .addColumn('at', 'bigint', (c) => c.notNull())
         .addColumn('actor', 'varchar(256)', (c) => c.notNull())
         .addColumn('ip', 'varchar(64)')
@@ -167,7 +171,7 @@ export const MIGRATIONS: Record<string, Migration> = {
       // OIDC issuers an admin allowed besides the built-in ones (gitlab.com, GitHub Actions).
       await db.schema
         .createTable('oidc_issuers')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', 'integer', (c) => identity(db, c))
         .addColumn('url', 'varchar(512)', (c) => c.notNull().unique())
         .addColumn('type', 'varchar(16)', (c) => c.notNull())
         .addColumn('allow_private_network', 'integer', (c) => c.notNull().defaultTo(0))
@@ -176,7 +180,7 @@ export const MIGRATIONS: Record<string, Migration> = {
       // Who may publish to a repository from CI, without a stored secret.
       await db.schema
         .createTable('trusted_publishers')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', 'integer', (c) => identity(db, c))
         .addColumn('repo_id', 'integer', (c) => c.notNull().references('repos.id'))
         .addColumn('provider', 'varchar(16)', (c) => c.notNull())
         .addColumn('issuer', 'varchar(512)', (c) => c.notNull())
@@ -204,7 +208,7 @@ export const MIGRATIONS: Record<string, Migration> = {
       // 'retired' (in the JWKS so earlier tokens verify, no longer signing); trimmed keys are deleted.
       await db.schema
         .createTable('jwt_keys')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', 'integer', (c) => identity(db, c))
         .addColumn('kid', 'varchar(128)', (c) => c.notNull().unique())
         .addColumn('alg', 'varchar(16)', (c) => c.notNull())
         .addColumn('public_jwk', 'text', (c) => c.notNull())

@@ -1,9 +1,9 @@
 // A Kysely dialect over Node's built-in node:sqlite (no native addon to build). node:sqlite is synchronous, so one
 // connection serves every query; a mutex hands it to one transaction at a time, as Kysely's own SQLite driver does.
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { WharfSqliteAdapter } from './capabilities.ts';
 import {
   CompiledQuery,
-  SqliteAdapter,
   SqliteIntrospector,
   SqliteQueryCompiler,
   type DatabaseConnection,
@@ -105,7 +105,7 @@ export class NodeSqliteDialect implements Dialect {
     this.#path = path;
   }
   createAdapter() {
-    return new SqliteAdapter();
+    return new WharfSqliteAdapter();
   }
   createDriver(): Driver {
     return new NodeSqliteDriver(this.#path);

@@ -2,19 +2,13 @@
 // The claim is one INSERT against the (issuer, jti) primary key, so two concurrent exchanges of one token cannot both
 // succeed. Another store (Redis SET NX PX) can implement the same interface.
 import type { Db } from '../../db/database.ts';
+import { isUniqueViolation } from '../../db/errors.ts';
+
+export { isUniqueViolation }; // trusted-publishing.ts imports it from here
 
 export interface JtiStore {
   /** True when this (issuer, jti) was not seen before (it is now recorded until `expiresAtMs`); false for a replay. */
   claim(issuer: string, jti: string, expiresAtMs: number): Promise<boolean>;
-}
-
-/** True for a unique or primary-key violation (SQLite through node:sqlite, or PostgreSQL). */
-export function isUniqueViolation(e: unknown): boolean {
-  if (typeof e !== 'object' || e === null) return false;
-  const x = e as { code?: unknown; errcode?: unknown; message?: unknown };
-  if (x.code === '23505') return true; // PostgreSQL unique_violation
-  if (x.errcode === 1555 || x.errcode === 2067) return true; // SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
-  return typeof x.message === 'string' && x.message.includes('UNIQUE constraint failed');
 }
 
 export class SqlJtiStore implements JtiStore {

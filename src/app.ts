@@ -59,7 +59,7 @@ export interface App {
 export async function createApp(config: Config, opts: { log?: Logger } = {}): Promise<App> {
   const log = opts.log ?? createLogger(config.logLevel);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const db = await openDatabase(join(config.dataDir, 'wharf.db'));
+  const db = await openDatabase(config.databaseUrl ?? join(config.dataDir, 'wharf.db'));
   const store = new FsBlobStore(join(config.dataDir, 'storage'), { fsync: config.fsync });
   const repos = new RepositoryService(db);
   const keys = new KeyService(db, config, log);

@@ -10,6 +10,8 @@ export interface Config {
   readonly listen: { readonly host: string; readonly port: number };
   /** data directory: SQLite database, blobs, keys */
   readonly dataDir: string;
+  /** postgres://… to keep state in PostgreSQL; undefined = SQLite in the data directory */
+  readonly databaseUrl?: string;
   /** externally visible base URL without trailing slash; undefined = the address the server listens on */
   readonly publicUrl?: string;
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
@@ -48,6 +50,7 @@ export interface Config {
 const OPTIONS = {
   listen: { env: 'WHARF_LISTEN', flag: 'listen', doc: 'HOST:PORT to listen on', default: '127.0.0.1:8080' },
   data: { env: 'WHARF_DATA', flag: 'data', doc: 'data directory', default: './wharf-data' },
+  databaseUrl: { env: 'WHARF_DATABASE_URL', flag: 'database-url', doc: 'postgres://USER@HOST/DB (default: SQLite in the data directory)', default: '' },
   url: { env: 'WHARF_PUBLIC_URL', flag: 'url', doc: 'externally visible base URL', default: '' },
   tlsCert: { env: 'WHARF_TLS_CERT', flag: 'tls-cert', doc: 'PEM certificate file for HTTPS', default: '' },
   tlsKey: { env: 'WHARF_TLS_KEY', flag: 'tls-key', doc: 'PEM private key file for HTTPS', default: '' },
@@ -151,6 +154,7 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
   const config: Config = {
     listen,
     dataDir,
+    ...(raw('databaseUrl') ? { databaseUrl: databaseUrl(raw('databaseUrl')) } : {}),
     ...(publicUrl ? { publicUrl } : {}),
     ...(tlsCert ? { tls: { certFile: resolve(tlsCert), keyFile: resolve(tlsKey) } } : {}),
     ...(raw('signingPassphrase') ? { signingPassphrase: raw('signingPassphrase') } : {}),
@@ -183,6 +187,18 @@ function parseListen(v: string): { host: string; port: number } {
 
 function accelPrefix(v: string): string {
   if (!/^\/[A-Za-z0-9._\/-]*[A-Za-z0-9._-]$/.test(v) || v.includes('..')) fail(`accelRedirect must be an absolute location path such as /_wharf_files, got "${v}"`);
+  return v;
+}
+
+function databaseUrl(v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    fail('WHARF_DATABASE_URL is not a URL: use postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE');
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') fail(`WHARF_DATABASE_URL must start with postgres:// (SQLite needs no setting), got ${u.protocol}//`);
+  if (!u.pathname || u.pathname === '/') fail('WHARF_DATABASE_URL must name the database: postgres://USER@HOST/DATABASE');
   return v;
 }
 

@@ -20,8 +20,11 @@ class Counter {
     this.name = name;
     this.help = help;
   }
-  inc(labels: Labels = {}, by = 1): void {
-    const k = key(labels);
+  inc(labels?: Labels, by = 1): void {
+    this.incKey(labels ? key(labels) : '', by);
+  }
+  /** inc() with the label key already rendered by key() (Metrics.request keeps the keys it has rendered). */
+  incKey(k: string, by = 1): void {
     this.values.set(k, (this.values.get(k) ?? 0) + by);
   }
   render(): string {
@@ -31,8 +34,20 @@ class Counter {
   }
 }
 
+interface HistogramSeries {
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+function observeInto(s: HistogramSeries, seconds: number): void {
+  for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) s.counts[i]!++;
+  s.sum += seconds;
+  s.count++;
+}
+
 class Histogram {
-  readonly series = new Map<string, { counts: number[]; sum: number; count: number }>();
+  readonly series = new Map<string, HistogramSeries>();
   readonly name: string;
   readonly help: string;
   constructor(name: string, help: string) {
@@ -40,12 +55,13 @@ class Histogram {
     this.help = help;
   }
   observe(labels: Labels, seconds: number): void {
-    const k = key(labels);
+    observeInto(this.seriesOf(key(labels)), seconds);
+  }
+  /** The series for a rendered label key, created empty when new. */
+  seriesOf(k: string): HistogramSeries {
     let s = this.series.get(k);
     if (!s) this.series.set(k, (s = { counts: BUCKETS.map(() => 0), sum: 0, count: 0 }));
-    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) s.counts[i]!++;
-    s.sum += seconds;
-    s.count++;
+    return s;
   }
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
@@ -65,6 +81,21 @@ export class Metrics {
   readonly authFailures = new Counter('wharf_auth_failures_total', 'Requests with credentials that did not authenticate');
   readonly redirects = new Counter('wharf_signed_url_redirects_total', 'Private package downloads redirected to a signed URL');
 
+  /** Per route class: its histogram series and its request counter keys by method and status, rendered once. */
+  readonly #perRoute = new Map<string, { duration: HistogramSeries; keys: Map<string, Map<number, string>> }>();
+
+  /** One finished HTTP request: wharf_http_requests_total and wharf_http_request_duration_seconds. */
+  request(route: string, method: string, status: number, seconds: number): void {
+    let r = this.#perRoute.get(route);
+    if (!r) this.#perRoute.set(route, (r = { duration: this.requestDuration.seriesOf(key({ route })), keys: new Map() }));
+    let byStatus = r.keys.get(method);
+    if (!byStatus) r.keys.set(method, (byStatus = new Map()));
+    let k = byStatus.get(status);
+    if (k === undefined) byStatus.set(status, (k = key({ route, method, status: String(status) })));
+    this.requests.incKey(k);
+    observeInto(r.duration, seconds);
+  }
+
   render(): string {
     return [this.requests, this.requestDuration, this.publishDuration, this.authFailures, this.redirects].map((m) => m.render()).join('\n') + '\n';
   }
@@ -74,7 +105,7 @@ export class Metrics {
 export function routeClass(path: string): string {
   if (path === '/healthz' || path === '/readyz' || path === '/metrics') return path.slice(1);
   if (path.startsWith('/api/')) return 'api';
-  if (/\.(deb|rpm)$/.test(path)) return 'package';
-  if (path.includes('/by-hash/') || /\/repodata\/[0-9a-f]{64}-/.test(path)) return 'metadata-immutable';
+  if (path.endsWith('.deb') || path.endsWith('.rpm')) return 'package';
+  if (path.includes('/by-hash/') || (path.includes('/repodata/') && /\/repodata\/[0-9a-f]{64}-/.test(path))) return 'metadata-immutable';
   return 'metadata';
 }

@@ -12,6 +12,7 @@ import { handleOidc } from './api/oidc-routes.ts';
 import { checkReadiness } from './services/readiness.ts';
 import { routeClass } from './metrics.ts';
 import { clientIp } from './api/auth.ts';
+import type { AccessLine } from './log.ts';
 
 async function route(app: App, publicUrl: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   // Health and metrics stay reachable for load balancers and scrapers; everything else counts against the address.
@@ -24,7 +25,6 @@ async function route(app: App, publicUrl: string, req: IncomingMessage, res: Ser
   const rawPath = target.split('?', 1)[0]!;
   const seg = pathSegments(rawPath);
   if (!seg) throw new WharfError('BAD_REQUEST', ['invalid path: dot-segments, empty segments and encoded slashes are not allowed']);
-  const url = new URL(target, publicUrl);
   if (seg.length === 1 && seg[0] === 'healthz') return sendJson(res, 200, { status: 'ok' });
   if (seg.length === 1 && seg[0] === 'metrics') {
     const text = app.metrics.render();
@@ -38,11 +38,18 @@ async function route(app: App, publicUrl: string, req: IncomingMessage, res: Ser
   }
   if (seg[0] === 'api') {
     if (seg[1] !== 'v1') throw new WharfError('NOT_FOUND', ['API version']);
-    return handleApi(app, req, res, seg.slice(2), url, publicUrl);
+    return handleApi(app, req, res, seg.slice(2), new URL(target, publicUrl), publicUrl);
   }
   if (seg[0] === '.well-known' || seg[0] === '_') return handleOidc(app, req, res, seg);
   if (seg.length === 0) return sendJson(res, 200, { name: 'wharf', api: `${publicUrl}/api/v1/openapi.json` });
   return handleTree(app, req, res, seg, publicUrl);
+}
+
+/** The path of a request target, without the query string (never logged: it can carry a URL signature). */
+function pathOf(url: string | undefined): string {
+  if (url === undefined) return '';
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
 }
 
 export interface RunningServer {
@@ -57,18 +64,24 @@ export interface RunningServer {
 export async function startServer(app: App): Promise<RunningServer> {
   const { config, log } = app;
   let publicUrl = config.publicUrl ?? '';
+  // The level is fixed for the server's life: the per-request log objects are only built when they are written.
+  const traceOn = log.trace !== undefined && (log.isLevelEnabled?.('trace') ?? true);
+  const accessLog = log.isLevelEnabled?.('info') ?? true;
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
     const ip = req.socket?.remoteAddress;
     // Trace: the request line and which headers came, never their values (Authorization, cookies).
-    log.trace?.({ method: req.method, path: (req.url ?? '').split('?')[0], headers: Object.keys(req.headers), ip }, 'request received');
+    if (traceOn) log.trace!({ method: req.method, path: pathOf(req.url), headers: Object.keys(req.headers), ip }, 'request received');
     res.on('finish', () => {
-      const path = (req.url ?? '').split('?')[0]!;
-      const route = routeClass(path);
-      app.metrics.requests.inc({ route, method: req.method ?? '', status: String(res.statusCode) });
-      app.metrics.requestDuration.observe({ route }, (performance.now() - started) / 1000);
-      const failure = res.statusCode >= 400 ? (res.getHeader('x-wharf-error') as string | undefined) : undefined;
-      log.info({ method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - started), ip, ...(failure ? { failure } : {}) }, 'request');
+      const ms = performance.now() - started;
+      const path = pathOf(req.url);
+      const status = res.statusCode;
+      app.metrics.request(routeClass(path), req.method ?? '', status, ms / 1000);
+      if (!accessLog) return;
+      const failure = status >= 400 ? (res.getHeader('x-wharf-error') as string | undefined) : undefined;
+      const line: AccessLine = failure ? { method: req.method, path, status, ms: Math.round(ms), ip, failure } : { method: req.method, path, status, ms: Math.round(ms), ip };
+      if (log.access) log.access(line);
+      else log.info(line, 'request');
     });
     route(app, publicUrl, req, res).catch((err) => {
       // The client may still be sending: answer, close the connection after the answer, and discard the rest.

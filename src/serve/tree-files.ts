@@ -87,7 +87,8 @@ export async function sendBlob(
 ): Promise<boolean> {
   let cached: CachedBlob | undefined;
   if (opts.cache && opts.mutable) {
-    const c = await opts.cache.get(key);
+    // Served from memory, usually without waiting on a promise.
+    const c = opts.cache.peek(key) ?? (await opts.cache.get(key));
     if (c === 'absent') return false;
     if (c !== 'large') cached = c;
   }
@@ -97,10 +98,10 @@ export async function sendBlob(
     'Content-Type': opts.contentType,
     'Cache-Control': opts.cacheControl,
     ETag: stat.etag,
-    'Last-Modified': stat.mtime.toUTCString(),
+    'Last-Modified': cached ? cached.lastModified : stat.mtime.toUTCString(),
     'Accept-Ranges': 'bytes',
-    ...opts.extraHeaders,
   };
+  if (opts.extraHeaders) Object.assign(headers, opts.extraHeaders);
   const inm = req.headers['if-none-match'];
   if ((inm && etagMatches(inm, stat.etag)) || notModifiedSince(req, stat, opts.mutable)) {
     res.writeHead(304, headers);

@@ -15,6 +15,7 @@ import { repoTreePrefix } from '../services/tree.ts';
 import { cacheControlOf, contentTypeOf, isImmutablePath, sendBlob } from './tree-files.ts';
 
 const PRIVATE_HEADERS = { 'Cache-Control': 'private, no-store', Vary: 'Authorization' } as const;
+const VARY_AUTHORIZATION: Record<string, string> = { Vary: 'Authorization' };
 
 /** Package files of either format: what private repositories hand out through signed URLs. */
 function isPackageFile(path: string): boolean {
@@ -24,14 +25,22 @@ function isPackageFile(path: string): boolean {
 export async function handleTree(app: App, req: IncomingMessage, res: ServerResponse, seg: string[], publicUrl: string): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') throw new WharfError('METHOD_NOT_ALLOWED', [req.method ?? '']);
   const [org, name, ...rest] = seg;
-  const repo = org && name ? await app.repos.findCached(org, name) : undefined;
+  let repo: RepositoryInfo | undefined;
+  if (org && name) {
+    // The same few repositories on every request: from the cache without waiting on a promise when possible.
+    const hit = app.repos.peekCached(org, name);
+    repo = hit !== false ? hit : await app.repos.findCached(org, name);
+  }
   const target = req.url ?? '/';
-  const query = new URL(target, publicUrl).searchParams;
+  const q = target.indexOf('?');
+  const rawPath = q < 0 ? target : target.slice(0, q);
   const path = rest.join('/');
 
-  if (repo?.private && query.has('signature')) {
+  // Only a private repository's signed links have a query that means anything; without a '?' there is none to parse.
+  const query = repo?.private && q >= 0 ? new URL(target, publicUrl).searchParams : undefined;
+  if (repo && query?.has('signature')) {
     // A signed download link: no credentials needed, the signature is the authorisation.
-    if (!isPackageFile(path) || !app.urlSigner.verify('GET', target.split('?', 1)[0]!, query.get('expires'), query.get('signature'))) {
+    if (!isPackageFile(path) || !app.urlSigner.verify('GET', rawPath, query.get('expires'), query.get('signature'))) {
       throw new WharfError('SIGNED_URL_INVALID');
     }
     return serveFile(app, req, res, repo, path);
@@ -76,10 +85,11 @@ export async function handleTree(app: App, req: IncomingMessage, res: ServerResp
 
   if (repo.private && isPackageFile(path)) {
     const key = `${repoTreePrefix(repo.org, repo.name, true)}/${path}`;
-    if (!(await app.metadataCache.stat(key))) throw new WharfError('NOT_FOUND', ['File']);
-    const location = `${publicUrl}${app.urlSigner.sign('GET', target.split('?', 1)[0]!)}`;
+    const stat = app.metadataCache.peekStat(key);
+    if (!(stat !== false ? stat : await app.metadataCache.stat(key))) throw new WharfError('NOT_FOUND', ['File']);
+    const location = `${publicUrl}${app.urlSigner.sign('GET', rawPath)}`;
     app.metrics.redirects.inc();
-    res.writeHead(302, { Location: location, 'Content-Length': 0, ...PRIVATE_HEADERS });
+    res.writeHead(302, { Location: location, 'Content-Length': 0, 'Cache-Control': PRIVATE_HEADERS['Cache-Control'], Vary: PRIVATE_HEADERS.Vary });
     res.end();
     return;
   }
@@ -91,7 +101,8 @@ async function serveFile(app: App, req: IncomingMessage, res: ServerResponse, re
   if (app.config.accelRedirect && isPackageFile(path)) {
     // nginx serves the bytes (ranges, sendfile, conditional requests) from its internal location over DATA/storage;
     // Wharf has already authorised the request. Headers set here are kept by nginx.
-    if (!(await app.metadataCache.stat(key))) throw new WharfError('NOT_FOUND', ['File']);
+    const stat = app.metadataCache.peekStat(key);
+    if (!(stat !== false ? stat : await app.metadataCache.stat(key))) throw new WharfError('NOT_FOUND', ['File']);
     res.writeHead(200, {
       'X-Accel-Redirect': `${app.config.accelRedirect}/${key.split('/').map(encodeURIComponent).join('/')}`,
       'Content-Type': contentTypeOf(path),
@@ -101,12 +112,13 @@ async function serveFile(app: App, req: IncomingMessage, res: ServerResponse, re
     res.end();
     return;
   }
+  const slashPath = `/${path}`;
   const sent = await sendBlob(req, res, app.store, key, {
-    cacheControl: cacheControlOf(`/${path}`, repo.private),
+    cacheControl: cacheControlOf(slashPath, repo.private),
     contentType: contentTypeOf(path),
-    mutable: !isImmutablePath(`/${path}`),
+    mutable: !isImmutablePath(slashPath),
     cache: app.metadataCache,
-    ...(repo.private ? { extraHeaders: { Vary: 'Authorization' } } : {}),
+    ...(repo.private ? { extraHeaders: VARY_AUTHORIZATION } : {}),
   });
   if (!sent) throw new WharfError('NOT_FOUND', ['File']);
 }

@@ -67,6 +67,12 @@ export class RepositoryService {
   readonly #recent = new Map<string, { repo: RepositoryInfo | undefined; until: number }>();
   static readonly CACHE_TTL_MS = 2000;
 
+  /** findCached()'s answer while it is cached, without a promise (the download path); false when not cached. */
+  peekCached(org: string, repo: string): RepositoryInfo | undefined | false {
+    const hit = this.#recent.get(`${org}/${repo}`);
+    return hit && hit.until > Date.now() ? hit.repo : false;
+  }
+
   /** find(), answered from a cache of at most CACHE_TTL_MS (a change of visibility is seen within that time). */
   async findCached(org: string, repo: string): Promise<RepositoryInfo | undefined> {
     const k = `${org}/${repo}`;

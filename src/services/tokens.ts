@@ -2,7 +2,7 @@
 // spot a leaked one), are shown once and stored only as SHA-256 digests: a high-entropy secret needs no slow KDF, and a
 // digest lookup keeps verification cheap on every request. Verified principals are cached for at most
 // CACHE_TTL_MS, which bounds how long a revoked token keeps working.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Db } from '../db/database.ts';
@@ -91,7 +91,7 @@ export interface CreatedToken {
 }
 
 function digest(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
+  return hash('sha256', secret, 'hex');
 }
 
 export function newSecret(prefix: string): string {
@@ -312,7 +312,6 @@ function safeEqualHex(a: string, b: string): boolean {
 }
 
 function safeEqualText(a: string, b: string): boolean {
-  const x = createHash('sha256').update(a).digest();
-  const y = createHash('sha256').update(b).digest();
-  return timingSafeEqual(x, y);
+  // One-shot hash(): no Hash object per call on the per-request path.
+  return timingSafeEqual(hash('sha256', a, 'buffer'), hash('sha256', b, 'buffer'));
 }

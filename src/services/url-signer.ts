@@ -18,11 +18,24 @@ export class UrlSigner {
     return createHmac('sha256', secret).update(`${method}\n${path}\n${expires}`).digest();
   }
 
+  /**
+   * The URL last signed for a method and path, with its expiry. A signature depends only on method, path and expiry,
+   * and the expiry moves once a second, so the requests of the same second for the same file share one HMAC.
+   */
+  readonly #recent = new Map<string, { expires: number; url: string }>();
+  static readonly MAX_RECENT = 10_000;
+
   /** `path` is the URL path (already percent-encoded as it will be requested). */
   sign(method: string, path: string, now = Date.now()): string {
     const expires = Math.floor(now / 1000) + this.ttlSeconds;
+    const k = `${method}\n${path}`;
+    const hit = this.#recent.get(k);
+    if (hit !== undefined && hit.expires === expires) return hit.url;
     const sig = this.#mac(this.#secrets[0]!, method, path, expires).toString('base64url');
-    return `${path}?expires=${expires}&signature=${sig}`;
+    const url = `${path}?expires=${expires}&signature=${sig}`;
+    if (this.#recent.size >= UrlSigner.MAX_RECENT) this.#recent.clear();
+    this.#recent.set(k, { expires, url });
+    return url;
   }
 
   verify(method: string, path: string, expires: string | null, signature: string | null, now = Date.now()): boolean {

@@ -28,12 +28,14 @@ export class AuditLog {
       .insertInto('audit_log')
       .values({
         at: Date.now(),
-        actor: e.actor,
-        ip: e.ip ?? null,
-        action: e.action,
+        // Column sizes hold on every dialect (PostgreSQL refuses longer values): an X-Forwarded-For entry or a long
+        // target must not fail the request whose change is being recorded.
+        actor: e.actor.slice(0, 256),
+        ip: e.ip?.slice(0, 64) ?? null,
+        action: e.action.slice(0, 64),
         org_id: e.orgId,
         repo_id: e.repoId,
-        target: e.target,
+        target: e.target.slice(0, 1024),
         details: e.details ? JSON.stringify(e.details) : null,
       })
       .execute();

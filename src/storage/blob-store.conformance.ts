@@ -47,7 +47,8 @@ function isCode(code: string) {
 }
 
 /** Deterministic pseudo-random bytes. */
-function pattern(seed: number, size: number, into?: Uint8Array): Uint8Array {
+/** Deterministic pseudo-random bytes (shared with the S3-specific tests). */
+export function pattern(seed: number, size: number, into?: Uint8Array): Uint8Array {
   const out = into ?? new Uint8Array(size);
   let x = (seed * 2654435761) >>> 0 || 1;
   for (let i = 0; i < size; i++) {

@@ -380,15 +380,16 @@ export class FsBlobStore implements BlobStore {
         continue;
       }
       if (!key.startsWith(prefix)) continue;
-      let st: Stats;
+      let st: BigIntStats;
       try {
-        st = await fsp.lstat(join(this.root, key));
+        st = await fsp.lstat(join(this.root, key), { bigint: true });
       } catch (e) {
         if (isAbsent(e)) continue; // deleted while listing
         throw e;
       }
       if (!st.isFile()) continue;
-      yield { key, size: st.size, mtime: st.mtime };
+      // The same conversion as stat() (whole ms from the ns mtime): st.mtime is built from a float that can round up.
+      yield { key, size: Number(st.size), mtime: new Date(Number(st.mtimeNs / 1_000_000n)) };
     }
   }
 

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm, open as openFile, access } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { blobStoreConformance } from './blob-store.conformance.ts';
+import { blobStoreConformance, pattern as conformancePattern } from './blob-store.conformance.ts';
 import type { BlobStore } from './blob-store.ts';
 import { S3BlobStore, S3RequestError, parseS3Location, s3OptionsFromEnv, type S3StoreOptions } from './s3-blob-store.ts';
 import { presignQuery, signHeaders, EMPTY_SHA256 } from './s3/sigv4.ts';
@@ -49,19 +49,9 @@ for (const prefix of ['', 'tenant/wharf/']) {
   });
 }
 
-/** Deterministic pseudo-random bytes. */
 function pattern(seed: number, size: number): Buffer {
-  const out = Buffer.allocUnsafe(size);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
+  const b = conformancePattern(seed, size);
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 
 async function sha256Of(stream: NodeJS.ReadableStream): Promise<{ hex: string; size: number }> {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Config } from './config.ts';
 import { openDatabase, type Db } from './db/database.ts';
 import { FsBlobStore } from './storage/fs-blob-store.ts';
+import { S3BlobStore } from './storage/s3-blob-store.ts';
 import type { BlobStore } from './storage/blob-store.ts';
 import { createLogger, type Logger } from './log.ts';
 import { RepositoryService } from './services/repositories.ts';
@@ -60,7 +61,7 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
   const log = opts.log ?? createLogger(config.logLevel);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const db = await openDatabase(config.databaseUrl ?? join(config.dataDir, 'wharf.db'));
-  const store = new FsBlobStore(join(config.dataDir, 'storage'), { fsync: config.fsync });
+  const store = openStore(config);
   const repos = new RepositoryService(db);
   const keys = new KeyService(db, config, log);
   const tokens = new TokenService(db);
@@ -118,4 +119,14 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
       await db.destroy();
     },
   };
+}
+
+/** The blob store the config names: the data directory (default) or an S3-compatible bucket. */
+export function openStore(config: Config): BlobStore {
+  if (config.storage.kind === 's3') {
+    // Wharf writes only keys it built from validated names, whose segments never collide with a file: the per-write
+    // "directory" checks (a HEAD per parent and a LIST) would only slow every publish down.
+    return new S3BlobStore({ ...config.storage.s3, checkKeyConflicts: false });
+  }
+  return new FsBlobStore(join(config.dataDir, 'storage'), { fsync: config.fsync });
 }

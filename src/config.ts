@@ -4,6 +4,10 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { WharfError } from './errors.ts';
+import { s3OptionsFromEnv, type S3StoreOptions } from './storage/s3-blob-store.ts';
+
+/** Where blobs live: the data directory (default) or an S3-compatible bucket. */
+export type StorageConfig = { readonly kind: 'fs' } | { readonly kind: 's3'; readonly url: string; readonly s3: Readonly<S3StoreOptions> };
 
 export interface Config {
   /** host:port to listen on */
@@ -15,8 +19,18 @@ export interface Config {
   /** externally visible base URL without trailing slash; undefined = the address the server listens on */
   readonly publicUrl?: string;
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
-  /** passphrase protecting the private signing keys at rest; undefined = generate one into DATA/signing-passphrase */
-  readonly signingPassphrase?: string;
+  /**
+   * The master key: every piece of key material in the database (OpenPGP signing keys, the URL-signing secret, the
+   * JWT signing keys) is encrypted under it, so every node that shares the database needs the same one.
+   * undefined = generate one into DATA/signing-passphrase (one node only).
+   */
+  readonly masterKey?: string;
+  /** blob storage: the data directory or an S3-compatible bucket */
+  readonly storage: StorageConfig;
+  /** public repositories' immutable files (packages, by-hash indexes) answer 302 to this base URL (a CDN over the bucket) */
+  readonly publicBaseUrl?: string;
+  /** redis://… shared by every node: rate-limit counters, single-use CI token ids, cache invalidation */
+  readonly redisUrl?: string;
   /** admin token to create on first start (otherwise random) */
   readonly adminToken?: string;
   readonly maxUploadBytes: number;
@@ -54,7 +68,12 @@ const OPTIONS = {
   url: { env: 'WHARF_PUBLIC_URL', flag: 'url', doc: 'externally visible base URL', default: '' },
   tlsCert: { env: 'WHARF_TLS_CERT', flag: 'tls-cert', doc: 'PEM certificate file for HTTPS', default: '' },
   tlsKey: { env: 'WHARF_TLS_KEY', flag: 'tls-key', doc: 'PEM private key file for HTTPS', default: '' },
-  signingPassphrase: { env: 'WHARF_SIGNING_PASSPHRASE', flag: 'signing-passphrase', doc: 'passphrase for signing keys at rest', default: '' },
+  masterKey: { env: 'WHARF_MASTER_KEY', flag: 'master-key', doc: 'key encrypting all key material in the database (same on every node)', default: '' },
+  masterKeyFile: { env: 'WHARF_MASTER_KEY_FILE', flag: 'master-key-file', doc: 'file holding the master key', default: '' },
+  signingPassphrase: { env: 'WHARF_SIGNING_PASSPHRASE', flag: 'signing-passphrase', doc: 'older name of the master key', default: '' },
+  storage: { env: 'WHARF_STORAGE', flag: 'storage', doc: 's3://BUCKET[/PREFIX] (with WHARF_S3_* and AWS_* variables; default: the data directory)', default: '' },
+  publicBaseUrl: { env: 'WHARF_PUBLIC_BASE_URL', flag: 'public-base-url', doc: 'CDN base URL serving the public tree (redirect target for package files)', default: '' },
+  redisUrl: { env: 'WHARF_REDIS_URL', flag: 'redis-url', doc: 'redis://HOST:PORT shared by all nodes', default: '' },
   adminToken: { env: 'WHARF_ADMIN_TOKEN', flag: 'admin-token', doc: 'admin token created on first start', default: '' },
   maxUploadBytes: { env: 'WHARF_MAX_UPLOAD_BYTES', flag: 'max-upload-bytes', doc: 'largest accepted package', default: String(2 * 1024 ** 3) },
   retentionSeconds: { env: 'WHARF_RETENTION_SECONDS', flag: 'retention-seconds', doc: 'grace period for superseded files', default: '3600' },
@@ -151,13 +170,19 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
   const level = env.TRACE === '1' ? 'trace' : raw('logLevel');
   if (!['trace', 'debug', 'info', 'warn', 'error', 'silent'].includes(level)) fail(`logLevel must be trace, debug, info, warn, error or silent, got "${level}"`);
 
+  const masterKey = readMasterKey(raw('masterKey'), raw('masterKeyFile'), raw('signingPassphrase'));
+  const publicBaseUrl = raw('publicBaseUrl') ? httpUrl('publicBaseUrl', raw('publicBaseUrl')) : undefined;
+
   const config: Config = {
     listen,
     dataDir,
     ...(raw('databaseUrl') ? { databaseUrl: databaseUrl(raw('databaseUrl')) } : {}),
+    storage: storage(raw('storage'), env),
+    ...(publicBaseUrl ? { publicBaseUrl } : {}),
+    ...(raw('redisUrl') ? { redisUrl: redisUrl(raw('redisUrl')) } : {}),
+    ...(masterKey ? { masterKey } : {}),
     ...(publicUrl ? { publicUrl } : {}),
     ...(tlsCert ? { tls: { certFile: resolve(tlsCert), keyFile: resolve(tlsKey) } } : {}),
-    ...(raw('signingPassphrase') ? { signingPassphrase: raw('signingPassphrase') } : {}),
     ...(raw('adminToken') ? { adminToken: raw('adminToken') } : {}),
     maxUploadBytes: positiveInt('maxUploadBytes', raw('maxUploadBytes')),
     retentionSeconds: positiveInt('retentionSeconds', raw('retentionSeconds'), true),
@@ -199,6 +224,58 @@ function databaseUrl(v: string): string {
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') fail(`WHARF_DATABASE_URL must start with postgres:// (SQLite needs no setting), got ${u.protocol}//`);
   if (!u.pathname || u.pathname === '/') fail('WHARF_DATABASE_URL must name the database: postgres://USER@HOST/DATABASE');
+  return v;
+}
+
+function readMasterKey(value: string, file: string, legacy: string): string | undefined {
+  if (value && file) fail('give the master key once: --master-key (WHARF_MASTER_KEY) or --master-key-file (WHARF_MASTER_KEY_FILE), not both');
+  let key = value;
+  if (file) {
+    try {
+      key = readFileSync(file, 'utf8').trim();
+    } catch (e) {
+      fail(`cannot read the master key file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    if (!key) fail(`the master key file ${file} is empty`);
+  }
+  if (key && legacy && key !== legacy) fail('the master key and signingPassphrase (its older name) differ: give only the master key');
+  // The value never appears in a message. (The older passphrase option keeps accepting what it always accepted.)
+  if (key && key.length < 16) fail(`the master key must be at least 16 characters (got ${key.length}); generate one with: openssl rand -base64 32`);
+  return key || legacy || undefined;
+}
+
+function storage(v: string, env: Record<string, string | undefined>): StorageConfig {
+  if (!v || v === 'fs' || v === 'file') return { kind: 'fs' };
+  if (!v.startsWith('s3://')) fail(`storage must be s3://BUCKET[/PREFIX] (or empty for the data directory), got "${v.slice(0, 80)}"`);
+  let s3: S3StoreOptions;
+  try {
+    s3 = s3OptionsFromEnv({ ...env, WHARF_STORAGE: v });
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  return { kind: 's3', url: v, s3 };
+}
+
+function httpUrl(name: string, v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    fail(`${name} is not a valid URL: ${v}`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(`${name} must be an http or https URL, got ${v}`);
+  if (u.search || u.hash || u.username || u.password) fail(`${name} must not have a query, fragment or credentials: ${u.origin}${u.pathname}`);
+  return v.replace(/\/+$/, '');
+}
+
+function redisUrl(v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    fail('WHARF_REDIS_URL is not a URL: use redis://[:PASSWORD@]HOST[:PORT][/DB] or rediss:// for TLS');
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') fail(`WHARF_REDIS_URL must start with redis:// or rediss://, got ${u.protocol}//`);
   return v;
 }
 

@@ -49,7 +49,7 @@ export const ERRORS = {
   PUBLISH_FAILED: { status: 500, message: 'Publishing %s failed: %s' },
   INTERNAL: { status: 500, message: 'Internal error' },
   CONFIG_INVALID: { status: 500, message: 'Invalid configuration: %s' },
-  SIGNING_KEY_LOCKED: { status: 500, message: 'Cannot decrypt the signing key: %s (set signingPassphrase / WHARF_SIGNING_PASSPHRASE to the passphrase used when the key was created)' },
+  SIGNING_KEY_LOCKED: { status: 500, message: 'Cannot decrypt the signing key: %s (set the master key, WHARF_MASTER_KEY or WHARF_MASTER_KEY_FILE, to the one used when the key was created: every node sharing a database needs the same)' },
   SIGNING_KEY_INVALID: { status: 500, message: 'The signing key cannot be used: %s' },
   STORAGE_BAD_KEY: { status: 400, message: 'Invalid storage key "%s": %s' },
 

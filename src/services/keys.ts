@@ -116,9 +116,9 @@ export class KeyService {
   }
 
   async #readOrCreatePassphrase(): Promise<string> {
-    if (this.#config.signingPassphrase) return this.#config.signingPassphrase;
+    if (this.#config.masterKey) return this.#config.masterKey;
     // Embedded default: a random passphrase kept beside the data. It protects backups of the database alone;
-    // production setups give WHARF_SIGNING_PASSPHRASE (or signingPassphrase) and keep it elsewhere.
+    // production setups give WHARF_MASTER_KEY (or a key file) and keep it elsewhere.
     const file = join(this.#config.dataDir, 'signing-passphrase');
     try {
       return (await readFile(file, 'utf8')).trim();
@@ -127,7 +127,7 @@ export class KeyService {
     }
     const pass = randomBytes(32).toString('base64url');
     await writeFile(file, pass + '\n', { mode: 0o600, flag: 'wx' });
-    this.#log.warn({ file }, 'no signing passphrase configured: generated one into the data directory (set WHARF_SIGNING_PASSPHRASE in production)');
+    this.#log.warn({ file }, 'no master key configured: generated one into the data directory (set WHARF_MASTER_KEY in production, the same on every node)');
     return pass;
   }
 

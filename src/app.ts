@@ -14,7 +14,6 @@ import { RpmPackageService } from './services/rpm-packages.ts';
 import { RpmPublisher } from './services/rpm-publisher.ts';
 import { PackageService } from './services/packages.ts';
 import { UploadTracker } from './services/upload-tracker.ts';
-import { republishStale } from './services/reconcile.ts';
 import { UrlSigner } from './services/url-signer.ts';
 import { AuthFailureLimiter, RateLimiter } from './api/auth.ts';
 import { AuditLog } from './services/audit.ts';
@@ -24,6 +23,8 @@ import { KeyService } from './services/keys.ts';
 import { TokenService } from './services/tokens.ts';
 import { JwtIssuer } from './services/jwt-issuer.ts';
 import { TrustedPublishing } from './services/oidc/trusted-publishing.ts';
+import { Locks } from './services/locks.ts';
+import { Reconciler } from './services/reconcile.ts';
 
 export interface App {
   readonly config: Config;
@@ -62,22 +63,29 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const db = await openDatabase(config.databaseUrl ?? join(config.dataDir, 'wharf.db'));
   const store = openStore(config);
+  const locks = new Locks(db);
   const repos = new RepositoryService(db);
-  const keys = new KeyService(db, config, log);
+  const keys = new KeyService(db, config, log, locks);
   const tokens = new TokenService(db);
   const uploads = new UploadTracker();
   const metrics = new Metrics();
-  const publisher = new AptPublisher({ db, store, config, signingKey: () => keys.metadataKey(), log, uploads, metrics });
-  const apt = new AptPackageService({ db, store, config, repos, publisher });
-  const rpmPublisher = new RpmPublisher({ db, store, config, metadataKey: () => keys.metadataKey(), packageKey: (repoId) => keys.packageKey(repoId), log, uploads, metrics });
-  const rpm = new RpmPackageService({ db, store, config, repos, keys, publisher: rpmPublisher });
+  const publisher = new AptPublisher({ db, store, config, signingKey: () => keys.metadataKey(), log, uploads, locks, metrics });
+  const apt = new AptPackageService({ db, store, config, repos, publisher, locks });
+  const rpmPublisher = new RpmPublisher({ db, store, config, metadataKey: () => keys.metadataKey(), packageKey: (repoId) => keys.packageKey(repoId), log, uploads, locks, metrics });
+  const rpm = new RpmPackageService({ db, store, config, repos, keys, publisher: rpmPublisher, locks });
   const packages = new PackageService({ db, config, repos, apt, rpm, uploads });
-  const createdAdminToken = await tokens.bootstrapAdmin(config.dataDir, config.adminToken);
-  // Create (or load) the signing key at start, so the first push does not pay for key generation.
-  await keys.metadataKey();
-  const urlSigner = new UrlSigner(await keys.urlSigningSecrets(), config.signedUrlSeconds);
+  // One-time set-up, under a lock every node sharing the database takes: the first node to start creates the admin
+  // token and the key material, the others find them (no duplicate keys from two nodes starting at once).
   const jwt = new JwtIssuer({ db, keys, log });
-  await jwt.init();
+  const { createdAdminToken, urlSecrets } = await locks.run('bootstrap', 'start', async () => {
+    const createdAdminToken = await tokens.bootstrapAdmin(config.dataDir, config.adminToken);
+    // Create (or load) the signing key at start, so the first push does not pay for key generation.
+    await keys.metadataKey();
+    const urlSecrets = await keys.urlSigningSecrets();
+    await jwt.init();
+    return { createdAdminToken, urlSecrets };
+  });
+  const urlSigner = new UrlSigner(urlSecrets, config.signedUrlSeconds);
   if (config.publicUrl) jwt.setIssuer(config.publicUrl);
   let publicUrl = config.publicUrl;
   let oidc: TrustedPublishing | undefined;
@@ -86,7 +94,11 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
     if (!aud) throw new Error('the public URL is not known yet');
     return aud;
   };
-  await republishStale(db, (kind, id) => (kind === 'rpm' ? rpmPublisher.request(id) : publisher.request(id)), log);
+  // Distributions whose stored packages are not all in their signed metadata (a node died between the two) are
+  // published again: at start, and by a periodic check that catches a dead node's leftovers while this one runs.
+  const reconciler = new Reconciler({ db, log, publish: (kind, id, o) => (kind === 'rpm' ? rpmPublisher.request(id, o) : publisher.request(id, o)) });
+  await reconciler.runOnce({ atStart: true });
+  reconciler.start();
   return {
     config,
     log,
@@ -115,6 +127,7 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
     oidcAudience,
     ...(createdAdminToken ? { createdAdminToken } : {}),
     close: async () => {
+      reconciler.stop();
       jwt.close();
       await db.destroy();
     },

@@ -223,4 +223,14 @@ export const MIGRATIONS: Record<string, Migration> = {
       await db.schema.alterTable('rpm_packages').addColumn('provenance', 'text').execute();
     },
   },
+  '0009_distribution_changes': {
+    async up(db: Kysely<any>) {
+      // Every stored or removed package bumps `changes` in the transaction that writes the row; a publish records the
+      // value it read before reading the rows as `published_changes`. Equal values mean the signed metadata already
+      // holds every committed change, whichever node made it: a publish requested then has nothing to do (group commit
+      // across nodes), and a difference that persists means a node died between storing and publishing.
+      await db.schema.alterTable('distributions').addColumn('changes', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('distributions').addColumn('published_changes', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
+    },
+  },
 };

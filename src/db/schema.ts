@@ -30,6 +30,10 @@ export interface DistributionTable {
   /** JSON of the last published state (see services/publish-apt.ts) or null */
   published_state: string | null;
   published_at: number | null;
+  /** bumped by every stored or removed package, in the same transaction */
+  changes: Generated<number>;
+  /** the `changes` value the last publish included */
+  published_changes: Generated<number>;
 }
 
 export interface DebPackageTable {

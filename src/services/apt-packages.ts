@@ -10,8 +10,8 @@ import { getField } from '../formats/deb/control.ts';
 import { renderPackagesStanza } from '../formats/deb/packages-stanza.ts';
 import { fileByteSource, type StagedUpload } from './upload.ts';
 import { poolDir, repoTreePrefix } from './tree.ts';
-import { KeyedMutex } from './async.ts';
-import { findOrCreateDistribution } from './distributions.ts';
+import { bumpChanges, findOrCreateDistribution } from './distributions.ts';
+import type { Locks } from './locks.ts';
 import type { RepositoryInfo, RepositoryService } from './repositories.ts';
 import type { AptPublisher } from './apt-publisher.ts';
 
@@ -52,14 +52,14 @@ export interface AptPackageServiceDeps {
   readonly config: Config;
   readonly repos: RepositoryService;
   readonly publisher: AptPublisher;
+  /** the 'ingest' lock serialises check-store-insert per distribution (across nodes), so two different files never race to one pool path */
+  readonly locks: Locks;
 }
 
 const COMPONENT = 'main';
 
 export class AptPackageService {
   readonly #d: AptPackageServiceDeps;
-  /** Serialises the check-store-insert step per distribution, so two different files can never race to one pool path. */
-  readonly #ingest = new KeyedMutex<string>();
 
   constructor(deps: AptPackageServiceDeps) {
     this.#d = deps;
@@ -91,7 +91,7 @@ export class AptPackageService {
         sha256: staged.sha256,
         sha512: staged.sha512,
       });
-      const { distributionId, result } = await this.#ingest.run(distLabel, async () => {
+      const { distributionId, result } = await this.#d.locks.run('ingest', `${distLabel}/${filename}`, async () => {
         const distributionId = await findOrCreateDistribution(this.#d.db, repo.id, os, dist, 'deb');
         const existing = await this.#d.db
           .selectFrom('deb_packages')
@@ -132,12 +132,18 @@ export class AptPackageService {
           created_at: now,
           provenance: provenance ? JSON.stringify(provenance) : null,
         };
-        await this.#d.db.insertInto('deb_packages').values(row).execute();
+        // The row and the bump of `changes` commit together: a publish that saw the bump sees the row.
+        // The bump comes first: it locks the distribution's row until commit, so rows of one distribution get their
+        // ids in commit order, and a publisher reading "ids above the last it saw" never misses one committed late.
+        await this.#d.db.transaction().execute(async (tx) => {
+          await bumpChanges(tx, distributionId);
+          await tx.insertInto('deb_packages').values(row).execute();
+        });
         return { distributionId, result: { status: 'created' as const, package: info(`${os}/${dist}`, row) } };
       });
       ingested();
       // An identical re-push still waits for a publish: it may follow an interrupted one.
-      await this.#d.publisher.request(distributionId, distLabel);
+      await this.#d.publisher.request(distributionId, { label: distLabel, coalesce: true });
       return result;
     }
   }
@@ -173,7 +179,7 @@ export class AptPackageService {
     validateDistRef(os, dist);
     const repo = await this.#d.repos.get(ref);
     const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
-    const { distributionId, removed } = await this.#ingest.run(distLabel, async () => {
+    const { distributionId, removed } = await this.#d.locks.run('ingest', `${distLabel}/${filename}`, async () => {
       const d = await this.#d.db
         .selectFrom('distributions')
         .select(['id'])
@@ -192,10 +198,11 @@ export class AptPackageService {
           .insertInto('retired_files')
           .values({ distribution_id: d.id, key: `${treePrefix}/${os}/${row.pool_key}`, retired_at: Date.now() })
           .execute();
+        await bumpChanges(tx, d.id);
       });
       return { distributionId: d.id, removed: info(`${os}/${dist}`, row) };
     });
-    await this.#d.publisher.request(distributionId);
+    await this.#d.publisher.request(distributionId, { coalesce: true });
     return removed;
   }
 

@@ -19,11 +19,12 @@ import { gzipMember, xzCompress } from '../formats/compress.ts';
 import { parseXzStream, XZ_CHECK_CRC32, type XzPart } from '../formats/xz.ts';
 import { IncrementalIndex, type ChunkPieces } from './apt-index.ts';
 import { repoTreePrefix, INTERNAL_PREFIX } from './tree.ts';
-import { PublishQueue, type PublishResult } from './publish-queue.ts';
+import { PublishQueue, type PublishResult, type PublishRequestOptions } from './publish-queue.ts';
 import { collectRetiredFiles } from './retention.ts';
 import type { Logger } from '../log.ts';
 import type { UploadTracker } from './upload-tracker.ts';
 import type { Metrics } from '../metrics.ts';
+import type { Locks } from './locks.ts';
 
 export interface PublishedIndex {
   /** sha256 of the plain Packages: equal fingerprints mean identical files */
@@ -48,6 +49,8 @@ export interface AptPublisherDeps {
   readonly log: Logger;
   /** uploads in flight: a publish waits for them so that a burst becomes one generation */
   readonly uploads: UploadTracker;
+  /** the per-distribution publish lock (across nodes on PostgreSQL) */
+  readonly locks: Locks;
   readonly metrics?: Metrics;
   readonly now?: () => number;
 }
@@ -59,6 +62,8 @@ interface DistIndexCache {
   /** rows included, and the highest row id */
   count: number;
   maxId: number;
+  /** the distribution's `changes` when the rows were read */
+  changes: number;
   indexes: Map<string, IncrementalIndex>;
 }
 
@@ -75,6 +80,8 @@ export class AptPublisher {
   constructor(deps: AptPublisherDeps) {
     this.#deps = deps;
     this.#queue = new PublishQueue({
+      db: deps.db,
+      locks: deps.locks,
       publish: (id) => this.#publishOnce(id),
       uploads: deps.uploads,
       log: deps.log,
@@ -88,15 +95,20 @@ export class AptPublisher {
    * Asks for the distribution to be published and resolves once metadata that includes every change committed before
    * this call is live. Requests that arrive while a publish runs are served by the next one together (group commit).
    */
-  request(distributionId: number, label?: string): Promise<PublishResult> {
-    return this.#queue.request(distributionId, label);
+  request(distributionId: number, opts: PublishRequestOptions = {}): Promise<PublishResult> {
+    return this.#queue.request(distributionId, opts);
+  }
+
+  /** publishes skipped because one that already included every change had run (on any node) */
+  get coalesced(): number {
+    return this.#queue.coalesced;
   }
 
   /**
    * The in-memory indexes of a distribution, brought up to date with the database: only rows added since the last
    * publish are read. A removal (the row count disagrees) or a new component or architecture rebuilds from all rows.
    */
-  async #indexes(distributionId: number): Promise<DistIndexCache> {
+  async #indexes(distributionId: number, changes: number): Promise<DistIndexCache> {
     const { db, config } = this.#deps;
     const stats = await db
       .selectFrom('deb_packages')
@@ -113,7 +125,9 @@ export class AptPublisher {
       rows = await select().where('id', '>', known.maxId).orderBy('id').execute();
       const fits = (r: { component: string; architecture: string }) =>
         known.components.includes(r.component) && (r.architecture === 'all' || known.architectures.includes(r.architecture));
-      if (known.count + rows.length !== count || !rows.every(fits)) cache = undefined;
+      // A removal shows as a count that disagrees, or (a removal and an addition between two publishes, possibly on
+      // other nodes) as more changes than new rows; a row committed late with a lower id as a count that disagrees.
+      if (known.count + rows.length !== count || changes - known.changes > rows.length || !rows.every(fits)) cache = undefined;
     }
     if (!cache) {
       this.#deps.log.debug({ distributionId }, 'rebuilding indexes');
@@ -122,7 +136,7 @@ export class AptPublisher {
       const architectures = [
         ...new Set([...config.defaultArchitectures, ...rows.map((r) => r.architecture).filter((a) => a !== 'all')]),
       ].sort();
-      cache = { components, architectures, count: 0, maxId: 0, indexes: new Map() };
+      cache = { components, architectures, count: 0, maxId: 0, changes, indexes: new Map() };
       for (const c of components) {
         for (const a of architectures) cache.indexes.set(`${c}/binary-${a}`, new IncrementalIndex((id, plain) => this.#chunk(id, plain)));
       }
@@ -134,6 +148,7 @@ export class AptPublisher {
       await index.add(rows.filter((r) => r.component === component && (r.architecture === arch || r.architecture === 'all')));
     }
     cache.count += rows.length;
+    cache.changes = changes;
     if (rows.length > 0) cache.maxId = rows[rows.length - 1]!.id;
     return cache;
   }
@@ -158,6 +173,7 @@ export class AptPublisher {
         'distributions.name',
         'distributions.generation',
         'distributions.published_state',
+        'distributions.changes',
         'repos.name as repo',
         'repos.private',
         'orgs.name as org',
@@ -169,7 +185,7 @@ export class AptPublisher {
     const treePrefix = repoTreePrefix(dist.org, dist.repo, dist.private === 1);
     const distDir = `${treePrefix}/${dist.os}/dists/${dist.name}`;
     lap('load');
-    const { components, architectures, indexes: current } = await this.#indexes(distributionId);
+    const { components, architectures, indexes: current } = await this.#indexes(distributionId, Number(dist.changes));
     lap('indexes');
     const indexes: Record<string, PublishedIndex> = {};
     const retired: string[] = [];
@@ -222,7 +238,7 @@ export class AptPublisher {
     await db.transaction().execute(async (tx) => {
       await tx
         .updateTable('distributions')
-        .set({ generation, published_state: JSON.stringify(state), published_at: t })
+        .set({ generation, published_state: JSON.stringify(state), published_at: t, published_changes: Number(dist.changes) })
         .where('id', '=', distributionId)
         .execute();
       if (retired.length > 0) {

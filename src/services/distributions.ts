@@ -1,11 +1,22 @@
 // Distributions are created by the first push to them; their kind (deb or rpm) is fixed from then on.
 import type { Db } from '../db/database.ts';
 import { WharfError } from '../errors.ts';
+import { isUniqueViolation } from '../db/errors.ts';
 
 export type DistributionKind = 'deb' | 'rpm';
 
 /** The id of OS/DIST in the repository, created as `kind` if new; a distribution of the other kind is refused. */
 export async function findOrCreateDistribution(db: Db, repoId: number, os: string, name: string, kind: DistributionKind): Promise<number> {
+  try {
+    return await findOrInsert(db, repoId, os, name, kind);
+  } catch (e) {
+    // Two first pushes (of different files, on different nodes) raced to create it: the loser finds the winner's row.
+    if (isUniqueViolation(e)) return findOrInsert(db, repoId, os, name, kind);
+    throw e;
+  }
+}
+
+async function findOrInsert(db: Db, repoId: number, os: string, name: string, kind: DistributionKind): Promise<number> {
   const found = await db.selectFrom('distributions').select(['id', 'kind']).where('repo_id', '=', repoId).where('os', '=', os).where('name', '=', name).executeTakeFirst();
   if (found) {
     if (found.kind !== kind) {
@@ -21,4 +32,13 @@ export async function findOrCreateDistribution(db: Db, repoId: number, os: strin
     .returning(['id'])
     .executeTakeFirstOrThrow();
   return row.id;
+}
+
+/** Records one stored or removed package; call in the transaction that writes the package row. */
+export async function bumpChanges(tx: Db, distributionId: number): Promise<void> {
+  await tx
+    .updateTable('distributions')
+    .set((eb) => ({ changes: eb('changes', '+', 1) }))
+    .where('id', '=', distributionId)
+    .execute();
 }

@@ -8,17 +8,21 @@ import type { Db } from '../db/database.ts';
 import type { Config } from '../config.ts';
 import { generateSigningKey, loadSigningKey, type SigningKey } from '../signing/openpgp.ts';
 import type { Logger } from '../log.ts';
+import type { Locks } from './locks.ts';
 
 export class KeyService {
   readonly #db: Db;
   readonly #config: Config;
   readonly #log: Logger;
   readonly #keys = new Map<string, Promise<SigningKey>>();
+  readonly #locks: Locks | undefined;
 
-  constructor(db: Db, config: Config, log: Logger) {
+  /** `locks`: nodes sharing the database create each key once (the first to take the lock creates, the rest load). */
+  constructor(db: Db, config: Config, log: Logger, locks?: Locks) {
     this.#db = db;
     this.#config = config;
     this.#log = log;
+    this.#locks = locks;
   }
 
   /** The active key that signs repository metadata (InRelease, repomd.xml), created on first call if there is none. */
@@ -38,7 +42,8 @@ export class KeyService {
     const id = `${purpose}:${repoId ?? ''}`;
     let k = this.#keys.get(id);
     if (!k) {
-      k = this.#loadOrCreate(purpose, repoId).catch((e) => {
+      const load = () => this.#loadOrCreate(purpose, repoId);
+      k = (this.#locks ? this.#locks.run('bootstrap', `key:${id}`, load) : load()).catch((e) => {
         this.#keys.delete(id);
         throw e;
       });

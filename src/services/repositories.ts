@@ -1,6 +1,7 @@
 // Organisations and repositories.
 import type { Db } from '../db/database.ts';
 import { WharfError } from '../errors.ts';
+import { isUniqueViolation } from '../db/errors.ts';
 import { validateOrgName, validateRepoName, type RepoRef } from '../names.ts';
 
 export interface RepositoryInfo {
@@ -24,6 +25,17 @@ export class RepositoryService {
     const signPackages = opts.signPackages ?? true;
     validateOrgName(ref.org);
     validateRepoName(ref.repo);
+    try {
+      return await this.#create(ref, opts.private, signPackages);
+    } catch (e) {
+      // Another node created the organisation (or the repository) between our check and our insert: on the retry the
+      // organisation is found, and a repository that now exists is REPO_EXISTS like any other.
+      if (isUniqueViolation(e)) return this.#create(ref, opts.private, signPackages);
+      throw e;
+    }
+  }
+
+  async #create(ref: RepoRef, isPrivate: boolean, signPackages: boolean): Promise<RepositoryInfo> {
     const now = Date.now();
     return this.#db.transaction().execute(async (tx) => {
       let org = await tx.selectFrom('orgs').select(['id']).where('name', '=', ref.org).executeTakeFirst();
@@ -37,11 +49,11 @@ export class RepositoryService {
       if (existing) throw new WharfError('REPO_EXISTS', [`${ref.org}/${ref.repo}`]);
       const row = await tx
         .insertInto('repos')
-        .values({ org_id: org.id, name: ref.repo, private: opts.private ? 1 : 0, sign_packages: signPackages ? 1 : 0, created_at: now })
+        .values({ org_id: org.id, name: ref.repo, private: isPrivate ? 1 : 0, sign_packages: signPackages ? 1 : 0, created_at: now })
         .returning(['id'])
         .executeTakeFirstOrThrow();
       this.#recent.delete(`${ref.org}/${ref.repo}`);
-      return { id: row.id, org_id: org.id, org: ref.org, name: ref.repo, private: opts.private, sign_packages: signPackages, created_at: new Date(now).toISOString() };
+      return { id: row.id, org_id: org.id, org: ref.org, name: ref.repo, private: isPrivate, sign_packages: signPackages, created_at: new Date(now).toISOString() };
     });
   }
 

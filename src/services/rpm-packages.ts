@@ -16,8 +16,8 @@ import { signRpm } from '../formats/rpm/sign.ts';
 import { filelistsPackageXml, otherPackageXml, primaryPackageXml } from '../formats/rpm/repodata.ts';
 import { fileByteSource, type StagedUpload } from './upload.ts';
 import { repoTreePrefix } from './tree.ts';
-import { KeyedMutex } from './async.ts';
-import { findOrCreateDistribution } from './distributions.ts';
+import { bumpChanges, findOrCreateDistribution } from './distributions.ts';
+import type { Locks } from './locks.ts';
 import type { RepositoryInfo, RepositoryService } from './repositories.ts';
 import { parseProvenance, type PushResult, type DebPackageInfo, type Provenance } from './apt-packages.ts';
 import type { RpmPublisher } from './rpm-publisher.ts';
@@ -30,6 +30,8 @@ export interface RpmPackageServiceDeps {
   readonly repos: RepositoryService;
   readonly keys: KeyService;
   readonly publisher: RpmPublisher;
+  /** the 'ingest' lock serialises check-store-insert per distribution (across nodes) */
+  readonly locks: Locks;
 }
 
 /** Where a package lives inside its distribution: ARCH/Packages/x/FILE, SRPMS/Packages/x/FILE, noarch/Packages/x/FILE. */
@@ -47,7 +49,6 @@ function evr(r: { epoch: string; version: string; release: string }): string {
 
 export class RpmPackageService {
   readonly #d: RpmPackageServiceDeps;
-  readonly #ingest = new KeyedMutex<string>();
 
   constructor(deps: RpmPackageServiceDeps) {
     this.#d = deps;
@@ -87,7 +88,7 @@ export class RpmPackageService {
         other_xml: otherPackageXml(signedMeta, facts),
       };
 
-      const { distributionId, result } = await this.#ingest.run(distLabel, async () => {
+      const { distributionId, result } = await this.#d.locks.run('ingest', `${distLabel}/${filename}`, async () => {
         const distributionId = await findOrCreateDistribution(this.#d.db, repo.id, os, dist, 'rpm');
         const existing = await this.#d.db
           .selectFrom('rpm_packages')
@@ -133,11 +134,17 @@ export class RpmPackageService {
           created_at: Date.now(),
           provenance: provenance ? JSON.stringify(provenance) : null,
         };
-        await this.#d.db.insertInto('rpm_packages').values(row).execute();
+        // The row and the bump of `changes` commit together: a publish that saw the bump sees the row.
+        // The bump comes first: it locks the distribution's row until commit, so rows of one distribution get their
+        // ids in commit order, and a publisher reading "ids above the last it saw" never misses one committed late.
+        await this.#d.db.transaction().execute(async (tx) => {
+          await bumpChanges(tx, distributionId);
+          await tx.insertInto('rpm_packages').values(row).execute();
+        });
         return { distributionId, result: { status: 'created' as const, package: info(`${os}/${dist}`, row) } };
       });
       ingested();
-      await this.#d.publisher.request(distributionId, distLabel);
+      await this.#d.publisher.request(distributionId, { label: distLabel, coalesce: true });
       return result;
     } finally {
       await src.close();
@@ -173,7 +180,7 @@ export class RpmPackageService {
   async yank(ref: RepoRef, repo: RepositoryInfo, distributionId: number, os: string, dist: string, filename: string): Promise<DebPackageInfo | undefined> {
     validateDistRef(os, dist);
     const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
-    const removed = await this.#ingest.run(distLabel, async () => {
+    const removed = await this.#d.locks.run('ingest', `${distLabel}/${filename}`, async () => {
       const row = await this.#d.db
         .selectFrom('rpm_packages')
         .selectAll()
@@ -185,10 +192,11 @@ export class RpmPackageService {
       await this.#d.db.transaction().execute(async (tx) => {
         await tx.deleteFrom('rpm_packages').where('id', '=', row.id).execute();
         await tx.insertInto('retired_files').values({ distribution_id: distributionId, key: `${treePrefix}/${os}/${row.blob_key}`, retired_at: Date.now() }).execute();
+        await bumpChanges(tx, distributionId);
       });
       return info(`${os}/${dist}`, row);
     });
-    if (removed) await this.#d.publisher.request(distributionId);
+    if (removed) await this.#d.publisher.request(distributionId, { coalesce: true });
     return removed;
   }
 

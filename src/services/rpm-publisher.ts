@@ -26,7 +26,8 @@ import {
 } from '../formats/rpm/repodata.ts';
 import { endsChunk } from './apt-index.ts';
 import { repoTreePrefix } from './tree.ts';
-import { PublishQueue, type PublishResult } from './publish-queue.ts';
+import { PublishQueue, type PublishResult, type PublishRequestOptions } from './publish-queue.ts';
+import type { Locks } from './locks.ts';
 import { collectRetiredFiles } from './retention.ts';
 import type { UploadTracker } from './upload-tracker.ts';
 import type { Metrics } from '../metrics.ts';
@@ -40,6 +41,8 @@ export interface RpmPublisherDeps {
   readonly packageKey: (repoId: number) => Promise<SigningKey>;
   readonly log: Logger;
   readonly uploads: UploadTracker;
+  /** the per-distribution publish lock (across nodes on PostgreSQL) */
+  readonly locks: Locks;
   readonly metrics?: Metrics;
   readonly now?: () => number;
 }
@@ -92,6 +95,8 @@ interface RepoDirState {
 interface DistCache {
   count: number;
   maxId: number;
+  /** the distribution's `changes` when the rows were read */
+  changes: number;
   /** repository directories: binary architectures and SRPMS */
   dirs: Map<string, RepoDirState>;
 }
@@ -110,6 +115,8 @@ export class RpmPublisher {
   constructor(deps: RpmPublisherDeps) {
     this.#d = deps;
     this.#queue = new PublishQueue({
+      db: deps.db,
+      locks: deps.locks,
       publish: (id) => this.#publishOnce(id),
       uploads: deps.uploads,
       log: deps.log,
@@ -119,8 +126,13 @@ export class RpmPublisher {
     });
   }
 
-  request(distributionId: number, label?: string): Promise<PublishResult> {
-    return this.#queue.request(distributionId, label);
+  request(distributionId: number, opts: PublishRequestOptions = {}): Promise<PublishResult> {
+    return this.#queue.request(distributionId, opts);
+  }
+
+  /** publishes skipped because one that already included every change had run (on any node) */
+  get coalesced(): number {
+    return this.#queue.coalesced;
   }
 
   async #publishOnce(distributionId: number): Promise<PublishResult> {
@@ -130,14 +142,14 @@ export class RpmPublisher {
       .selectFrom('distributions')
       .innerJoin('repos', 'repos.id', 'distributions.repo_id')
       .innerJoin('orgs', 'orgs.id', 'repos.org_id')
-      .select(['distributions.os', 'distributions.name', 'distributions.generation', 'distributions.published_state', 'repos.id as repoId', 'repos.name as repo', 'repos.private', 'orgs.name as org'])
+      .select(['distributions.os', 'distributions.name', 'distributions.generation', 'distributions.published_state', 'distributions.changes', 'repos.id as repoId', 'repos.name as repo', 'repos.private', 'orgs.name as org'])
       .where('distributions.id', '=', distributionId)
       .executeTakeFirstOrThrow();
     const treePrefix = repoTreePrefix(dist.org, dist.repo, dist.private === 1);
     const distDir = `${treePrefix}/${dist.os}/${dist.name}`;
     const prev: PublishedRpmState | null = dist.published_state ? JSON.parse(dist.published_state) : null;
 
-    const cache = await this.#update(distributionId, `${treePrefix}/${dist.os}`);
+    const cache = await this.#update(distributionId, `${treePrefix}/${dist.os}`, Number(dist.changes));
     const timestamp = Math.max(Math.floor(now() / 1000), prev?.timestamp ?? 0);
     const metadataKey = await this.#d.metadataKey();
     const state: PublishedRpmState = { timestamp, dirs: {} };
@@ -180,7 +192,7 @@ export class RpmPublisher {
     const generation = dist.generation + 1;
     const t = now();
     await db.transaction().execute(async (tx) => {
-      await tx.updateTable('distributions').set({ generation, published_state: JSON.stringify(state), published_at: t }).where('id', '=', distributionId).execute();
+      await tx.updateTable('distributions').set({ generation, published_state: JSON.stringify(state), published_at: t, published_changes: Number(dist.changes) }).where('id', '=', distributionId).execute();
       if (retired.length > 0) {
         await tx.insertInto('retired_files').values(retired.map((key) => ({ distribution_id: distributionId, key, retired_at: t }))).execute();
       }
@@ -202,7 +214,7 @@ export class RpmPublisher {
   }
 
   /** Brings the in-memory documents up to date: only new rows are read; a removal or a new architecture rebuilds. */
-  async #update(distributionId: number, osDir: string): Promise<DistCache> {
+  async #update(distributionId: number, osDir: string, changes: number): Promise<DistCache> {
     const { db, config, store } = this.#d;
     const stats = await db
       .selectFrom('rpm_packages')
@@ -221,13 +233,14 @@ export class RpmPublisher {
       const known = cache;
       rows = await select().where('id', '>', known.maxId).orderBy('id').execute();
       const fits = (r: { arch: string }) => r.arch === 'noarch' || known.dirs.has(rpmBlobDir(r.arch));
-      if (known.count + rows.length !== count || !rows.every(fits)) cache = undefined;
+      // A removal (also one hidden by an addition, counted by `changes`) or a row committed late with a lower id.
+      if (known.count + rows.length !== count || changes - known.changes > rows.length || !rows.every(fits)) cache = undefined;
     }
     if (!cache) {
       rows = await select().orderBy('id').execute();
       const arches = new Set<string>(config.defaultRpmArchitectures);
       for (const r of rows) if (r.arch !== 'noarch') arches.add(rpmBlobDir(r.arch));
-      cache = { count: 0, maxId: 0, dirs: new Map() };
+      cache = { count: 0, maxId: 0, changes, dirs: new Map() };
       for (const a of [...arches].sort()) {
         cache.dirs.set(a, { count: 0, dirty: true, docs: { primary: new ChunkedDocument(), filelists: new ChunkedDocument(), other: new ChunkedDocument() } });
       }
@@ -247,6 +260,7 @@ export class RpmPublisher {
       }
     }
     cache.count += rows.length;
+    cache.changes = changes;
     if (rows.length > 0) cache.maxId = rows[rows.length - 1]!.id;
     return cache;
   }

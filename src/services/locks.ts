@@ -1,0 +1,80 @@
+// Named locks that hold across every Wharf node sharing the database.
+//
+// Within a process a keyed mutex queues callers; across processes, on PostgreSQL, the holder also takes a session
+// advisory lock (pg_advisory_lock) on a connection it keeps for the duration. PostgreSQL releases a session lock when
+// its connection ends, so a node that dies (SIGKILL, power loss, network partition once the server notices) releases
+// every lock it held without anyone cleaning up: no lock files, no lease timeouts to tune. On SQLite (one node by
+// construction) the in-process mutex is the whole lock.
+//
+// Advisory locks are per database, not per schema: the 64-bit key is a hash of the schema, the lock's space and its
+// name, so two Wharf installations in two schemas of one database never wait for each other.
+import { createHash } from 'node:crypto';
+import { sql } from 'kysely';
+import type { Db } from '../db/database.ts';
+import { capabilities } from '../db/capabilities.ts';
+import { KeyedMutex } from './async.ts';
+
+/** What a lock protects. */
+export type LockSpace =
+  /** storing or removing packages of one distribution (check, write the blob, insert the row) */
+  | 'ingest'
+  /** building and writing one distribution's signed metadata */
+  | 'publish'
+  /** one-time set-up at start (keys, secrets, the admin token): the first node does it, the others then find it */
+  | 'bootstrap'
+  /** changes to Wharf's JWT signing keys (at most one signs at any time) */
+  | 'jwt-keys';
+
+export class Locks {
+  readonly #db: Db;
+  readonly #local = new KeyedMutex<string>();
+  readonly #shared: boolean;
+  #namespace?: Promise<string>;
+
+  constructor(db: Db) {
+    this.#db = db;
+    this.#shared = capabilities(db).advisoryLocks;
+  }
+
+  /** True when the locks hold across processes (PostgreSQL advisory locks), not only within this one. */
+  get shared(): boolean {
+    return this.#shared;
+  }
+
+  /**
+   * Runs `fn` while holding the lock `space`/`name`: callers in this process run one at a time in arrival order, and
+   * on PostgreSQL no other node runs under the same lock meanwhile. A wait has no time limit; the holder's work
+   * bounds it.
+   */
+  run<T>(space: LockSpace, name: string | number, fn: () => Promise<T>): Promise<T> {
+    const local = `${space}\0${name}`;
+    if (!this.#shared) return this.#local.run(local, fn);
+    return this.#local.run(local, async () => {
+      const key = await this.#key(space, String(name));
+      // One pooled connection carries the lock for the whole of fn (a session lock belongs to its connection); fn's
+      // own queries use other connections, so they never wait behind this one.
+      return this.#db.connection().execute(async (conn) => {
+        await sql`select pg_advisory_lock(${key}::bigint)`.execute(conn);
+        try {
+          return await fn();
+        } finally {
+          // If the connection broke meanwhile, the server has already released the lock with it.
+          await sql`select pg_advisory_unlock(${key}::bigint)`.execute(conn).catch(() => {});
+        }
+      });
+    });
+  }
+
+  /** The advisory lock key: the first 8 bytes of SHA-256(schema, space, name) as a signed 64-bit integer (text). */
+  async #key(space: LockSpace, name: string): Promise<string> {
+    this.#namespace ??= sql<{ s: string }>`select current_schema() as s`
+      .execute(this.#db)
+      .then((r) => r.rows[0]?.s ?? '')
+      .catch((e) => {
+        this.#namespace = undefined;
+        throw e;
+      });
+    const ns = await this.#namespace;
+    return createHash('sha256').update(`wharf\0${ns}\0${space}\0${name}`).digest().readBigInt64BE(0).toString();
+  }
+}

@@ -1,5 +1,5 @@
 import { Kysely, Migrator, PostgresDialect, sql, type Dialect, type MigrationProvider } from 'kysely';
-import type { PoolConfig } from 'pg';
+import type { Pool, PoolConfig } from 'pg';
 import { NodeSqliteDialect } from './sqlite-dialect.ts';
 import { MIGRATIONS } from './migrations.ts';
 import { WharfPostgresAdapter, capabilities, type DbCapabilities } from './capabilities.ts';
@@ -47,7 +47,19 @@ export async function openDatabase(target: string, options: OpenOptions = {}): P
     await db.destroy();
     throw e;
   }
+  if (dialect instanceof WharfPostgresDialect) postgresConfigs.set(db, dialect.poolConfig);
   return db;
+}
+
+const postgresConfigs = new WeakMap<Db, PoolConfig>();
+
+/**
+ * PostgreSQL: the connection settings of an open `db` (URL, search_path, type parsers), to open a dedicated
+ * `pg.Client` beside its pool (LISTEN needs a session of its own). Undefined for SQLite. A copy: change it freely.
+ */
+export function postgresConnectionConfig(db: Db): PoolConfig | undefined {
+  const config = postgresConfigs.get(db);
+  return config && { ...config };
 }
 
 const INT8_OID = 20;
@@ -74,7 +86,7 @@ async function postgresDialect(url: string, options: OpenOptions): Promise<Diale
   // An idle connection the server closed (restart, failover) must not crash the process: the pool drops it, and the
   // next query opens a new one or reports its own error.
   pool.on('error', () => {});
-  return new WharfPostgresDialect({ pool });
+  return new WharfPostgresDialect(config, pool);
 }
 
 function parseInt8(text: string): number | bigint {
@@ -83,6 +95,13 @@ function parseInt8(text: string): number | bigint {
 }
 
 class WharfPostgresDialect extends PostgresDialect {
+  readonly poolConfig: PoolConfig;
+
+  constructor(poolConfig: PoolConfig, pool: Pool) {
+    super({ pool });
+    this.poolConfig = poolConfig;
+  }
+
   override createAdapter() {
     return new WharfPostgresAdapter();
   }

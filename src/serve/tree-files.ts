@@ -23,11 +23,21 @@ export function contentTypeOf(path: string): string {
   return 'text/plain; charset=utf-8';
 }
 
-/** Content that never changes under its name (content-addressed indexes, immutable packages) vs mutable metadata. */
+/** An APT index named by its content: dists/DIST/COMPONENT/binary-ARCH/by-hash/SHA256/<hex> */
+const BY_HASH = /\/by-hash\/(?:MD5Sum|SHA1|SHA256|SHA512)\/[0-9a-f]{32,128}$/;
+/** RPM data files are content-addressed: repodata/<sha256>-primary.xml.gz */
+const REPODATA_FILE = /\/repodata\/[0-9a-f]{64}-[^/]+$/;
+
+/**
+ * Content that never changes under its name (content-addressed indexes, immutable packages) vs mutable metadata.
+ * `path` is `/OS/…` below the repository. Decided by the file's own name, not by a directory in its path: a
+ * distribution may be named "pool" or "by-hash", and its InRelease must not be cached for a year (or be redirected
+ * to the public base URL).
+ */
 export function isImmutablePath(path: string): boolean {
-  if (path.includes('/by-hash/') || path.includes('/pool/') || path.endsWith('.rpm')) return true;
-  // RPM data files are content-addressed: repodata/<sha256>-primary.xml.gz
-  return /\/repodata\/[0-9a-f]{64}-[^/]+$/.test(path);
+  // Package files (Debian pool files are .deb files; no metadata file's name ends like a package).
+  if (path.endsWith('.deb') || path.endsWith('.rpm')) return true;
+  return BY_HASH.test(path) || REPODATA_FILE.test(path);
 }
 
 export function cacheControlOf(path: string, isPrivate: boolean): string {

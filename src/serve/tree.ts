@@ -2,8 +2,13 @@
 //
 // Public repositories are served to anyone and cacheable. Private ones need credentials with read access (HTTP Basic
 // or Bearer); without them the answer is 401, exactly as for a repository that does not exist, so names cannot be
-// probed. Their metadata is served directly; their package files answer 302 to a short-lived signed URL, which any
-// node verifies without the database. Every private response carries `Cache-Control: private, no-store`.
+// probed. Their metadata is served directly; their package files answer 302 to a short-lived URL: presigned by the
+// blob store when it has one (S3: the bytes then never pass through Wharf), else Wharf's own HMAC-signed URL, which
+// any node verifies without the database. Every private response carries `Cache-Control: private, no-store`.
+//
+// With --public-base-url (a CDN or web server over the public/ tree, same layout as Wharf's URLs), a public
+// repository's immutable files answer 302 there; its mutable metadata is still served here, so it is always current.
+// A private repository never redirects there.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { App } from '../app.ts';
 import type { RepositoryInfo } from '../services/repositories.ts';
@@ -87,18 +92,38 @@ export async function handleTree(app: App, req: IncomingMessage, res: ServerResp
     const key = `${repoTreePrefix(repo.org, repo.name, true)}/${path}`;
     const stat = app.metadataCache.peekStat(key);
     if (!(stat !== false ? stat : await app.metadataCache.stat(key))) throw new WharfError('NOT_FOUND', ['File']);
-    const location = `${publicUrl}${app.urlSigner.sign('GET', rawPath)}`;
+    // A presigned URL is valid for its one method (S3 refuses a HEAD of a GET URL): HEAD gets Wharf's own link.
+    const presigned = req.method === 'GET' ? app.store.presignedGetUrl?.(key, app.config.signedUrlSeconds) : undefined;
+    const location = presigned ?? `${publicUrl}${app.urlSigner.sign('GET', rawPath)}`;
     app.metrics.redirects.inc();
     res.writeHead(302, { Location: location, 'Content-Length': 0, 'Cache-Control': PRIVATE_HEADERS['Cache-Control'], Vary: PRIVATE_HEADERS.Vary });
+    res.end();
+    return;
+  }
+  if (!repo.private && app.config.publicBaseUrl && isImmutablePath(`/${path}`)) {
+    // Not checked for existence: the CDN answers 404 itself, and Wharf stays out of the download entirely.
+    res.writeHead(302, { Location: publicBaseLocation(app.config.publicBaseUrl, repo, rest), 'Content-Length': 0, 'Cache-Control': PUBLIC_REDIRECT_CACHE });
     res.end();
     return;
   }
   return serveFile(app, req, res, repo, path);
 }
 
+/**
+ * A redirect that names an immutable file never changes while the file exists, but the operator may move the CDN:
+ * cached for a day, not for a year like the file itself.
+ */
+const PUBLIC_REDIRECT_CACHE = 'public, max-age=86400';
+
+/** The file's URL under the public base URL: the blob key after `public/`, each segment percent-encoded. */
+function publicBaseLocation(base: string, repo: RepositoryInfo, rest: readonly string[]): string {
+  return `${base}/${[repo.org, repo.name, ...rest].map(encodeURIComponent).join('/')}`;
+}
+
 async function serveFile(app: App, req: IncomingMessage, res: ServerResponse, repo: RepositoryInfo, path: string): Promise<void> {
   const key = `${repoTreePrefix(repo.org, repo.name, repo.private)}/${path}`;
-  if (app.config.accelRedirect && isPackageFile(path)) {
+  // Only over the data directory: nginx cannot reach a bucket through its internal location.
+  if (app.config.accelRedirect && isPackageFile(path) && app.store.localPath) {
     // nginx serves the bytes (ranges, sendfile, conditional requests) from its internal location over DATA/storage;
     // Wharf has already authorised the request. Headers set here are kept by nginx.
     const stat = app.metadataCache.peekStat(key);

@@ -12,13 +12,25 @@ export interface ReadinessReport {
   checks: Record<string, { ok: boolean; ms: number; error?: string }>;
 }
 
+/**
+ * A check that has not answered by then has failed: a storage service that accepts connections and never answers
+ * (S3 retries a request for minutes) must give a 503 naming it, not a probe that times out without saying why.
+ */
+const CHECK_DEADLINE_MS = 5000;
+
 async function timed(fn: () => Promise<void>): Promise<{ ok: boolean; ms: number; error?: string }> {
   const t = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_DEADLINE_MS} ms`)), CHECK_DEADLINE_MS);
+  });
   try {
-    await fn();
+    await Promise.race([fn(), deadline]);
     return { ok: true, ms: Math.round(performance.now() - t) };
   } catch (e) {
     return { ok: false, ms: Math.round(performance.now() - t), error: (e as Error).message.slice(0, 200) };
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -1,6 +1,6 @@
 // The blob store: where published repository files (pool packages, indexes, InRelease, repomd.xml, by-hash files) live.
-// Implementations: FsBlobStore (a plain static tree on disk, see fs-blob-store.ts); an S3 store later. Both must pass
-// the shared conformance suite in blob-store.conformance.ts.
+// Implementations: FsBlobStore (a plain static tree on disk, see fs-blob-store.ts) and S3BlobStore (an S3-compatible
+// bucket, see s3-blob-store.ts). Both must pass the shared conformance suite in blob-store.conformance.ts.
 
 import { WharfError } from '../errors.ts';
 
@@ -67,7 +67,8 @@ export interface BlobStore {
   localPath?(key: string): string | undefined;
   /**
    * A URL that lets any HTTP client GET the blob directly from the backing service for `seconds`, for answering a
-   * download with a redirect (S3: a SigV4 presigned URL). Absent, or undefined, when the store has no such URL.
+   * download with a redirect (S3: a SigV4 presigned URL, valid for GET only). Absent, or undefined, when the store has
+   * no such URL.
    */
   presignedGetUrl?(key: string, seconds: number): string | undefined;
 }

@@ -10,6 +10,8 @@ export interface SyntheticDeb {
   version: string;
   architecture: string;
   filename: string;
+  /** no dependencies outside the generated set (installable into an empty root: the end-to-end tests) */
+  standalone?: boolean;
 }
 
 /** Package number i (1-based): bench-pkg-00001 1.0.1-1; every tenth package is Architecture: all. */
@@ -79,7 +81,7 @@ export function controlText(m: SyntheticDeb): string {
     `Architecture: ${m.architecture}`,
     `Maintainer: Wharf Bench <bench@example.org>`,
     `Installed-Size: ${8 + (m.index % 500)}`,
-    `Depends: libc6 (>= 2.34), libssl3 (>= 3.0.0)${dep}`,
+    ...(m.standalone ? (dep ? [`Depends: ${dep.slice(2)}`] : []) : [`Depends: libc6 (>= 2.34), libssl3 (>= 3.0.0)${dep}`]),
     `Section: ${sections[m.index % sections.length]}`,
     `Priority: optional`,
     `Homepage: https://example.org/projects/${m.name}`,

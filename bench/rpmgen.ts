@@ -14,6 +14,8 @@ export interface SyntheticRpm {
   release: string;
   arch: string;
   filename: string;
+  /** no dependencies outside the generated set (installable into an empty root: the end-to-end tests) */
+  standalone?: boolean;
 }
 
 /** Package number i (1-based): bench-rpm-00001 1.0.1-1.el9; every tenth package is noarch. */
@@ -145,13 +147,17 @@ export function buildRpmBytes(m: SyntheticRpm): Buffer {
   const provides: [string, number, string][] = [[m.name, RPMSENSE_EQUAL, `${m.version}-${m.release}`]];
   if (m.arch !== 'noarch') provides.push([`${m.name}(x86-64)`, RPMSENSE_EQUAL, `${m.version}-${m.release}`]);
   const requires: [string, number, string][] = [
-    ['glibc', RPMSENSE_GREATER | RPMSENSE_EQUAL, '2.34'],
-    ['openssl-libs', RPMSENSE_GREATER | RPMSENSE_EQUAL, '1:3.0.0'],
+    ...(m.standalone
+      ? []
+      : ([
+          ['glibc', RPMSENSE_GREATER | RPMSENSE_EQUAL, '2.34'],
+          ['openssl-libs', RPMSENSE_GREATER | RPMSENSE_EQUAL, '1:3.0.0'],
+        ] as [string, number, string][])),
     ['rpmlib(CompressedFileNames)', RPMSENSE_RPMLIB | RPMSENSE_LESS | RPMSENSE_EQUAL, '3.0.4-1'],
     ['rpmlib(FileDigests)', RPMSENSE_RPMLIB | RPMSENSE_LESS | RPMSENSE_EQUAL, '4.6.0-1'],
     ['rpmlib(PayloadFilesHavePrefix)', RPMSENSE_RPMLIB | RPMSENSE_LESS | RPMSENSE_EQUAL, '4.0-1'],
   ];
-  if (m.index > 1) requires.splice(2, 0, [`bench-rpm-${String(m.index - 1).padStart(5, '0')}`, RPMSENSE_GREATER | RPMSENSE_EQUAL, '1.0']);
+  if (m.index > 1) requires.splice(m.standalone ? 0 : 2, 0, [`bench-rpm-${String(m.index - 1).padStart(5, '0')}`, RPMSENSE_GREATER | RPMSENSE_EQUAL, '1.0']);
 
   const main = headerBlob(63, [
     strs(100, ['C']), // HEADERI18NTABLE

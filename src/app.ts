@@ -15,7 +15,10 @@ import { RpmPublisher } from './services/rpm-publisher.ts';
 import { PackageService } from './services/packages.ts';
 import { UploadTracker } from './services/upload-tracker.ts';
 import { UrlSigner } from './services/url-signer.ts';
-import { AuthFailureLimiter, RateLimiter } from './api/auth.ts';
+import { createCluster, type Bus, type FailureLimiter, type RequestLimiter } from './services/cluster/index.ts';
+import { sql } from 'kysely';
+import { createHash } from 'node:crypto';
+import { capabilities } from './db/capabilities.ts';
 import { AuditLog } from './services/audit.ts';
 import { Metrics } from './metrics.ts';
 import { MetadataCache } from './serve/metadata-cache.ts';
@@ -40,8 +43,12 @@ export interface App {
   readonly keys: KeyService;
   readonly tokens: TokenService;
   readonly urlSigner: UrlSigner;
-  readonly authFailures: AuthFailureLimiter;
-  readonly rateLimits: { readonly perIp: RateLimiter; readonly perToken: RateLimiter };
+  readonly authFailures: FailureLimiter;
+  readonly rateLimits: { readonly perIp: RequestLimiter; readonly perToken: RequestLimiter };
+  /** messages between the nodes sharing the database: cache invalidation */
+  readonly bus: Bus;
+  /** publish locks across nodes */
+  readonly locks: Locks;
   readonly audit: AuditLog;
   readonly metrics: Metrics;
   readonly metadataCache: MetadataCache;
@@ -64,19 +71,33 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
   const db = await openDatabase(config.databaseUrl ?? join(config.dataDir, 'wharf.db'));
   const store = openStore(config);
   const locks = new Locks(db);
+  // What this node shares with the others (a bus for cache invalidation, shared limits, the jti store), chosen by
+  // what is configured: Redis, else PostgreSQL, else this process alone.
+  const cluster = await createCluster({
+    db,
+    log,
+    authFailuresPerMinute: config.authFailuresPerMinute,
+    rateLimitPerIp: config.rateLimitPerIp,
+    rateLimitPerToken: config.rateLimitPerToken,
+    redisPrefix: `wharf:${await installationId(db, config)}:`,
+    ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
+  });
+  const bus = cluster.bus;
   const repos = new RepositoryService(db);
   const keys = new KeyService(db, config, log, locks);
   const tokens = new TokenService(db);
   const uploads = new UploadTracker();
+  const metadataCache = new MetadataCache(store);
+  const onPublished = () => bus.publish('published');
   const metrics = new Metrics();
-  const publisher = new AptPublisher({ db, store, config, signingKey: () => keys.metadataKey(), log, uploads, locks, metrics });
+  const publisher = new AptPublisher({ db, store, config, signingKey: () => keys.metadataKey(), log, uploads, locks, metrics, onPublished });
   const apt = new AptPackageService({ db, store, config, repos, publisher, locks });
-  const rpmPublisher = new RpmPublisher({ db, store, config, metadataKey: () => keys.metadataKey(), packageKey: (repoId) => keys.packageKey(repoId), log, uploads, locks, metrics });
+  const rpmPublisher = new RpmPublisher({ db, store, config, metadataKey: () => keys.metadataKey(), packageKey: (repoId) => keys.packageKey(repoId), log, uploads, locks, metrics, onPublished });
   const rpm = new RpmPackageService({ db, store, config, repos, keys, publisher: rpmPublisher, locks });
   const packages = new PackageService({ db, config, repos, apt, rpm, uploads });
   // One-time set-up, under a lock every node sharing the database takes: the first node to start creates the admin
   // token and the key material, the others find them (no duplicate keys from two nodes starting at once).
-  const jwt = new JwtIssuer({ db, keys, log });
+  const jwt = new JwtIssuer({ db, keys, log, locks });
   const { createdAdminToken, urlSecrets } = await locks.run('bootstrap', 'start', async () => {
     const createdAdminToken = await tokens.bootstrapAdmin(config.dataDir, config.adminToken);
     // Create (or load) the signing key at start, so the first push does not pay for key generation.
@@ -86,6 +107,14 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
     return { createdAdminToken, urlSecrets };
   });
   const urlSigner = new UrlSigner(urlSecrets, config.signedUrlSeconds);
+  // A change on one node reaches the others' caches at once; each cache also expires on its own within seconds.
+  tokens.onChange = () => bus.publish('tokens');
+  repos.onChange = (name) => bus.publish('repos', name);
+  jwt.onChange = () => bus.publish('jwt-keys');
+  bus.subscribe('tokens', () => tokens.invalidate());
+  bus.subscribe('repos', (name) => repos.invalidate(name || undefined));
+  bus.subscribe('jwt-keys', () => void jwt.reload().catch((err) => log.warn({ err }, 'reloading the JWT key set failed')));
+  bus.subscribe('published', () => metadataCache.invalidate());
   if (config.publicUrl) jwt.setIssuer(config.publicUrl);
   let publicUrl = config.publicUrl;
   let oidc: TrustedPublishing | undefined;
@@ -113,13 +142,15 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
     keys,
     tokens,
     urlSigner,
-    authFailures: new AuthFailureLimiter(config.authFailuresPerMinute),
-    rateLimits: { perIp: new RateLimiter(config.rateLimitPerIp), perToken: new RateLimiter(config.rateLimitPerToken) },
+    authFailures: cluster.authFailures,
+    rateLimits: cluster.rateLimits,
+    bus,
+    locks,
     audit: new AuditLog(db),
     metrics,
-    metadataCache: new MetadataCache(store),
+    metadataCache,
     jwt,
-    oidc: () => (oidc ??= new TrustedPublishing({ db, audience: oidcAudience(), log })),
+    oidc: () => (oidc ??= new TrustedPublishing({ db, audience: oidcAudience(), log, ...(cluster.jti ? { jti: cluster.jti } : {}) })),
     setPublicUrl(url: string) {
       publicUrl ??= url;
       jwt.setIssuer(publicUrl);
@@ -129,6 +160,9 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
     close: async () => {
       reconciler.stop();
       jwt.close();
+      await cluster.close();
+      await locks.close();
+      if (store instanceof S3BlobStore) store.close();
       await db.destroy();
     },
   };
@@ -142,4 +176,17 @@ export function openStore(config: Config): BlobStore {
     return new S3BlobStore({ ...config.storage.s3, checkKeyConflicts: false });
   }
   return new FsBlobStore(join(config.dataDir, 'storage'), { fsync: config.fsync });
+}
+
+/**
+ * A short id of this installation (the database it keeps its state in), so that several Wharf installations can
+ * share one Redis without seeing each other's keys and messages.
+ */
+async function installationId(db: Db, config: Config): Promise<string> {
+  let name = config.dataDir;
+  if (capabilities(db).dialect === 'postgres') {
+    const r = await sql<{ d: string; s: string }>`select current_database() as d, current_schema() as s`.execute(db);
+    name = `postgres:${r.rows[0]?.d}/${r.rows[0]?.s}`;
+  }
+  return createHash('sha256').update(name).digest('hex').slice(0, 12);
 }

@@ -22,7 +22,7 @@ function fixtures(ids: Record<string, number>): [Table, Row][] {
   return [
     ['orgs', { name: 'acme', created_at: T0 }],
     ['repos', { org_id: ids.orgs, name: 'tools', private: 1, created_at: T0 }],
-    ['distributions', { repo_id: ids.repos, kind: 'deb', os: 'debian', name: 'bookworm', created_at: T0, generation: 3, published_state: '{"a":1}', published_at: T0 }],
+    ['distributions', { repo_id: ids.repos, kind: 'deb', os: 'debian', name: 'bookworm', created_at: T0, generation: 3, published_state: '{"a":1}', published_at: T0, changes: 5, published_changes: 4 }],
     ['deb_packages', {
       distribution_id: ids.distributions, component: 'main', name: 'hello', version: '1.0-1', architecture: 'amd64',
       filename: 'pool/main/h/hello/hello_1.0-1_amd64.deb', pool_key: 'pool/x', size: BIG_SIZE, md5: 'a'.repeat(32), sha1: 'b'.repeat(40),

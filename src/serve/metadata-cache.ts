@@ -26,6 +26,12 @@ export class MetadataCache {
     this.#store = store;
   }
 
+  /** Forgets everything (another node published): the next request reads the store. */
+  invalidate(): void {
+    this.#entries.clear();
+    this.#stats.clear();
+  }
+
   readonly #stats = new Map<string, { stat: BlobStat | undefined; generation: number; until: number }>();
   /** Loads under way, by key: the requests that arrive while an entry is refilled share one read of the store. */
   readonly #statLoads = new Map<string, { generation: number; promise: Promise<BlobStat | undefined> }>();

@@ -51,6 +51,8 @@ export interface AptPublisherDeps {
   readonly uploads: UploadTracker;
   /** the per-distribution publish lock (across nodes on PostgreSQL) */
   readonly locks: Locks;
+  /** called after a publish went live */
+  readonly onPublished?: (distributionId: number) => void;
   readonly metrics?: Metrics;
   readonly now?: () => number;
 }
@@ -82,6 +84,7 @@ export class AptPublisher {
     this.#queue = new PublishQueue({
       db: deps.db,
       locks: deps.locks,
+      ...(deps.onPublished ? { onPublished: deps.onPublished } : {}),
       publish: (id) => this.#publishOnce(id),
       uploads: deps.uploads,
       log: deps.log,

@@ -11,6 +11,7 @@ import type { Selectable } from 'kysely';
 import { WharfError } from '../errors.ts';
 import type { KeyService } from './keys.ts';
 import type { Logger } from '../log.ts';
+import type { Locks } from './locks.ts';
 
 export interface JwtKeyInfo {
   kid: string;
@@ -69,7 +70,12 @@ export class JwtIssuer {
   #timer?: NodeJS.Timeout;
   readonly #verified = new Map<string, { claims: WharfClaims; until: number }>();
 
-  constructor(opts: { db: Db; keys: KeyService; log: Logger; refreshSeconds?: number }) {
+  readonly #locks: Locks | undefined;
+  /** Called after this node changed the key set, so other nodes reload at once (the cluster bus) instead of within the refresh period. */
+  onChange: (() => void) | undefined;
+
+  constructor(opts: { db: Db; keys: KeyService; log: Logger; refreshSeconds?: number; locks?: Locks }) {
+    this.#locks = opts.locks;
     this.#db = opts.db;
     this.#keys = opts.keys;
     this.#log = opts.log;
@@ -205,8 +211,19 @@ export class JwtIssuer {
     return (await this.#db.selectFrom('jwt_keys').selectAll().orderBy('id').execute()).map(info);
   }
 
+  /** Key changes run one at a time across nodes, and tell the other nodes when done. */
+  async #change<T>(fn: () => Promise<T>): Promise<T> {
+    const r = this.#locks ? await this.#locks.run('jwt-keys', 'keys', fn) : await fn();
+    this.onChange?.();
+    return r;
+  }
+
   /** Step 1: a new key, published in the JWKS but not yet signing. */
-  async create(): Promise<JwtKeyInfo> {
+  create(): Promise<JwtKeyInfo> {
+    return this.#change(() => this.#create());
+  }
+
+  async #create(): Promise<JwtKeyInfo> {
     const row = await this.#generate(Date.now());
     await this.#db.insertInto('jwt_keys').values({ ...row, state: 'published', activated_at: null }).execute();
     this.#log.info({ kid: row.kid }, 'published a new JWT signing key');
@@ -218,7 +235,11 @@ export class JwtIssuer {
    * Step 2: the newest published key starts signing and the active one retires (still verifying). Run it once every
    * node has refreshed its key set after `create`; a node that has not yet still reloads on the new kid.
    */
-  async rotate(): Promise<{ active: JwtKeyInfo; retired: JwtKeyInfo | null }> {
+  rotate(): Promise<{ active: JwtKeyInfo; retired: JwtKeyInfo | null }> {
+    return this.#change(() => this.#rotate());
+  }
+
+  async #rotate(): Promise<{ active: JwtKeyInfo; retired: JwtKeyInfo | null }> {
     const now = Date.now();
     // One transaction (BEGIN IMMEDIATE on SQLite): at most one active key, even with two admins rotating at once.
     const r = await this.#db.transaction().execute(async (trx) => {
@@ -243,7 +264,11 @@ export class JwtIssuer {
    * force). The grace adds the clock leeway and a refresh period, during which a node that has not yet seen the
    * rotation may still sign with the retired key.
    */
-  async trim(opts: { force?: boolean } = {}): Promise<JwtKeyInfo[]> {
+  trim(opts: { force?: boolean } = {}): Promise<JwtKeyInfo[]> {
+    return this.#change(() => this.#trim(opts));
+  }
+
+  async #trim(opts: { force?: boolean }): Promise<JwtKeyInfo[]> {
     const cutoff = Date.now() - (JwtIssuer.MAX_TOKEN_SECONDS + LEEWAY_SECONDS) * 1000 - this.#refreshMs;
     const removed = await this.#db.transaction().execute(async (trx) => {
       let q = trx.selectFrom('jwt_keys').selectAll().where('state', '=', 'retired');

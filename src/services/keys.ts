@@ -43,7 +43,10 @@ export class KeyService {
     let k = this.#keys.get(id);
     if (!k) {
       const load = () => this.#loadOrCreate(purpose, repoId);
-      k = (this.#locks ? this.#locks.run('bootstrap', `key:${id}`, load) : load()).catch((e) => {
+      const locks = this.#locks;
+      // The lock only for creating: a key that exists loads without one (a publish holding its own lock never waits
+      // for a second lock connection just to read a key).
+      k = (locks ? this.#load(purpose, repoId).then((found) => found ?? locks.run('bootstrap', `key:${id}`, load)) : load()).catch((e) => {
         this.#keys.delete(id);
         throw e;
       });
@@ -134,6 +137,22 @@ export class KeyService {
     await writeFile(file, pass + '\n', { mode: 0o600, flag: 'wx' });
     this.#log.warn({ file }, 'no master key configured: generated one into the data directory (set WHARF_MASTER_KEY in production, the same on every node)');
     return pass;
+  }
+
+  async #load(purpose: string, repoId: number | null): Promise<SigningKey | undefined> {
+    const row = await this.#activeKeyRow(purpose, repoId);
+    return row ? loadSigningKey(row.private_armored, await this.#passphrase()) : undefined;
+  }
+
+  #activeKeyRow(purpose: string, repoId: number | null) {
+    return this.#db
+      .selectFrom('signing_keys')
+      .select(['private_armored'])
+      .where('purpose', '=', purpose)
+      .where('repo_id', repoId === null ? 'is' : '=', repoId)
+      .where('active', '=', 1)
+      .orderBy('id', 'desc')
+      .executeTakeFirst();
   }
 
   async #loadOrCreate(purpose: string, repoId: number | null): Promise<SigningKey> {

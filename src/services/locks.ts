@@ -10,7 +10,8 @@
 // name, so two Wharf installations in two schemas of one database never wait for each other.
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
-import type { Db } from '../db/database.ts';
+import type { Pool, PoolClient } from 'pg';
+import { postgresConnectionConfig, type Db } from '../db/database.ts';
 import { capabilities } from '../db/capabilities.ts';
 import { KeyedMutex } from './async.ts';
 
@@ -26,14 +27,41 @@ export type LockSpace =
   | 'jwt-keys';
 
 export class Locks {
+  /**
+   * Connections that hold locks come from a pool of their own: a holder's work queries through the main pool, so
+   * holders can never take every connection their own work waits for. When all are taken, further lockers wait here.
+   */
+  static readonly LOCK_CONNECTIONS = 16;
   readonly #db: Db;
   readonly #local = new KeyedMutex<string>();
   readonly #shared: boolean;
   #namespace?: Promise<string>;
+  #pool?: Promise<Pool>;
 
   constructor(db: Db) {
     this.#db = db;
     this.#shared = capabilities(db).advisoryLocks;
+  }
+
+  #lockPool(): Promise<Pool> {
+    this.#pool ??= (async () => {
+      const config = postgresConnectionConfig(this.#db);
+      if (!config) throw new Error('advisory locks need the PostgreSQL connection settings of the database');
+      const { Pool } = await import('pg');
+      const pool = new Pool({ ...config, max: Locks.LOCK_CONNECTIONS, idleTimeoutMillis: 30_000 });
+      // A lock connection the server drops (restart, failover) must not crash the process; its holder's unlock fails
+      // quietly and the server has already released the lock with the session.
+      pool.on('error', () => {});
+      return pool;
+    })();
+    return this.#pool;
+  }
+
+  /** Ends the lock connections (every lock they hold is released). */
+  async close(): Promise<void> {
+    const pool = this.#pool;
+    this.#pool = undefined;
+    if (pool) await (await pool).end();
   }
 
   /** True when the locks hold across processes (PostgreSQL advisory locks), not only within this one. */
@@ -51,17 +79,24 @@ export class Locks {
     if (!this.#shared) return this.#local.run(local, fn);
     return this.#local.run(local, async () => {
       const key = await this.#key(space, String(name));
-      // One pooled connection carries the lock for the whole of fn (a session lock belongs to its connection); fn's
-      // own queries use other connections, so they never wait behind this one.
-      return this.#db.connection().execute(async (conn) => {
-        await sql`select pg_advisory_lock(${key}::bigint)`.execute(conn);
+      const pool = await this.#lockPool();
+      const conn: PoolClient = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        await conn.query('select pg_advisory_lock($1::bigint)', [key]).catch((e: Error) => {
+          broken = e;
+          throw e;
+        });
         try {
           return await fn();
         } finally {
           // If the connection broke meanwhile, the server has already released the lock with it.
-          await sql`select pg_advisory_unlock(${key}::bigint)`.execute(conn).catch(() => {});
+          await conn.query('select pg_advisory_unlock($1::bigint)', [key]).catch((e: Error) => (broken = e));
         }
-      });
+      } finally {
+        // A connection whose lock or unlock failed is discarded, never reused with a lock it might still hold.
+        conn.release(broken);
+      }
     });
   }
 

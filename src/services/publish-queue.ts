@@ -44,6 +44,7 @@ export class PublishQueue {
 
   readonly #observe: ((seconds: number) => void) | undefined;
   readonly #onFailure: ((distributionId: number) => void) | undefined;
+  readonly #onPublished: ((distributionId: number) => void) | undefined;
 
   constructor(opts: {
     db: Db;
@@ -55,6 +56,8 @@ export class PublishQueue {
     observe?: (seconds: number) => void;
     /** called when a publish fails: a publisher drops in-memory state that may have moved ahead of what was written */
     onFailure?: (distributionId: number) => void;
+    /** called after new metadata went live (other nodes drop their cached copies) */
+    onPublished?: (distributionId: number) => void;
   }) {
     this.#db = opts.db;
     this.#locks = opts.locks;
@@ -63,6 +66,7 @@ export class PublishQueue {
     this.#log = opts.log;
     this.#observe = opts.observe;
     this.#onFailure = opts.onFailure;
+    this.#onPublished = opts.onPublished;
   }
 
   /**
@@ -99,6 +103,7 @@ export class PublishQueue {
             const started = performance.now();
             const r = await this.#publish(id);
             this.#observe?.((performance.now() - started) / 1000);
+            this.#onPublished?.(id);
             return r;
           });
           for (const w of batch) w.d.resolve(r);

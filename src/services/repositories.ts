@@ -53,6 +53,7 @@ export class RepositoryService {
         .returning(['id'])
         .executeTakeFirstOrThrow();
       this.#recent.delete(`${ref.org}/${ref.repo}`);
+      queueMicrotask(() => this.onChange?.(`${ref.org}/${ref.repo}`));
       return { id: row.id, org_id: org.id, org: ref.org, name: ref.repo, private: isPrivate, sign_packages: signPackages, created_at: new Date(now).toISOString() };
     });
   }
@@ -76,6 +77,15 @@ export class RepositoryService {
   }
 
   /** Short-lived lookups for the download path, which asks for the same few repositories on every request. */
+  /** Called after a repository was created, so other nodes forget a cached "no such repository" at once. */
+  onChange: ((name: string) => void) | undefined;
+
+  /** Forgets cached lookups (another node changed a repository): one, or all. */
+  invalidate(name?: string): void {
+    if (name) this.#recent.delete(name);
+    else this.#recent.clear();
+  }
+
   readonly #recent = new Map<string, { repo: RepositoryInfo | undefined; until: number }>();
   static readonly CACHE_TTL_MS = 2000;
 

@@ -43,6 +43,8 @@ export interface RpmPublisherDeps {
   readonly uploads: UploadTracker;
   /** the per-distribution publish lock (across nodes on PostgreSQL) */
   readonly locks: Locks;
+  /** called after a publish went live */
+  readonly onPublished?: (distributionId: number) => void;
   readonly metrics?: Metrics;
   readonly now?: () => number;
 }
@@ -117,6 +119,7 @@ export class RpmPublisher {
     this.#queue = new PublishQueue({
       db: deps.db,
       locks: deps.locks,
+      ...(deps.onPublished ? { onPublished: deps.onPublished } : {}),
       publish: (id) => this.#publishOnce(id),
       uploads: deps.uploads,
       log: deps.log,

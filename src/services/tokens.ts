@@ -290,6 +290,18 @@ export class TokenService {
     await this.#owned(id, orgId, repoId);
     await this.#db.updateTable('tokens').set({ revoked_at: Date.now(), previous_valid_until: null }).where('id', '=', id).execute();
     this.#cache.clear();
+    this.onChange?.();
+  }
+
+  /**
+   * Called after a token was revoked or rotated, so other nodes drop their caches at once (the cluster bus); without
+   * it they still stop accepting a revoked token within CACHE_TTL_MS.
+   */
+  onChange: (() => void) | undefined;
+
+  /** Forgets every cached verification (another node changed a token). */
+  invalidate(): void {
+    this.#cache.clear();
   }
 
   /** Issues a new secret; the old one stays valid for `graceSeconds`. */
@@ -303,6 +315,7 @@ export class TokenService {
       .where('id', '=', id)
       .execute();
     this.#cache.clear();
+    this.onChange?.();
     return { id, name: row.name, username: row.username ?? '', token: secret, scopes: row.scopes.split(' ') as Scope[], expires_at: iso(row.expires_at) };
   }
 }

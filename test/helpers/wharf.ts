@@ -46,7 +46,8 @@ export async function startWharf(opts: { env?: Record<string, string>; args?: st
       reject(new Error(`wharf exited with ${code} before listening:\n${out}`));
     });
   });
-  const token = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
+  // A node joining a shared database finds the admin token already created: the caller gives it (WHARF_ADMIN_TOKEN).
+  const token = opts.env?.WHARF_ADMIN_TOKEN ?? (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
   return {
     url,
     token,

@@ -46,3 +46,43 @@ test('invalid values are refused with a message naming the option', async () => 
   invalid(() => loadConfig({ config: join(dir, 'broken.json') }, {}), /not valid JSON/);
   invalid(() => loadConfig({ config: join(dir, 'missing.json') }, {}), /cannot read/);
 });
+
+test('scale-out settings: master key, S3 storage, public base URL, Redis', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-config-'));
+  const keyFile = join(dir, 'master-key');
+  await writeFile(keyFile, 'k'.repeat(44) + '\n');
+  assert.equal(loadConfig({}, { WHARF_MASTER_KEY_FILE: keyFile }).masterKey, 'k'.repeat(44));
+  assert.equal(loadConfig({ 'master-key': 'm'.repeat(16) }, {}).masterKey, 'm'.repeat(16));
+  // The older name keeps working, with its old rules.
+  assert.equal(loadConfig({ 'signing-passphrase': 'short' }, {}).masterKey, 'short');
+  invalid(() => loadConfig({ 'master-key': 'too-short' }, {}), /at least 16 characters/);
+  invalid(() => loadConfig({ 'master-key': 'm'.repeat(16), 'master-key-file': keyFile }, {}), /not both/);
+  invalid(() => loadConfig({ 'master-key': 'm'.repeat(16), 'signing-passphrase': 'other' }, {}), /differ/);
+  invalid(() => loadConfig({ 'master-key-file': join(dir, 'missing') }, {}), /cannot read the master key file/);
+  // The key never appears in an error message.
+  assert.throws(() => loadConfig({ 'master-key': 'secret-but-short' .slice(0, 12) }, {}), (e: Error) => !e.message.includes('secret-but-'));
+  invalid(() => loadConfig({ 'database-url': 'postgres://u@h/db' }, {}), /same master key/);
+  assert.equal(loadConfig({ 'database-url': 'postgres://u@h/db', 'master-key': 'm'.repeat(32) }, {}).databaseUrl, 'postgres://u@h/db');
+
+  assert.deepEqual(loadConfig({}, {}).storage, { kind: 'fs' });
+  const aws = { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI', WHARF_S3_ENDPOINT: 'http://127.0.0.1:9000', WHARF_S3_FORCE_PATH_STYLE: 'true' };
+  const s3 = loadConfig({}, { ...aws, WHARF_STORAGE: 's3://pkgs/wharf' }).storage;
+  assert.equal(s3.kind, 's3');
+  if (s3.kind === 's3') {
+    assert.equal(s3.s3.bucket, 'pkgs');
+    assert.equal(s3.s3.prefix, 'wharf/');
+    assert.equal(s3.s3.forcePathStyle, true);
+  }
+  invalid(() => loadConfig({ storage: 's3://pkgs' }, {}), /AWS_ACCESS_KEY_ID/);
+  invalid(() => loadConfig({ storage: 'gs://pkgs' }, aws), /s3:\/\/BUCKET/);
+  invalid(() => loadConfig({ storage: 's3://pkgs', 'accel-redirect': '/_files' }, aws), /accelRedirect/);
+  invalid(() => loadConfig({ storage: 's3://pkgs', 'signed-url-seconds': '700000' }, aws), /7 days/);
+  // The secret never appears in a message.
+  assert.throws(() => loadConfig({ storage: 's3://pkgs', 'accel-redirect': '/_files' }, aws), (e: Error) => !e.message.includes('wJalrXUtnFEMI'));
+
+  assert.equal(loadConfig({ 'public-base-url': 'https://cdn.example/pkgs/' }, {}).publicBaseUrl, 'https://cdn.example/pkgs');
+  invalid(() => loadConfig({ 'public-base-url': 'http://cdn.example', url: 'https://wharf.example' }, {}), /https/);
+  invalid(() => loadConfig({ 'public-base-url': 'https://u:p@cdn.example' }, {}), /credentials/);
+  assert.equal(loadConfig({ 'redis-url': 'rediss://:pw@redis.example:6380/2' }, {}).redisUrl, 'rediss://:pw@redis.example:6380/2');
+  invalid(() => loadConfig({ 'redis-url': 'http://redis' }, {}), /redis:\/\//);
+});

@@ -172,12 +172,25 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
 
   const masterKey = readMasterKey(raw('masterKey'), raw('masterKeyFile'), raw('signingPassphrase'));
   const publicBaseUrl = raw('publicBaseUrl') ? httpUrl('publicBaseUrl', raw('publicBaseUrl')) : undefined;
+  const storageConfig = storage(raw('storage'), env);
+  // Several nodes share a PostgreSQL database: each would otherwise generate its own key beside its data and could not
+  // read the key material the first one stored.
+  if (raw('databaseUrl') && !masterKey) {
+    fail('with WHARF_DATABASE_URL every node needs the same master key: set WHARF_MASTER_KEY or WHARF_MASTER_KEY_FILE (generate one with: openssl rand -base64 32)');
+  }
+  if (storageConfig.kind === 's3' && raw('accelRedirect')) fail('accelRedirect hands files to nginx from the data directory: it cannot be used with S3 storage');
+  if (storageConfig.kind === 's3' && Number(raw('signedUrlSeconds')) > 7 * 24 * 3600) {
+    fail(`signedUrlSeconds must be at most 604800 (7 days, the longest an S3 presigned URL lives) with S3 storage, got ${raw('signedUrlSeconds')}`);
+  }
+  if (publicBaseUrl?.startsWith('http:') && publicUrl?.startsWith('https:')) {
+    fail('publicBaseUrl must be https:// when the public URL is: apt refuses to follow a redirect from https to http');
+  }
 
   const config: Config = {
     listen,
     dataDir,
     ...(raw('databaseUrl') ? { databaseUrl: databaseUrl(raw('databaseUrl')) } : {}),
-    storage: storage(raw('storage'), env),
+    storage: storageConfig,
     ...(publicBaseUrl ? { publicBaseUrl } : {}),
     ...(raw('redisUrl') ? { redisUrl: redisUrl(raw('redisUrl')) } : {}),
     ...(masterKey ? { masterKey } : {}),

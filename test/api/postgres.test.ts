@@ -24,7 +24,7 @@ before(async () => {
   const url = new URL(server);
   url.pathname = `/${name}`;
   tmp = await mkdtemp(join(tmpdir(), 'wharf-pg-'));
-  wharf = await startWharf({ env: { WHARF_DATABASE_URL: url.href } });
+  wharf = await startWharf({ env: { WHARF_DATABASE_URL: url.href, WHARF_MASTER_KEY: randomBytes(32).toString('base64') } });
 });
 
 after(async () => {

@@ -53,9 +53,27 @@ async function mint(app: App, req: IncomingMessage, res: ServerResponse): Promis
   if (body.repository !== undefined && (typeof body.repository !== 'string' || !/^[^/]+\/[^/]+$/.test(body.repository))) {
     return mintFailure(res, 'invalid-payload', '"repository", when given, must be ORG/REPO');
   }
+  // A CI project may be trusted by several repositories: the caller names one, or there must be exactly one. Decided
+  // before the token's jti is spent, so a wrong "repository" can be corrected and the same token retried.
+  const wanted = body.repository as string | undefined;
+  const narrow = async (repoIds: number[]): Promise<number[]> => {
+    const repos = [];
+    for (const id of repoIds) {
+      const repo = await app.repos.byId(id);
+      if (repo && (wanted === undefined || `${repo.org}/${repo.name}` === wanted)) repos.push(repo);
+    }
+    if (repos.length === 0) {
+      throw new OidcError('invalid-publisher', `no trusted publisher of ${String(wanted)} matches this token: register one with \`wharf publisher add ${String(wanted)} ...\``);
+    }
+    if (repos.length > 1) {
+      const names = repos.map((r) => `${r.org}/${r.name}`).join(', ');
+      throw new OidcError('invalid-publisher', `this CI project may publish to several repositories (${names}): name one with "repository" (wharf push --oidc does)`);
+    }
+    return [repos[0]!.id];
+  };
   let exchanged;
   try {
-    exchanged = await app.oidc().exchange(body.token);
+    exchanged = await app.oidc().exchange(body.token, narrow);
   } catch (e) {
     if (!(e instanceof OidcError)) throw e;
     app.authFailures.fail(ip);
@@ -63,20 +81,12 @@ async function mint(app: App, req: IncomingMessage, res: ServerResponse): Promis
     app.log.info({ ip, code: e.code, reason: e.description }, 'trusted publishing: token refused');
     return mintFailure(res, e.code, e.description);
   }
-  // A CI project may be trusted by several repositories: the caller names one, or there must be exactly one.
   const candidates = [];
   for (const p of exchanged.publishers) {
     const repo = await app.repos.byId(p.repo_id);
-    if (repo && (body.repository === undefined || `${repo.org}/${repo.name}` === body.repository)) candidates.push({ publisher: p, repo });
+    if (repo) candidates.push({ publisher: p, repo });
   }
-  const repoIds = new Set(candidates.map((c) => c.repo.id));
-  if (candidates.length === 0) {
-    return mintFailure(res, 'invalid-publisher', `no trusted publisher of ${String(body.repository)} matches this token: register one with \`wharf publisher add ${String(body.repository)} ...\``);
-  }
-  if (repoIds.size > 1) {
-    const names = [...new Set(candidates.map((c) => `${c.repo.org}/${c.repo.name}`))].join(', ');
-    return mintFailure(res, 'invalid-publisher', `this CI project may publish to several repositories (${names}): name one with "repository" (wharf push --oidc does)`);
-  }
+  if (candidates.length === 0) return mintFailure(res, 'invalid-publisher', 'the repository of the matching trusted publisher no longer exists');
   const { publisher, repo } = candidates[0]!;
   const ci = { ...exchanged.identity, publisher_id: publisher.id };
   const minted = await app.jwt.sign({

@@ -366,8 +366,11 @@ describe('trusted publishing from CI, end to end', { timeout: 240_000 }, () => {
     await mintRefused(wharf, await github.mintGitHub({ claims: { event_name: 'pull_request_target' } }), 'invalid-publisher');
     await mintRefused(wharf, 'not-a-jwt', 'invalid-payload');
     await mintRefused(wharf, { nothing: true }, 'invalid-payload');
-    // The GitLab project is not trusted by acme/other.
-    await mintRefused(wharf, await gitlabToken(), 'invalid-publisher', 'acme/other');
+    // The GitLab project is not trusted by acme/other; the refusal does not spend the token, so the job can name the
+    // right repository and retry with the same one.
+    const misdirected = await gitlabToken();
+    await mintRefused(wharf, misdirected, 'invalid-publisher', 'acme/other');
+    await mintOk(wharf, misdirected);
   });
 
   test('key rotation through the CLI: create -> rotate keeps old tokens valid; trim ends them', async () => {

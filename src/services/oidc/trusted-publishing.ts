@@ -247,9 +247,14 @@ export class TrustedPublishing {
   // ---- The exchange ----
 
   /** Verifies a CI token and returns the matching publishers (at least one) and the CI identity; throws OidcError. */
-  async exchange(jwt: string): Promise<ExchangeResult> {
+  /**
+   * `narrow`, when given, picks among the repositories whose publishers match (the caller's "repository" choice) and
+   * throws OidcError to refuse. It runs before the token's jti is consumed, so a CI job that names the wrong
+   * repository can fix it and retry with the same token.
+   */
+  async exchange(jwt: string, narrow?: (repoIds: number[]) => Promise<number[]>): Promise<ExchangeResult> {
     try {
-      const result = await this.#exchange(jwt);
+      const result = await this.#exchange(jwt, narrow);
       this.#log.info(
         { issuer: result.issuer, project: result.identity.project, publishers: result.publishers.map((p) => p.id), run_id: result.identity.run_id },
         'trusted publishing token accepted',
@@ -261,7 +266,7 @@ export class TrustedPublishing {
     }
   }
 
-  async #exchange(jwt: string): Promise<ExchangeResult> {
+  async #exchange(jwt: string, narrow?: (repoIds: number[]) => Promise<number[]>): Promise<ExchangeResult> {
     // 1. Shape and issuer, from the unverified token: nothing is fetched for an issuer that is not allowed.
     if (typeof jwt !== 'string' || jwt.length === 0) throw new OidcError('invalid-payload', 'No token given: send the CI job\'s OIDC id token');
     if (jwt.length > MAX_JWT_LENGTH) throw new OidcError('invalid-payload', `The token is longer than ${MAX_JWT_LENGTH} bytes: send the CI job's OIDC id token`);
@@ -361,7 +366,9 @@ export class TrustedPublishing {
     }
     // Per repository, a publisher bound to the job's environment wins over one without environment (Warehouse).
     const chosen: PublisherRow[] = [];
-    for (const repoId of new Set(matching.map((p) => p.repo_id))) {
+    let repoIds = [...new Set(matching.map((p) => p.repo_id))];
+    if (narrow) repoIds = await narrow(repoIds);
+    for (const repoId of repoIds) {
       const rows = matching.filter((p) => p.repo_id === repoId);
       const withEnv = rows.filter((p) => p.environment !== null);
       chosen.push(...(withEnv.length > 0 ? withEnv : rows));

@@ -4,17 +4,25 @@
 //   (bench/rpm.ts; targets there).
 // - serve: requests per second of the real Wharf server against a bare Node `http` server (fixed 2 KB body), with wrk
 //   (bench/serve.ts; targets there).
-// All three run by default, in that order; `--only apt`, `--only rpm` or `--only serve` runs one.
+// - cluster: 1,000 packages pushed by 32 parallel clients over 3 nodes on PostgreSQL + S3 (s3rver) + Redis into one
+//   distribution (bench/cluster.ts; target there). Needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379
+//   (as test/helpers/cluster.ts: WHARF_TEST_DATABASE_URL, WHARF_TEST_REDIS_URL).
+// All four run by default, in that order; `--only apt`, `--only rpm`, `--only serve` or `--only cluster` runs one.
 //
 //   npm run bench [-- --only apt|rpm|serve --n 10000 --repeat 5 --jobs 8 --concurrency 64 --skip-aptly --skip-ftparchive
 //                     --skip-http --skip-createrepo --skip-cli --no-package-signing --profile
-//                     --wrk-duration 10 --wrk-threads 2 --wrk-connections 64 --wrk-warmup 2 --wrk-rounds 3]
+//                     --wrk-duration 10 --wrk-threads 2 --wrk-connections 64 --wrk-warmup 2 --wrk-rounds 3
+//                     --cluster-n 1000 --cluster-clients 32 --cluster-nodes 3 --cluster-runs 3 --cluster-format deb[,rpm]
+//                     --cluster-s3 child|in-process --cluster-log-level warn|info]
 //   env: BENCH_N, BENCH_REPEAT, BENCH_JOBS, BENCH_CONCURRENCY (comma list), BENCH_DIR (cache of debs, default
 //   /tmp/wharf-bench-N), BENCH_RPM_DIR (cache of rpms, default /tmp/wharf-bench-rpm-N), BENCH_OUT (JSON path of the
 //   APT results), BENCH_RPM_OUT (JSON path of the RPM results), BENCH_PROFILE=1, BENCH_FSYNC=true|false (WHARF_FSYNC
 //   for the server), BENCH_WRK_DURATION, BENCH_WRK_THREADS, BENCH_WRK_CONNECTIONS, BENCH_WRK_WARMUP (seconds, 0 = none),
 //   BENCH_WRK_ROUNDS (interleaved rounds of bare, (a), (b); the median round per scenario counts),
-//   BENCH_SERVE_OUT (JSON path of the serving results)
+//   BENCH_SERVE_OUT (JSON path of the serving results), BENCH_CLUSTER_N, BENCH_CLUSTER_CLIENTS, BENCH_CLUSTER_NODES,
+//   BENCH_CLUSTER_RUNS, BENCH_CLUSTER_FORMAT, BENCH_CLUSTER_S3, BENCH_CLUSTER_LOG_LEVEL (info adds the time per publish phase from the nodes' logs), BENCH_CLUSTER_OUT (JSON path of the scale-out results)
+//
+// cluster: --profile adds one run per format with the nodes under --cpu-prof (not counted) and summarises the profiles.
 //
 // serve: --profile profiles both Wharf scenarios; without it only those that miss their target are profiled.
 //
@@ -35,6 +43,7 @@ import { ensureTools, ensureGpgKey, benchAptly, benchFtparchive, type AptlyResul
 import { summariseProfile, type ProfileSummary } from './profile.ts';
 import { benchRpm } from './rpm.ts';
 import { benchServe } from './serve.ts';
+import { benchCluster, type ClusterFormat } from './cluster.ts';
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -59,6 +68,13 @@ const { values } = parseArgs({
     'wrk-connections': { type: 'string' },
     'wrk-warmup': { type: 'string' },
     'wrk-rounds': { type: 'string' },
+    'cluster-n': { type: 'string' },
+    'cluster-clients': { type: 'string' },
+    'cluster-nodes': { type: 'string' },
+    'cluster-runs': { type: 'string' },
+    'cluster-format': { type: 'string' },
+    'cluster-s3': { type: 'string' },
+    'cluster-log-level': { type: 'string' },
   },
 });
 const env = process.env;
@@ -76,7 +92,7 @@ const PROFILE = values.profile === true || env.BENCH_PROFILE === '1';
 const CACHE = env.BENCH_DIR ?? join(tmpdir(), `wharf-bench-${N}`);
 const WORK = join(tmpdir(), `wharf-bench-work-${process.pid}`);
 const ONLY = values.only ?? env.BENCH_ONLY;
-if (ONLY !== undefined && ONLY !== 'apt' && ONLY !== 'rpm' && ONLY !== 'serve') throw new Error(`--only must be apt, rpm or serve, got ${ONLY}`);
+if (ONLY !== undefined && ONLY !== 'apt' && ONLY !== 'rpm' && ONLY !== 'serve' && ONLY !== 'cluster') throw new Error(`--only must be apt, rpm, serve or cluster, got ${ONLY}`);
 const RPM_CACHE = env.BENCH_RPM_DIR ?? join(tmpdir(), `wharf-bench-rpm-${N}`);
 const RPM_WORK = join(tmpdir(), `wharf-bench-rpm-work-${process.pid}`);
 const RPM_OUT = env.BENCH_RPM_OUT ?? join(tmpdir(), `wharf-bench-rpm-${N}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
@@ -88,6 +104,15 @@ if (!Number.isInteger(WRK_WARMUP) || WRK_WARMUP < 0) throw new Error(`--wrk-warm
 const WRK_ROUNDS = int(values['wrk-rounds'] ?? env.BENCH_WRK_ROUNDS, 3, '--wrk-rounds');
 const SERVE_WORK = join(tmpdir(), `wharf-bench-serve-work-${process.pid}`);
 const SERVE_OUT = env.BENCH_SERVE_OUT ?? join(tmpdir(), `wharf-bench-serve-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+const CLUSTER_N = int(values['cluster-n'] ?? env.BENCH_CLUSTER_N, 1000, '--cluster-n');
+const CLUSTER_CLIENTS = int(values['cluster-clients'] ?? env.BENCH_CLUSTER_CLIENTS, 32, '--cluster-clients');
+const CLUSTER_NODES = int(values['cluster-nodes'] ?? env.BENCH_CLUSTER_NODES, 3, '--cluster-nodes');
+const CLUSTER_RUNS = int(values['cluster-runs'] ?? env.BENCH_CLUSTER_RUNS, 3, '--cluster-runs');
+const CLUSTER_FORMATS = (values['cluster-format'] ?? env.BENCH_CLUSTER_FORMAT ?? 'deb').split(',').map((f) => f.trim());
+for (const f of CLUSTER_FORMATS) if (f !== 'deb' && f !== 'rpm') throw new Error(`--cluster-format must be deb, rpm or deb,rpm, got ${f}`);
+const CLUSTER_S3 = (values['cluster-s3'] ?? env.BENCH_CLUSTER_S3 ?? 'child') as 'child' | 'in-process';
+if (CLUSTER_S3 !== 'child' && CLUSTER_S3 !== 'in-process') throw new Error(`--cluster-s3 must be child or in-process, got ${CLUSTER_S3}`);
+const CLUSTER_OUT = env.BENCH_CLUSTER_OUT ?? join(tmpdir(), `wharf-bench-cluster-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 const OUT = values.out ?? env.BENCH_OUT ?? join(tmpdir(), `wharf-bench-apt-${N}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 
 interface WharfRun {
@@ -186,6 +211,23 @@ async function main(): Promise<void> {
       work: SERVE_WORK,
       profileDir: tmpdir(),
       out: SERVE_OUT,
+      wharfVersion,
+    });
+    process.stdout.write(report);
+  }
+  if (ONLY === undefined || ONLY === 'cluster') {
+    const wharfVersion = (await run('git', ['rev-parse', '--short', 'HEAD'], { allowFail: true })).stdout.trim();
+    const report = await benchCluster({
+      n: CLUSTER_N,
+      clients: CLUSTER_CLIENTS,
+      nodes: CLUSTER_NODES,
+      runs: CLUSTER_RUNS,
+      formats: CLUSTER_FORMATS as ClusterFormat[],
+      s3: CLUSTER_S3,
+      profile: PROFILE,
+      profileDir: tmpdir(),
+      logLevel: values['cluster-log-level'] ?? env.BENCH_CLUSTER_LOG_LEVEL ?? 'warn',
+      out: CLUSTER_OUT,
       wharfVersion,
     });
     process.stdout.write(report);

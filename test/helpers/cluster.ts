@@ -3,12 +3,18 @@
 // node's public URL — the multi-node deployment of docs/deployment.md on one machine.
 // Needs PostgreSQL on 127.0.0.1:5432 (trust; WHARF_TEST_DATABASE_URL names another) and Redis on 127.0.0.1:6379
 // (WHARF_TEST_REDIS_URL).
+// `s3: 'child'` runs the S3-API server in a child process of its own instead (the benchmarks: the client process is
+// then not also the storage server); its request log is read with `s3Requests()`.
 import { createServer, request, type Server } from 'node:http';
+import { fork } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { startWharf, type WharfInstance } from './wharf.ts';
 import { startS3ForWharf, type S3ForWharf } from './s3.ts';
+import type { LoggedRequest, TestS3Server } from '../../src/storage/s3/s3rver-harness.ts';
+import { S3BlobStore } from '../../src/storage/s3-blob-store.ts';
 
 export const PG_SERVER = process.env.WHARF_TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 export const REDIS_URL = process.env.WHARF_TEST_REDIS_URL || 'redis://127.0.0.1:6379';
@@ -19,6 +25,10 @@ export interface Cluster {
   readonly url: string;
   readonly token: string;
   readonly s3: S3ForWharf;
+  /** the process running the S3-API server (this one unless `s3: 'child'`) */
+  readonly s3Pid: number;
+  /** the S3 server's request log so far (works in both modes) */
+  s3Requests(): Promise<LoggedRequest[]>;
   /** the cluster's database (for assertions on its state and locks) */
   readonly db: pg.Client;
   readonly databaseUrl: string;
@@ -29,7 +39,111 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
-export async function startCluster(opts: { nodes?: number; env?: Record<string, string> } = {}): Promise<Cluster> {
+/**
+ * The s3rver harness in a child process, talking over IPC. `server.requests` and `server.fail` are not available across
+ * the process boundary (reading or setting them throws): use `requests()`.
+ */
+async function startS3ChildForWharf(bucket: string): Promise<S3ForWharf & { pid: number; requests(): Promise<LoggedRequest[]> }> {
+  const harness = pathToFileURL(new URL('../../src/storage/s3/s3rver-harness.ts', import.meta.url).pathname).href;
+  const script = `
+    import { startTestS3Server } from ${JSON.stringify(harness)};
+    const s = await startTestS3Server();
+    process.on('message', async (m) => {
+      try {
+        let result;
+        if (m.op === 'createBucket') await s.createBucket(m.arg);
+        else if (m.op === 'leftovers') result = await s.leftovers(m.arg);
+        else if (m.op === 'requests') result = s.requests;
+        else if (m.op === 'close') await s.close();
+        process.send({ id: m.id, result });
+        if (m.op === 'close') process.disconnect();
+      } catch (e) {
+        process.send({ id: m.id, error: String(e?.stack ?? e) });
+      }
+    });
+    process.send({ ready: { endpoint: s.endpoint, accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } });
+  `;
+  const child = fork('-', [], { execArgv: ['--input-type=module', '--eval', script], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  let nextId = 0;
+  const ready = new Promise<{ endpoint: string; accessKeyId: string; secretAccessKey: string }>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`the S3 child process exited with ${code} before it was ready`)));
+    child.on('message', (m: { ready?: { endpoint: string; accessKeyId: string; secretAccessKey: string }; id?: number; result?: unknown; error?: string }) => {
+      if (m.ready) return resolve(m.ready);
+      const p = pending.get(m.id!);
+      pending.delete(m.id!);
+      if (m.error !== undefined) p?.reject(new Error(m.error));
+      else p?.resolve(m.result);
+    });
+  });
+  const call = <T>(op: string, arg?: string): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      child.send({ id, op, arg });
+    });
+  let info: { endpoint: string; accessKeyId: string; secretAccessKey: string };
+  try {
+    info = await ready;
+    await call('createBucket', bucket);
+  } catch (e) {
+    child.kill();
+    throw e;
+  }
+  const notHere = (what: string) => () => {
+    throw new Error(`s3: 'child': server.${what} is not available across processes (use cluster.s3Requests())`);
+  };
+  const server: TestS3Server = {
+    endpoint: info.endpoint,
+    accessKeyId: info.accessKeyId,
+    secretAccessKey: info.secretAccessKey,
+    get requests(): LoggedRequest[] {
+      return notHere('requests')();
+    },
+    get fail() {
+      return undefined;
+    },
+    set fail(_f) {
+      notHere('fail')();
+    },
+    createBucket: (name) => call('createBucket', name),
+    leftovers: (b) => call('leftovers', b),
+    close: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      await call('close').catch(() => child.kill());
+      await exited;
+    },
+  };
+  const store = new S3BlobStore({ bucket, prefix: '', endpoint: info.endpoint, region: 'us-east-1', forcePathStyle: true, accessKeyId: info.accessKeyId, secretAccessKey: info.secretAccessKey });
+  let closed = false;
+  return {
+    server,
+    bucket,
+    env: {
+      WHARF_STORAGE: `s3://${bucket}`,
+      WHARF_S3_ENDPOINT: info.endpoint,
+      WHARF_S3_REGION: 'us-east-1',
+      WHARF_S3_FORCE_PATH_STYLE: 'true',
+      AWS_ACCESS_KEY_ID: info.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: info.secretAccessKey,
+      AWS_SESSION_TOKEN: '',
+      AWS_REGION: '',
+      AWS_DEFAULT_REGION: '',
+    },
+    store,
+    pid: child.pid!,
+    requests: () => call<LoggedRequest[]>('requests'),
+    async close() {
+      if (closed) return;
+      closed = true;
+      store.close();
+      await server.close();
+    },
+  };
+}
+
+export async function startCluster(opts: { nodes?: number; env?: Record<string, string>; s3?: 'in-process' | 'child' } = {}): Promise<Cluster> {
   const count = opts.nodes ?? 3;
   const dbName = `wharf_cluster_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: PG_SERVER });
@@ -38,7 +152,8 @@ export async function startCluster(opts: { nodes?: number; env?: Record<string, 
   const databaseUrl = Object.assign(new URL(PG_SERVER), { pathname: `/${dbName}` }).href;
   const db = new pg.Client({ connectionString: databaseUrl });
   await db.connect();
-  const s3 = await startS3ForWharf({ bucket: 'wharf-cluster' });
+  const s3Child = opts.s3 === 'child' ? await startS3ChildForWharf('wharf-cluster') : undefined;
+  const s3: S3ForWharf = s3Child ?? (await startS3ForWharf({ bucket: 'wharf-cluster' }));
 
   const nodes: (WharfInstance | undefined)[] = new Array(count).fill(undefined);
   let rr = 0;
@@ -96,6 +211,8 @@ export async function startCluster(opts: { nodes?: number; env?: Record<string, 
     url,
     token,
     s3,
+    s3Pid: s3Child?.pid ?? process.pid,
+    s3Requests: async () => (s3Child ? s3Child.requests() : [...s3.server.requests]),
     db,
     databaseUrl,
     startNode,

@@ -152,7 +152,7 @@ async function publishMetrics(url: string, format: ClusterFormat): Promise<{ cou
   return { count: num('wharf_publish_duration_seconds_count'), seconds: num('wharf_publish_duration_seconds_sum') };
 }
 
-/** Names in the node's final index: Packages (deb) or primary.xml.gz via repomd.xml (rpm). */
+/** Names in the node's final index: main/binary-amd64/Packages (deb) or x86_64 primary.xml.gz via repomd.xml (rpm; noarch packages are listed there too). */
 async function publishedNames(base: string, format: ClusterFormat): Promise<Set<string>> {
   const get = async (path: string) => {
     const r = await fetch(`${base}/${path}`, { redirect: 'follow' });
@@ -163,10 +163,10 @@ async function publishedNames(base: string, format: ClusterFormat): Promise<Set<
     const text = (await get(`${REPO}/debian/dists/bookworm/main/binary-amd64/Packages`)).toString();
     return new Set([...text.matchAll(/^Package: (\S+)$/gm)].map((m) => m[1]!));
   }
-  const repomd = (await get(`${REPO}/el/9/repodata/repomd.xml`)).toString();
+  const repomd = (await get(`${REPO}/el/9/x86_64/repodata/repomd.xml`)).toString();
   const href = /<data type="primary">[\s\S]*?<location href="([^"]+)"/.exec(repomd)?.[1];
   if (!href) throw new Error('repomd.xml names no primary');
-  const primary = gunzipSync(await get(`${REPO}/el/9/${href}`)).toString();
+  const primary = gunzipSync(await get(`${REPO}/el/9/x86_64/${href}`)).toString();
   return new Set([...primary.matchAll(/<name>([^<]+)<\/name>/g)].map((m) => m[1]!));
 }
 

@@ -27,6 +27,7 @@ import { TokenService } from './services/tokens.ts';
 import { JwtIssuer } from './services/jwt-issuer.ts';
 import { TrustedPublishing } from './services/oidc/trusted-publishing.ts';
 import { Locks } from './services/locks.ts';
+import type { PublishResult } from './services/publish-queue.ts';
 import { Reconciler } from './services/reconcile.ts';
 
 export interface App {
@@ -88,7 +89,8 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
   const tokens = new TokenService(db);
   const uploads = new UploadTracker();
   const metadataCache = new MetadataCache(store);
-  const onPublished = () => bus.publish('published');
+  // Other nodes drop cached metadata and answer their waiting pushes this publish covered.
+  const onPublished = (id: number, r: PublishResult) => bus.publish('published', `${id}:${r.generation}:${r.date}:${r.changes}`);
   const metrics = new Metrics();
   const publisher = new AptPublisher({ db, store, config, signingKey: () => keys.metadataKey(), log, uploads, locks, metrics, onPublished });
   const apt = new AptPackageService({ db, store, config, repos, publisher, locks });
@@ -114,7 +116,15 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
   bus.subscribe('tokens', () => tokens.invalidate());
   bus.subscribe('repos', (name) => repos.invalidate(name || undefined));
   bus.subscribe('jwt-keys', () => void jwt.reload().catch((err) => log.warn({ err }, 'reloading the JWT key set failed')));
-  bus.subscribe('published', () => metadataCache.invalidate());
+  bus.subscribe('published', (payload) => {
+    metadataCache.invalidate();
+    const [id, generation, date, changes] = payload.split(':').map(Number);
+    if ([id, generation, date, changes].every((n) => Number.isSafeInteger(n))) {
+      const r = { generation: generation!, date: date!, changes: changes! };
+      publisher.published(id!, r);
+      rpmPublisher.published(id!, r);
+    }
+  });
   if (config.publicUrl) jwt.setIssuer(config.publicUrl);
   let publicUrl = config.publicUrl;
   let oidc: TrustedPublishing | undefined;

@@ -91,7 +91,7 @@ export class AptPackageService {
         sha256: staged.sha256,
         sha512: staged.sha512,
       });
-      const { distributionId, result } = await this.#d.locks.run('ingest', `${distLabel}/${filename}`, async () => {
+      const { distributionId, target, result } = await this.#d.locks.run('ingest', `${distLabel}/${filename}`, async () => {
         const distributionId = await findOrCreateDistribution(this.#d.db, repo.id, os, dist, 'deb');
         const existing = await this.#d.db
           .selectFrom('deb_packages')
@@ -108,7 +108,7 @@ export class AptPackageService {
           if (existing.sha256 !== staged.sha256) {
             throw new WharfError('PACKAGE_CONFLICT', [`${deb.package} ${deb.version} (${deb.architecture})`, distLabel, existing.sha256]);
           }
-          return { distributionId, result: { status: 'unchanged' as const, package: info(`${os}/${dist}`, existing) } };
+          return { distributionId, target: undefined, result: { status: 'unchanged' as const, package: info(`${os}/${dist}`, existing) } };
         }
         // Content first: the pool file exists before any index can name it.
         const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
@@ -135,15 +135,16 @@ export class AptPackageService {
         // The row and the bump of `changes` commit together: a publish that saw the bump sees the row.
         // The bump comes first: it locks the distribution's row until commit, so rows of one distribution get their
         // ids in commit order, and a publisher reading "ids above the last it saw" never misses one committed late.
-        await this.#d.db.transaction().execute(async (tx) => {
-          await bumpChanges(tx, distributionId);
+        const target = await this.#d.db.transaction().execute(async (tx) => {
+          const change = await bumpChanges(tx, distributionId);
           await tx.insertInto('deb_packages').values(row).execute();
+          return change;
         });
-        return { distributionId, result: { status: 'created' as const, package: info(`${os}/${dist}`, row) } };
+        return { distributionId, target, result: { status: 'created' as const, package: info(`${os}/${dist}`, row) } };
       });
       ingested();
       // An identical re-push still waits for a publish: it may follow an interrupted one.
-      await this.#d.publisher.request(distributionId, { label: distLabel, coalesce: true });
+      await this.#d.publisher.request(distributionId, { label: distLabel, coalesce: true, ...(target !== undefined ? { target } : {}) });
       return result;
     }
   }
@@ -179,7 +180,7 @@ export class AptPackageService {
     validateDistRef(os, dist);
     const repo = await this.#d.repos.get(ref);
     const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
-    const { distributionId, removed } = await this.#d.locks.run('ingest', `${distLabel}/${filename}`, async () => {
+    const { distributionId, target, removed } = await this.#d.locks.run('ingest', `${distLabel}/${filename}`, async () => {
       const d = await this.#d.db
         .selectFrom('distributions')
         .select(['id'])
@@ -192,17 +193,17 @@ export class AptPackageService {
         (await this.#d.db.selectFrom('deb_packages').selectAll().where('distribution_id', '=', d.id).where('filename', '=', filename).executeTakeFirst());
       if (!d || !row) throw new WharfError('PACKAGE_NOT_FOUND', [String(filename).slice(0, 200), distLabel]);
       const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
-      await this.#d.db.transaction().execute(async (tx) => {
+      const target = await this.#d.db.transaction().execute(async (tx) => {
         await tx.deleteFrom('deb_packages').where('id', '=', row.id).execute();
         await tx
           .insertInto('retired_files')
           .values({ distribution_id: d.id, key: `${treePrefix}/${os}/${row.pool_key}`, retired_at: Date.now() })
           .execute();
-        await bumpChanges(tx, d.id);
+        return bumpChanges(tx, d.id);
       });
-      return { distributionId: d.id, removed: info(`${os}/${dist}`, row) };
+      return { distributionId: d.id, target, removed: info(`${os}/${dist}`, row) };
     });
-    await this.#d.publisher.request(distributionId, { coalesce: true });
+    await this.#d.publisher.request(distributionId, { coalesce: true, target });
     return removed;
   }
 

@@ -52,7 +52,7 @@ export interface AptPublisherDeps {
   /** the per-distribution publish lock (across nodes on PostgreSQL) */
   readonly locks: Locks;
   /** called after a publish went live */
-  readonly onPublished?: (distributionId: number) => void;
+  readonly onPublished?: (distributionId: number, result: PublishResult) => void;
   readonly metrics?: Metrics;
   readonly now?: () => number;
 }
@@ -102,9 +102,14 @@ export class AptPublisher {
     return this.#queue.request(distributionId, opts);
   }
 
-  /** publishes skipped because one that already included every change had run (on any node) */
+  /** requests answered by a publish another run had already made (on any node) */
   get coalesced(): number {
     return this.#queue.coalesced;
+  }
+
+  /** A publish of the distribution went live on some node: answers the requests here that it covers. */
+  published(distributionId: number, result: PublishResult): void {
+    this.#queue.published(distributionId, result);
   }
 
   /**
@@ -192,18 +197,21 @@ export class AptPublisher {
     lap('indexes');
     const indexes: Record<string, PublishedIndex> = {};
     const retired: string[] = [];
-    for (const [dir, index] of current) {
-      const old = prev?.indexes[dir];
-      if (old && !index.dirty) {
-        indexes[dir] = old;
-        continue;
-      }
-      const built = await this.#writeIndex(`${distDir}/${dir}`, dir, index);
-      indexes[dir] = built;
-      if (old && old.fingerprint !== built.fingerprint) {
-        for (const f of old.files) retired.push(...byHashKeys(distDir, f));
-      }
-    }
+    // Every changed index is built and written concurrently (Release lists them in a fixed order below).
+    await Promise.all(
+      [...current].map(async ([dir, index]) => {
+        const old = prev?.indexes[dir];
+        if (old && !index.dirty) {
+          indexes[dir] = old;
+          return;
+        }
+        const built = await this.#writeIndex(`${distDir}/${dir}`, dir, index);
+        indexes[dir] = built;
+        if (old && old.fingerprint !== built.fingerprint) {
+          for (const f of old.files) retired.push(...byHashKeys(distDir, f));
+        }
+      }),
+    );
     // Indexes that disappeared (an architecture or component no longer listed) are retired as a whole.
     for (const [dir, old] of Object.entries(prev?.indexes ?? {})) {
       if (!indexes[dir]) for (const f of old.files) retired.push(`${distDir}/${f.path}`, ...byHashKeys(distDir, f));
@@ -220,7 +228,7 @@ export class AptPublisher {
       architectures,
       components,
       description: `${dist.org}/${dist.repo} ${dist.os} ${dist.name}, published by Wharf`,
-      files: Object.values(indexes).flatMap((i) => i.files),
+      files: [...current.keys()].flatMap((dir) => indexes[dir]!.files),
     });
     const key = await this.#deps.signingKey();
     const [inRelease, detached] = await Promise.all([key.clearsign(release), key.detachSign(release)]);
@@ -230,9 +238,9 @@ export class AptPublisher {
     const deferred = { sync: 'deferred' } as const;
     if (!prev) await store.put(`${treePrefix}/gpgkey`, key.armoredPublicKey, deferred);
     await store.flush();
-    await store.put(`${distDir}/Release`, release, deferred);
-    await store.put(`${distDir}/Release.gpg`, detached, deferred);
-    await store.put(`${distDir}/InRelease`, inRelease, deferred);
+    const unnamed = { ...deferred, exactStat: false } as const;
+    await Promise.all([store.put(`${distDir}/Release`, release, unnamed), store.put(`${distDir}/Release.gpg`, detached, unnamed)]);
+    await store.put(`${distDir}/InRelease`, inRelease, unnamed);
     await store.flush();
 
     const state: PublishedState = { date, architectures, components, indexes };
@@ -255,7 +263,7 @@ export class AptPublisher {
     lap('release+gc');
     const packages = this.#indexCache.get(distributionId)?.count;
     this.#deps.log.info({ distribution: `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`, generation, packages, ms: timings }, 'published');
-    return { generation, date };
+    return { generation, date, changes: Number(dist.changes) };
   }
 
   /**
@@ -293,19 +301,25 @@ export class AptPublisher {
   async #writeIndex(dirKey: string, dir: string, index: IncrementalIndex): Promise<PublishedIndex> {
     const built = await index.build();
     const files: IndexFileEntry[] = [];
-    for (const [name, data, digests] of [
+    const { store } = this.#deps;
+    // Nothing names these files yet (Release comes later), so they are written concurrently: on object storage each
+    // write is a request, and a publish is mostly waiting for them. The by-hash file first, then its two copies.
+    const deferred = { sync: 'deferred', exactStat: false } as const;
+    const written = [
       ['Packages', built.plain, built.digests.plain],
       ['Packages.gz', built.gz, built.digests.gz],
       ['Packages.xz', built.xz, built.digests.xz],
-    ] as const) {
-      const entry: IndexFileEntry = { path: `${dir}/${name}`, ...digests };
-      const sha256Key = `${dirKey}/by-hash/SHA256/${entry.sha256}`;
-      const deferred = { sync: 'deferred' } as const;
-      await this.#deps.store.put(sha256Key, data, deferred);
-      await this.#deps.store.copy(sha256Key, `${dirKey}/by-hash/SHA512/${entry.sha512}`, deferred);
-      await this.#deps.store.copy(sha256Key, `${dirKey}/${name}`, deferred);
-      files.push(entry);
-    }
+    ] as const;
+    await Promise.all(
+      written.map(async ([name, data, digests]) => {
+        const entry: IndexFileEntry = { path: `${dir}/${name}`, ...digests };
+        const sha256Key = `${dirKey}/by-hash/SHA256/${entry.sha256}`;
+        await store.put(sha256Key, data, deferred);
+        await Promise.all([store.copy(sha256Key, `${dirKey}/by-hash/SHA512/${entry.sha512}`, deferred), store.copy(sha256Key, `${dirKey}/${name}`, deferred)]);
+        files.push(entry);
+      }),
+    );
+    files.sort((a, b) => written.findIndex((w) => `${dir}/${w[0]}` === a.path) - written.findIndex((w) => `${dir}/${w[0]}` === b.path));
     return { fingerprint: files[0]!.sha256, files };
   }
 

@@ -34,11 +34,13 @@ async function findOrInsert(db: Db, repoId: number, os: string, name: string, ki
   return row.id;
 }
 
-/** Records one stored or removed package; call in the transaction that writes the package row. */
-export async function bumpChanges(tx: Db, distributionId: number): Promise<void> {
-  await tx
+/** Records one stored or removed package; call in the transaction that writes the package row. Returns the new count. */
+export async function bumpChanges(tx: Db, distributionId: number): Promise<number> {
+  const row = await tx
     .updateTable('distributions')
     .set((eb) => ({ changes: eb('changes', '+', 1) }))
     .where('id', '=', distributionId)
-    .execute();
+    .returning('changes')
+    .executeTakeFirstOrThrow();
+  return Number(row.changes);
 }

@@ -2,10 +2,14 @@
 // runs is served by the next one. Shared by the APT and RPM publishers.
 //
 // Across nodes: a publish runs under the distribution's 'publish' lock (src/services/locks.ts, a PostgreSQL advisory
-// lock), so two nodes never write one distribution's metadata at once. Requests made after a push or a yank (whose
-// transaction bumped the distribution's `changes`) ask to coalesce: once the lock is held, if the last publish — by
-// any node — already included every committed change (`published_changes = changes`), there is nothing to do. So the
-// pushes that arrive at three nodes while one of them publishes become one more generation, not one per node.
+// lock), so two nodes never write one distribution's metadata at once. Every stored or removed package bumps the
+// distribution's `changes` in the transaction that writes it, and the push learns the value it got (its target); a
+// publish records the `changes` it read before reading rows. A request is satisfied by any publish, on any node,
+// whose recorded value reaches its target:
+// - when a node finishes a publish it tells the others (the cluster bus, `published()`), and their waiting pushes
+//   that the publish covered are answered at once, without taking the lock;
+// - a node that gets the lock first checks the database, and publishes only for requests still not covered.
+// So the pushes that arrive at three nodes while one of them publishes become one more generation, not three.
 import { deferred, type Deferred } from './async.ts';
 import type { UploadTracker } from './upload-tracker.ts';
 import type { Logger } from '../log.ts';
@@ -15,6 +19,8 @@ import type { Locks } from './locks.ts';
 export interface PublishResult {
   generation: number;
   date: number;
+  /** the distribution's `changes` the publish included (every change up to it is live) */
+  changes: number;
 }
 
 export interface PublishRequestOptions {
@@ -25,11 +31,25 @@ export interface PublishRequestOptions {
    * includes it (by this node or another) satisfies the request. Without it, the request always publishes.
    */
   coalesce?: boolean;
+  /**
+   * With coalesce: the `changes` value the change got. A publish that included it satisfies the request. Without a
+   * target, only a publish that included every committed change does (an identical re-push: its row is older).
+   */
+  target?: number;
 }
 
 interface Waiter {
   d: Deferred<PublishResult>;
   coalesce: boolean;
+  target: number | undefined;
+  done: boolean;
+}
+
+interface Queue {
+  running: boolean;
+  waiting: Waiter[];
+  /** the batch being served (waiting for the lock or publishing) */
+  batch: Waiter[];
 }
 
 export class PublishQueue {
@@ -38,13 +58,13 @@ export class PublishQueue {
   readonly #log: Logger;
   readonly #db: Db;
   readonly #locks: Locks;
-  readonly #queues = new Map<number, { running: boolean; waiting: Waiter[] }>();
-  /** publishes skipped because another publish already included every change (metrics, tests) */
+  readonly #queues = new Map<number, Queue>();
+  /** requests answered by a publish that another run (here or on another node) had already made (metrics, tests) */
   coalesced = 0;
 
   readonly #observe: ((seconds: number) => void) | undefined;
   readonly #onFailure: ((distributionId: number) => void) | undefined;
-  readonly #onPublished: ((distributionId: number) => void) | undefined;
+  readonly #onPublished: ((distributionId: number, result: PublishResult) => void) | undefined;
 
   constructor(opts: {
     db: Db;
@@ -56,8 +76,8 @@ export class PublishQueue {
     observe?: (seconds: number) => void;
     /** called when a publish fails: a publisher drops in-memory state that may have moved ahead of what was written */
     onFailure?: (distributionId: number) => void;
-    /** called after new metadata went live (other nodes drop their cached copies) */
-    onPublished?: (distributionId: number) => void;
+    /** called after new metadata went live (other nodes drop their cached copies and answer covered pushes) */
+    onPublished?: (distributionId: number, result: PublishResult) => void;
   }) {
     this.#db = opts.db;
     this.#locks = opts.locks;
@@ -76,42 +96,79 @@ export class PublishQueue {
   request(distributionId: number, opts: PublishRequestOptions = {}): Promise<PublishResult> {
     let q = this.#queues.get(distributionId);
     if (!q) {
-      q = { running: false, waiting: [] };
+      q = { running: false, waiting: [], batch: [] };
       this.#queues.set(distributionId, q);
     }
     const d = deferred<PublishResult>();
-    q.waiting.push({ d, coalesce: opts.coalesce === true });
+    q.waiting.push({ d, coalesce: opts.coalesce === true, target: opts.coalesce ? opts.target : undefined, done: false });
     if (!q.running) void this.#drain(distributionId, q, opts.label);
     return d.promise;
   }
 
-  async #drain(id: number, q: { running: boolean; waiting: Waiter[] }, label: string | undefined): Promise<void> {
+  /**
+   * A publish of `distributionId` went live somewhere (this node or another, through the cluster bus): answers the
+   * waiting requests it covers.
+   */
+  published(distributionId: number, result: PublishResult): void {
+    const q = this.#queues.get(distributionId);
+    if (!q) return;
+    for (const w of [...q.batch, ...q.waiting]) {
+      if (!w.done && w.coalesce && w.target !== undefined && w.target <= result.changes) {
+        w.done = true;
+        this.coalesced++;
+        w.d.resolve(result);
+      }
+    }
+    q.waiting = q.waiting.filter((w) => !w.done);
+  }
+
+  async #drain(id: number, q: Queue, label: string | undefined): Promise<void> {
     q.running = true;
     try {
       while (q.waiting.length > 0) {
         if (label) await this.#uploads.quiet(label);
-        const batch = q.waiting.splice(0);
+        q.batch = q.waiting.splice(0).filter((w) => !w.done);
+        if (q.batch.length === 0) continue;
+        const batch = q.batch;
+        const open = () => batch.filter((w) => !w.done);
         try {
           const r = await this.#locks.run('publish', id, async () => {
-            if (batch.every((w) => w.coalesce)) {
+            // Answered meanwhile by another node's publish (the bus): nothing to do.
+            if (open().length === 0) return undefined;
+            if (open().every((w) => w.coalesce)) {
               const current = await this.#current(id);
               if (current) {
-                this.coalesced++;
-                return current;
+                for (const w of open()) {
+                  if (w.target !== undefined ? w.target <= current.changes : current.changes === current.latest) {
+                    w.done = true;
+                    this.coalesced++;
+                    w.d.resolve(current);
+                  }
+                }
+                if (open().length === 0) return undefined;
               }
             }
             const started = performance.now();
             const r = await this.#publish(id);
             this.#observe?.((performance.now() - started) / 1000);
-            this.#onPublished?.(id);
+            this.#onPublished?.(id, r);
             return r;
           });
-          for (const w of batch) w.d.resolve(r);
+          if (r) {
+            for (const w of open()) {
+              w.done = true;
+              w.d.resolve(r);
+            }
+          }
         } catch (e) {
           this.#onFailure?.(id);
           this.#log.error({ err: e, distributionId: id }, 'publish failed');
-          for (const w of batch) w.d.reject(e);
+          for (const w of open()) {
+            w.done = true;
+            w.d.reject(e);
+          }
         }
+        q.batch = [];
       }
     } finally {
       q.running = false;
@@ -119,14 +176,19 @@ export class PublishQueue {
     }
   }
 
-  /** The last publish's result when it already includes every committed change, else undefined. */
-  async #current(id: number): Promise<PublishResult | undefined> {
+  /** The last publish's result with the `changes` it included, and the latest committed `changes`; undefined before the first. */
+  async #current(id: number): Promise<(PublishResult & { latest: number }) | undefined> {
     const row = await this.#db
       .selectFrom('distributions')
       .select(['generation', 'published_at', 'changes', 'published_changes'])
       .where('id', '=', id)
       .executeTakeFirst();
-    if (!row || row.published_at === null || Number(row.changes) !== Number(row.published_changes)) return undefined;
-    return { generation: row.generation, date: Math.floor(Number(row.published_at) / 1000) };
+    if (!row || row.published_at === null) return undefined;
+    return {
+      generation: row.generation,
+      date: Math.floor(Number(row.published_at) / 1000),
+      changes: Number(row.published_changes),
+      latest: Number(row.changes),
+    };
   }
 }

@@ -88,7 +88,7 @@ export class RpmPackageService {
         other_xml: otherPackageXml(signedMeta, facts),
       };
 
-      const { distributionId, result } = await this.#d.locks.run('ingest', `${distLabel}/${filename}`, async () => {
+      const { distributionId, target, result } = await this.#d.locks.run('ingest', `${distLabel}/${filename}`, async () => {
         const distributionId = await findOrCreateDistribution(this.#d.db, repo.id, os, dist, 'rpm');
         const existing = await this.#d.db
           .selectFrom('rpm_packages')
@@ -111,7 +111,7 @@ export class RpmPackageService {
           if (existing.upload_sha256 !== staged.sha256) {
             throw new WharfError('PACKAGE_CONFLICT', [`${meta.name} ${evr(meta)} (${arch})`, distLabel, existing.upload_sha256]);
           }
-          return { distributionId, result: { status: 'unchanged' as const, package: info(`${os}/${dist}`, existing) } };
+          return { distributionId, target: undefined, result: { status: 'unchanged' as const, package: info(`${os}/${dist}`, existing) } };
         }
         const blobKey = `${dist}/${rpmBlobDir(arch)}/${location}`;
         const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
@@ -137,14 +137,15 @@ export class RpmPackageService {
         // The row and the bump of `changes` commit together: a publish that saw the bump sees the row.
         // The bump comes first: it locks the distribution's row until commit, so rows of one distribution get their
         // ids in commit order, and a publisher reading "ids above the last it saw" never misses one committed late.
-        await this.#d.db.transaction().execute(async (tx) => {
-          await bumpChanges(tx, distributionId);
+        const target = await this.#d.db.transaction().execute(async (tx) => {
+          const change = await bumpChanges(tx, distributionId);
           await tx.insertInto('rpm_packages').values(row).execute();
+          return change;
         });
-        return { distributionId, result: { status: 'created' as const, package: info(`${os}/${dist}`, row) } };
+        return { distributionId, target, result: { status: 'created' as const, package: info(`${os}/${dist}`, row) } };
       });
       ingested();
-      await this.#d.publisher.request(distributionId, { label: distLabel, coalesce: true });
+      await this.#d.publisher.request(distributionId, { label: distLabel, coalesce: true, ...(target !== undefined ? { target } : {}) });
       return result;
     } finally {
       await src.close();
@@ -189,15 +190,15 @@ export class RpmPackageService {
         .executeTakeFirst();
       if (!row) return undefined;
       const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
-      await this.#d.db.transaction().execute(async (tx) => {
+      const target = await this.#d.db.transaction().execute(async (tx) => {
         await tx.deleteFrom('rpm_packages').where('id', '=', row.id).execute();
         await tx.insertInto('retired_files').values({ distribution_id: distributionId, key: `${treePrefix}/${os}/${row.blob_key}`, retired_at: Date.now() }).execute();
-        await bumpChanges(tx, distributionId);
+        return bumpChanges(tx, distributionId);
       });
-      return info(`${os}/${dist}`, row);
+      return { info: info(`${os}/${dist}`, row), target };
     });
-    if (removed) await this.#d.publisher.request(distributionId, { coalesce: true });
-    return removed;
+    if (removed) await this.#d.publisher.request(distributionId, { coalesce: true, target: removed.target });
+    return removed?.info;
   }
 
 }

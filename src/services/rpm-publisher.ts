@@ -44,7 +44,7 @@ export interface RpmPublisherDeps {
   /** the per-distribution publish lock (across nodes on PostgreSQL) */
   readonly locks: Locks;
   /** called after a publish went live */
-  readonly onPublished?: (distributionId: number) => void;
+  readonly onPublished?: (distributionId: number, result: PublishResult) => void;
   readonly metrics?: Metrics;
   readonly now?: () => number;
 }
@@ -133,9 +133,14 @@ export class RpmPublisher {
     return this.#queue.request(distributionId, opts);
   }
 
-  /** publishes skipped because one that already included every change had run (on any node) */
+  /** requests answered by a publish another run had already made (on any node) */
   get coalesced(): number {
     return this.#queue.coalesced;
+  }
+
+  /** A publish of the distribution went live on some node: answers the requests here that it covers. */
+  published(distributionId: number, result: PublishResult): void {
+    this.#queue.published(distributionId, result);
   }
 
   async #publishOnce(distributionId: number): Promise<PublishResult> {
@@ -158,6 +163,12 @@ export class RpmPublisher {
     const state: PublishedRpmState = { timestamp, dirs: {} };
     const retired: string[] = [];
     const repomds: { dir: string; xml: string }[] = [];
+    const writes: Promise<unknown>[] = [];
+    // Awaited together below; marked handled now, so a failure before that point cannot crash the process.
+    const write = (p: Promise<unknown>) => {
+      p.catch(() => {});
+      writes.push(p);
+    };
     for (const [dir, s] of cache.dirs) {
       const old = prev?.dirs[dir];
       if (old && !s.dirty) {
@@ -169,7 +180,8 @@ export class RpmPublisher {
         const built = s.docs[type].build(type, s.count);
         const checksum = createHash('sha256').update(built.gz).digest('hex');
         const href = `repodata/${checksum}-${type}.xml.gz`;
-        await store.put(`${distDir}/${dir}/${href}`, built.gz, { sync: 'deferred' });
+        // Content-addressed and not yet named by any repomd.xml: written concurrently, awaited before the flush.
+        write(store.put(`${distDir}/${dir}/${href}`, built.gz, { sync: 'deferred', exactStat: false }));
         records.push({ type, checksum, openChecksum: built.openChecksum, href, timestamp, size: built.gz.byteLength, openSize: built.openSize });
       }
       s.dirty = false;
@@ -179,17 +191,24 @@ export class RpmPublisher {
     }
     // Package files, data files and keys are durable before any repomd.xml names them.
     const packageKey = await this.#d.packageKey(dist.repoId);
+    const deferred = { sync: 'deferred', exactStat: false } as const;
     if (!prev) {
-      await store.put(`${treePrefix}/gpgkey`, metadataKey.armoredPublicKey, { sync: 'deferred' });
-      await store.put(`${treePrefix}/package-gpgkey`, packageKey.armoredPublicKey, { sync: 'deferred' });
+      write(store.put(`${treePrefix}/gpgkey`, metadataKey.armoredPublicKey, deferred));
+      write(store.put(`${treePrefix}/package-gpgkey`, packageKey.armoredPublicKey, deferred));
     }
-    for (const { dir } of repomds) await store.put(`${distDir}/${dir}/repodata/repomd.xml.key`, metadataKey.armoredPublicKey, { sync: 'deferred' });
+    for (const { dir } of repomds) write(store.put(`${distDir}/${dir}/repodata/repomd.xml.key`, metadataKey.armoredPublicKey, deferred));
+    const signatures = Promise.all(repomds.map(({ xml }) => metadataKey.detachSign(xml)));
+    signatures.catch(() => {});
+    await Promise.all(writes);
     await store.flush();
-    for (const { dir, xml } of repomds) {
-      const asc = await metadataKey.detachSign(xml);
-      await store.put(`${distDir}/${dir}/repodata/repomd.xml.asc`, asc, { sync: 'deferred' });
-      await store.put(`${distDir}/${dir}/repodata/repomd.xml`, xml, { sync: 'deferred' });
-    }
+    // Per directory the signature goes first and repomd.xml right after it; directories are independent.
+    const ascs = await signatures;
+    await Promise.all(
+      repomds.map(async ({ dir, xml }, i) => {
+        await store.put(`${distDir}/${dir}/repodata/repomd.xml.asc`, ascs[i]!, deferred);
+        await store.put(`${distDir}/${dir}/repodata/repomd.xml`, xml, deferred);
+      }),
+    );
     await store.flush();
 
     const generation = dist.generation + 1;
@@ -213,7 +232,7 @@ export class RpmPublisher {
       return live;
     });
     this.#d.log.info({ distribution: `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`, generation, packages: cache.count }, 'published');
-    return { generation, date: timestamp };
+    return { generation, date: timestamp, changes: Number(dist.changes) };
   }
 
   /** Brings the in-memory documents up to date: only new rows are read; a removal or a new architecture rebuilds. */

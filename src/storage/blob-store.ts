@@ -25,6 +25,11 @@ export interface WriteOptions {
    * for writers that make many files durable together before publishing a file that names them.
    */
   readonly sync?: 'now' | 'deferred';
+  /**
+   * true (default): the stat put() returns is exactly what stat() will say. false: size and etag are exact, mtime may
+   * come from the local clock — stores that would need another request to learn it (S3: a HEAD) skip it.
+   */
+  readonly exactStat?: boolean;
 }
 
 export interface BlobStore {

@@ -257,7 +257,7 @@ describe('S3BlobStore specifics (s3rver)', () => {
     const checks: [() => Promise<unknown>, RegExp][] = [
       [() => wrong.put('a/b', 'x'), /S3 put of "a\/b" failed: 403 SignatureDoesNotMatch/],
       [() => wrong.get('k'), /S3 get of "k" failed: 403 SignatureDoesNotMatch/],
-      [() => unknown.copy('k', 'k2'), /S3 copy of "k" failed: 403 AccessDenied/], // HEAD: a status, no error body
+      [() => unknown.copy('k', 'k2'), /S3 copy of "k2" failed: 403 InvalidAccessKeyId/], // CopyObject answers with an error body
       [() => unknown.put('k2', 'v'), /S3 put of "k2" failed: 403 InvalidAccessKeyId/],
       [async () => { for await (const _ of wrong.list('')) void _; }, /S3 list of "" failed: 403 SignatureDoesNotMatch/],
       [() => nowhere.stat('k'), /S3 stat of "k" failed: 0 ECONNREFUSED/],

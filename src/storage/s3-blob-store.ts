@@ -495,7 +495,7 @@ export class S3BlobStore implements BlobStore {
 
   // ---- writes ----
 
-  async put(key: string, body: BlobBody, _options: WriteOptions = {}): Promise<BlobStat> {
+  async put(key: string, body: BlobBody, options: WriteOptions = {}): Promise<BlobStat> {
     validateKey(key);
     await this.#checkConflicts(key, 'put');
     const version = randomBytes(16).toString('hex');
@@ -531,6 +531,7 @@ export class S3BlobStore implements BlobStore {
       throw e;
     }
     this.#generation++;
+    if (options.exactStat === false) return { size: total, mtime: seconds(this.#now()), etag: `"${version}"` };
     return this.#statAfterWrite(key, version, total);
   }
 
@@ -577,21 +578,34 @@ export class S3BlobStore implements BlobStore {
   async copy(from: string, to: string, _options: WriteOptions = {}): Promise<void> {
     validateKey(from);
     validateKey(to);
-    const src = await this.#head(from, 'copy');
-    if (!src) throw new WharfError('NOT_FOUND', [`Blob "${from}"`]);
-    if (from === to) return;
-    await this.#checkConflicts(to, 'copy');
     const source = `/${this.bucket}/${encodePath(this.#object(from))}`;
+    const copyObject = () =>
+      this.#call({
+        op: 'copy',
+        key: to,
+        method: 'PUT',
+        object: this.#object(to),
+        headers: { 'x-amz-copy-source': source, 'x-amz-metadata-directive': 'COPY' },
+        body: new Uint8Array(0),
+      });
     try {
-      if (src.size <= this.#copyPartThreshold) {
-        await this.#call({
-          op: 'copy',
-          key: to,
-          method: 'PUT',
-          object: this.#object(to),
-          headers: { 'x-amz-copy-source': source, 'x-amz-metadata-directive': 'COPY' },
-          body: new Uint8Array(0),
-        });
+      if (from === to) {
+        if (!(await this.#head(from, 'copy'))) throw new WharfError('NOT_FOUND', [`Blob "${from}"`]);
+        return;
+      }
+      await this.#checkConflicts(to, 'copy');
+      // Without a HEAD first (a copy is on the publish path): CopyObject says NoSuchKey for a missing source and
+      // refuses a source above its 5 GiB limit, which then takes the multipart copy.
+      const src = this.#copyPartThreshold < 5 * 1024 * MiB ? await this.#head(from, 'copy') : undefined;
+      if (src === undefined || src.size <= this.#copyPartThreshold) {
+        try {
+          await copyObject();
+        } catch (e) {
+          if (!(e instanceof S3RequestError && (e.s3Code === 'EntityTooLarge' || e.s3Code === 'InvalidRequest'))) throw e;
+          const big = await this.#head(from, 'copy');
+          if (!big) throw new WharfError('NOT_FOUND', [`Blob "${from}"`]);
+          await this.#copyMultipart(from, to, source, big);
+        }
       } else {
         await this.#copyMultipart(from, to, source, src);
       }

@@ -113,7 +113,7 @@ export class AptPackageService {
         // Content first: the pool file exists before any index can name it.
         const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
         // Durable with the publish that lists it (the publisher flushes the store before InRelease).
-        await this.#d.store.putFile(`${treePrefix}/${os}/${poolKey}`, staged.path, { sync: 'deferred' });
+        await this.#d.store.putFile(`${treePrefix}/${os}/${poolKey}`, staged.path, { sync: 'deferred', exactStat: false });
         const now = Date.now();
         const row = {
           distribution_id: distributionId,

@@ -116,7 +116,7 @@ export class RpmPackageService {
         const blobKey = `${dist}/${rpmBlobDir(arch)}/${location}`;
         const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
         // Durable with the publish that lists it (the publisher flushes the store before repomd.xml).
-        await this.#d.store.putFile(`${treePrefix}/${os}/${blobKey}`, signedPath ?? staged.path, { sync: 'deferred' });
+        await this.#d.store.putFile(`${treePrefix}/${os}/${blobKey}`, signedPath ?? staged.path, { sync: 'deferred', exactStat: false });
         signedPath = undefined;
         const row = {
           distribution_id: distributionId,

@@ -539,7 +539,7 @@ export class S3BlobStore implements BlobStore {
     return { 'content-type': 'application/octet-stream', [VERSION_HEADER]: version };
   }
 
-  async putFile(key: string, localPath: string, _options: WriteOptions = {}): Promise<BlobStat> {
+  async putFile(key: string, localPath: string, options: WriteOptions = {}): Promise<BlobStat> {
     validateKey(key);
     const st = await fsp.stat(localPath); // rejects (ENOENT) before anything is sent
     if (!st.isFile()) throw new Error(`putFile: "${localPath}" is not a file`);
@@ -572,6 +572,7 @@ export class S3BlobStore implements BlobStore {
     }
     this.#generation++;
     await fsp.rm(localPath, { force: true });
+    if (options.exactStat === false) return { size, mtime: seconds(this.#now()), etag: `"${version}"` };
     return this.#statAfterWrite(key, version, size);
   }
 

@@ -9,6 +9,8 @@ export const ERRORS = {
   PAYLOAD_TOO_LARGE: { status: 413, message: 'Upload exceeds the limit of %s bytes (setting maxUploadBytes / WHARF_MAX_UPLOAD_BYTES)' },
   EMPTY_UPLOAD: { status: 400, message: 'The upload is empty: send the package file as the request body' },
   UNSUPPORTED_PACKAGE: { status: 415, message: '%s' },
+  BATCH_INVALID: { status: 400, message: 'Invalid batch archive: %s (a batch push is a tar archive of package files, as `wharf push` sends)' },
+  BATCH_PARTIAL: { status: 422, message: '%s of %s packages in the batch were refused; the others are stored and published (see "results")' },
 
   // Package format errors (.deb)
   DEB_NOT_AR: { status: 422, message: 'Not a Debian package: %s' },

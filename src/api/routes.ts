@@ -217,6 +217,35 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
     if (seg.length === 7) {
       if (method === 'POST' || method === 'PUT') {
         const repo = await repoFor(app, p, org, name, 'push');
+        // Several packages in one request: a tar archive of the files (what `wharf push` sends for many files).
+        if (/^application\/(x-)?tar\b/i.test(req.headers['content-type'] ?? '')) {
+          const batch = await app.packages.pushBatch({ org: repo.org, repo: repo.name }, os, dist, requestBody(req), p.provenance ? { provenance: p.provenance } : {});
+          const actor = actorOf(p);
+          const ip = clientIp(req, app.config);
+          await app.audit.recordMany(
+            batch.results.flatMap((r) =>
+              r.status === 'refused' || !r.package
+                ? []
+                : [
+                    {
+                      actor,
+                      ip,
+                      action: 'package.push',
+                      orgId: repo.org_id,
+                      repoId: repo.id,
+                      target: `${repo.org}/${repo.name}/${os}/${dist}/${r.package.filename}`,
+                      details: { status: r.status, sha256: r.package.sha256, batch: true, ...(p.provenance ? { ci: p.provenance } : {}) },
+                    },
+                  ],
+            ),
+          );
+          const refused = batch.results.filter((r) => r.status === 'refused').length;
+          if (refused > 0) {
+            const e = new WharfError('BATCH_PARTIAL', [refused, batch.results.length]);
+            return sendJson(res, e.status, { error: { code: e.code, message: e.message }, ...batch }, { 'X-Wharf-Error': e.code });
+          }
+          return sendJson(res, batch.results.some((r) => r.status === 'created') ? 201 : 200, batch);
+        }
         const len = req.headers['content-length'];
         if (len !== undefined && Number(len) > app.config.maxUploadBytes) throw new WharfError('PAYLOAD_TOO_LARGE', [app.config.maxUploadBytes]);
         const result = await app.packages.push({ org: repo.org, repo: repo.name }, os, dist, requestBody(req), p.provenance ? { provenance: p.provenance } : {});

@@ -6,10 +6,13 @@ import type { Readable } from 'node:stream';
 export class ApiError extends Error {
   readonly code: string;
   readonly status: number;
-  constructor(code: string, message: string, status: number) {
+  /** the whole JSON answer, when there was one (a partly refused batch lists every file's result) */
+  readonly body?: unknown;
+  constructor(code: string, message: string, status: number, body?: unknown) {
     super(message);
     this.code = code;
     this.status = status;
+    if (body !== undefined) this.body = body;
   }
 }
 
@@ -78,7 +81,7 @@ export class WharfClient {
               return reject(new ApiError(`OIDC_${first.code.toUpperCase().replace(/-/g, '_')}`, `${json.message ?? 'Token request failed'}: ${first.description ?? first.code}`, res.statusCode ?? 0));
             }
             const e = json?.error ?? {};
-            return reject(new ApiError(e.code ?? `HTTP_${res.statusCode}`, e.message ?? `HTTP ${res.statusCode}`, res.statusCode ?? 0));
+            return reject(new ApiError(e.code ?? `HTTP_${res.statusCode}`, e.message ?? `HTTP ${res.statusCode}`, res.statusCode ?? 0, json));
           }
           resolve(json as T);
         });

@@ -3,7 +3,8 @@ import { parseArgs } from 'node:util';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
+import { tarHeader, tarPadding, tarSize, TAR_END } from '../formats/tar-stream.ts';
 import { loadConfig, OPTION_FLAGS } from '../config.ts';
 import { isWharfError } from '../errors.ts';
 import { ApiError, WharfClient } from './client.ts';
@@ -37,10 +38,29 @@ Client (WHARF_URL / --url, default http://127.0.0.1:8080; WHARF_TOKEN / --token)
                                        the keys that sign Wharf's JWTs: create, wait for caches, rotate, trim
   yank ORG/REPO/OS/DIST FILENAME       remove a package and republish
 
-Options: --json (machine-readable output), --jobs N (parallel uploads for push, default 4)
+Options: --json (machine-readable output), --jobs N (parallel uploads for push, default 4),
+         --batch-size N (push: files per request when pushing several, default 1000; 1 = one request per file)
 `;
 
 class UsageError extends Error {}
+
+/** File names a batch archive carries (the server's rule); others are pushed one by one. */
+const BATCH_NAME = /^[A-Za-z0-9][A-Za-z0-9._+~-]{0,99}$/;
+
+/** A tar archive of the files, streamed: header, the file's bytes, padding; then the end blocks. */
+async function* tarOf(files: readonly string[], sizes: readonly number[]): AsyncGenerator<Uint8Array> {
+  for (const [i, f] of files.entries()) {
+    yield tarHeader(basename(f), sizes[i]!);
+    let n = 0;
+    for await (const chunk of createReadStream(f)) {
+      n += (chunk as Buffer).byteLength;
+      yield chunk as Buffer;
+    }
+    if (n !== sizes[i]) throw new Error(`${f} changed size while being sent`);
+    yield tarPadding(n);
+  }
+  yield TAR_END;
+}
 
 async function main(argv: string[]): Promise<number> {
   const parsed = parseArgs({
@@ -60,6 +80,7 @@ async function main(argv: string[]): Promise<number> {
       grace: { type: 'string' },
       'no-package-signing': { type: 'boolean' },
       jobs: { type: 'string' },
+      'batch-size': { type: 'string' },
       oidc: { type: 'boolean' },
       long: { type: 'boolean' },
       gitlab: { type: 'string' },
@@ -179,19 +200,65 @@ async function main(argv: string[]): Promise<number> {
       if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw new UsageError('--jobs must be a whole number from 1 to 64');
       const results: any[] = [];
       const failures: { file: string; code: string; message: string }[] = [];
-      await mapLimit(files, jobs, async (file) => {
+      const batchSize = Number(values['batch-size'] ?? 1000);
+      if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 20_000) throw new UsageError('--batch-size must be a whole number from 1 to 20000');
+      const fail = (file: string, e: unknown) => {
+        const code = e instanceof ApiError ? e.code : (e as NodeJS.ErrnoException).code ?? 'ERROR';
+        failures.push({ file, code, message: (e as Error).message });
+        if (!json) process.stderr.write(`wharf: error ${code}: ${file}: ${(e as Error).message}\n`);
+      };
+      const report = (file: string, r: any) => {
+        results.push({ file, ...r });
+        if (!json) process.stdout.write(`${r.status === 'created' ? 'pushed' : 'unchanged'} ${r.package.filename} to ${target}\n`);
+      };
+      // Several files go as tar archives of up to --batch-size files: one request and one metadata generation per
+      // batch instead of per file. Files whose names a batch cannot carry go one by one.
+      let single = files;
+      if (files.length > 1 && batchSize > 1) {
+        const batchable = files.filter((f) => BATCH_NAME.test(basename(f)));
+        single = files.filter((f) => !BATCH_NAME.test(basename(f)));
+        const batches: string[][] = [];
+        for (let i = 0; i < batchable.length; i += batchSize) batches.push(batchable.slice(i, i + batchSize));
+        await mapLimit(batches, Math.min(jobs, 2), async (batch) => {
+          const sizes: number[] = [];
+          const ok: string[] = [];
+          for (const f of batch) {
+            try {
+              const st = await stat(f);
+              if (!st.isFile()) throw new ApiError('NOT_A_FILE', `${f} is not a regular file`, 0);
+              sizes.push(st.size);
+              ok.push(f);
+            } catch (e) {
+              fail(f, e);
+            }
+          }
+          if (ok.length === 0) return;
+          try {
+            const r = await client.request<{ results: any[] }>('POST', path, { stream: Readable.from(tarOf(ok, sizes)), length: tarSize(sizes), type: 'application/x-tar' }).catch((e) => {
+              // Some packages refused: the answer still lists every file's result.
+              if (e instanceof ApiError && e.code === 'BATCH_PARTIAL' && e.body && Array.isArray((e.body as any).results)) return e.body as { results: any[] };
+              throw e;
+            });
+            r.results.forEach((x, i) => {
+              const file = ok[i] ?? x.file;
+              if (x.status === 'refused') fail(file, new ApiError(x.error?.code ?? 'REFUSED', x.error?.message ?? 'refused', 422));
+              else report(file, { status: x.status, package: x.package });
+            });
+          } catch (e) {
+            for (const f of ok) fail(f, e);
+          }
+        });
+      }
+      await mapLimit(single, jobs, async (file) => {
         try {
           const st = await stat(file);
           if (!st.isFile()) throw new ApiError('NOT_A_FILE', `${file} is not a regular file`, 0);
           const progress = progressBar(basename(file), st.size, files.length === 1 || jobs === 1);
           const stream = createReadStream(file).pipe(progress);
           const r = await client.request<any>('POST', path, { stream, length: st.size, type: 'application/octet-stream' });
-          results.push({ file, ...r });
-          if (!json) process.stdout.write(`${r.status === 'created' ? 'pushed' : 'unchanged'} ${r.package.filename} to ${target}\n`);
+          report(file, r);
         } catch (e) {
-          const code = e instanceof ApiError ? e.code : (e as NodeJS.ErrnoException).code ?? 'ERROR';
-          failures.push({ file, code, message: (e as Error).message });
-          if (!json) process.stderr.write(`wharf: error ${code}: ${file}: ${(e as Error).message}\n`);
+          fail(file, e);
         }
       });
       if (json) process.stdout.write(JSON.stringify({ pushed: results, failed: failures }, null, 2) + '\n');

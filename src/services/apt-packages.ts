@@ -12,6 +12,7 @@ import { fileByteSource, type StagedUpload } from './upload.ts';
 import { poolDir, repoTreePrefix } from './tree.ts';
 import { bumpChanges, findOrCreateDistribution } from './distributions.ts';
 import type { Locks } from './locks.ts';
+import type { PublishRequestOptions, PublishResult } from './publish-queue.ts';
 import type { RepositoryInfo, RepositoryService } from './repositories.ts';
 import type { AptPublisher } from './apt-publisher.ts';
 
@@ -58,6 +59,13 @@ export interface AptPackageServiceDeps {
 
 const COMPONENT = 'main';
 
+export interface IngestOptions {
+  /** false: store only; the caller requests one publish for many packages (a batch push) */
+  publish?: boolean;
+  /** called once the package is stored, with its distribution and change number (undefined: it was there already) */
+  onStored?: (distributionId: number, target: number | undefined) => void;
+}
+
 export class AptPackageService {
   readonly #d: AptPackageServiceDeps;
 
@@ -69,7 +77,16 @@ export class AptPackageService {
    * Adds a staged .deb to a distribution and waits for the publish that lists it. `ingested` is called once the
    * package is stored (so the publisher stops waiting for this upload).
    */
-  async ingest(ref: RepoRef, repo: RepositoryInfo, os: string, dist: string, staged: StagedUpload, ingested: () => void, provenance?: Provenance): Promise<PushResult> {
+  async ingest(
+    ref: RepoRef,
+    repo: RepositoryInfo,
+    os: string,
+    dist: string,
+    staged: StagedUpload,
+    ingested: () => void,
+    provenance?: Provenance,
+    opts: IngestOptions = {},
+  ): Promise<PushResult> {
     const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
     {
       const src = await fileByteSource(staged.path);
@@ -143,10 +160,16 @@ export class AptPackageService {
         return { distributionId, target, result: { status: 'created' as const, package: info(`${os}/${dist}`, row) } };
       });
       ingested();
+      opts.onStored?.(distributionId, target);
       // An identical re-push still waits for a publish: it may follow an interrupted one.
-      await this.#d.publisher.request(distributionId, { label: distLabel, coalesce: true, ...(target !== undefined ? { target } : {}) });
+      if (opts.publish !== false) await this.#d.publisher.request(distributionId, { label: distLabel, coalesce: true, ...(target !== undefined ? { target } : {}) });
       return result;
     }
+  }
+
+  /** Publishes the distribution (a batch push stores many packages, then asks once). */
+  publish(distributionId: number, opts: PublishRequestOptions): Promise<PublishResult> {
+    return this.#d.publisher.request(distributionId, opts);
   }
 
   async list(ref: RepoRef, filter?: { os: string; dist: string }): Promise<DebPackageInfo[]> {

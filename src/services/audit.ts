@@ -17,28 +17,49 @@ export function actorOf(p: Principal): string {
   return p.kind === 'admin' ? `admin-token:${p.tokenId}` : `deploy-token:${p.tokenId}`;
 }
 
+export interface AuditRecord {
+  actor: string;
+  ip: string | undefined;
+  action: string;
+  orgId: number | null;
+  repoId: number | null;
+  target: string;
+  details?: Record<string, unknown>;
+}
+
 export class AuditLog {
   readonly #db: Db;
   constructor(db: Db) {
     this.#db = db;
   }
 
-  async record(e: { actor: string; ip: string | undefined; action: string; orgId: number | null; repoId: number | null; target: string; details?: Record<string, unknown> }): Promise<void> {
-    await this.#db
-      .insertInto('audit_log')
-      .values({
-        at: Date.now(),
-        // Column sizes hold on every dialect (PostgreSQL refuses longer values): an X-Forwarded-For entry or a long
-        // target must not fail the request whose change is being recorded.
-        actor: e.actor.slice(0, 256),
-        ip: e.ip?.slice(0, 64) ?? null,
-        action: e.action.slice(0, 64),
-        org_id: e.orgId,
-        repo_id: e.repoId,
-        target: e.target.slice(0, 1024),
-        details: e.details ? JSON.stringify(e.details) : null,
-      })
-      .execute();
+  async record(e: AuditRecord): Promise<void> {
+    await this.recordMany([e]);
+  }
+
+  /** Several entries in one statement (a batch push records one per package). */
+  async recordMany(entries: readonly AuditRecord[]): Promise<void> {
+    const at = Date.now();
+    // In slices: a statement's parameters are limited (SQLite 32766, PostgreSQL 65535), 8 per row.
+    for (let i = 0; i < entries.length; i += 500) {
+      await this.#db
+        .insertInto('audit_log')
+        .values(
+          entries.slice(i, i + 500).map((e) => ({
+            at,
+            // Column sizes hold on every dialect (PostgreSQL refuses longer values): an X-Forwarded-For entry or a long
+            // target must not fail the request whose change is being recorded.
+            actor: e.actor.slice(0, 256),
+            ip: e.ip?.slice(0, 64) ?? null,
+            action: e.action.slice(0, 64),
+            org_id: e.orgId,
+            repo_id: e.repoId,
+            target: e.target.slice(0, 1024),
+            details: e.details ? JSON.stringify(e.details) : null,
+          })),
+        )
+        .execute();
+    }
   }
 
   /** Newest first. `repoId` null: the whole organisation. */

@@ -18,6 +18,8 @@ import { fileByteSource, type StagedUpload } from './upload.ts';
 import { repoTreePrefix } from './tree.ts';
 import { bumpChanges, findOrCreateDistribution } from './distributions.ts';
 import type { Locks } from './locks.ts';
+import type { PublishRequestOptions, PublishResult } from './publish-queue.ts';
+import type { IngestOptions } from './apt-packages.ts';
 import type { RepositoryInfo, RepositoryService } from './repositories.ts';
 import { parseProvenance, type PushResult, type DebPackageInfo, type Provenance } from './apt-packages.ts';
 import type { RpmPublisher } from './rpm-publisher.ts';
@@ -54,7 +56,16 @@ export class RpmPackageService {
     this.#d = deps;
   }
 
-  async ingest(ref: RepoRef, repo: RepositoryInfo, os: string, dist: string, staged: StagedUpload, ingested: () => void, provenance?: Provenance): Promise<PushResult> {
+  async ingest(
+    ref: RepoRef,
+    repo: RepositoryInfo,
+    os: string,
+    dist: string,
+    staged: StagedUpload,
+    ingested: () => void,
+    provenance?: Provenance,
+    opts: IngestOptions = {},
+  ): Promise<PushResult> {
     const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
     const src = await fileByteSource(staged.path);
     let signedPath: string | undefined;
@@ -145,12 +156,19 @@ export class RpmPackageService {
         return { distributionId, target, result: { status: 'created' as const, package: info(`${os}/${dist}`, row) } };
       });
       ingested();
-      await this.#d.publisher.request(distributionId, { label: distLabel, coalesce: true, ...(target !== undefined ? { target } : {}) });
+      opts.onStored?.(distributionId, target);
+      // An identical re-push still waits for a publish: it may follow an interrupted one.
+      if (opts.publish !== false) await this.#d.publisher.request(distributionId, { label: distLabel, coalesce: true, ...(target !== undefined ? { target } : {}) });
       return result;
     } finally {
       await src.close();
       if (signedPath) await rm(signedPath, { force: true });
     }
+  }
+
+  /** Publishes the distribution (a batch push stores many packages, then asks once). */
+  publish(distributionId: number, opts: PublishRequestOptions): Promise<PublishResult> {
+    return this.#d.publisher.request(distributionId, opts);
   }
 
   async list(repoId: number, filter?: { os: string; dist: string }): Promise<DebPackageInfo[]> {

@@ -27,6 +27,7 @@ import { TokenService } from './services/tokens.ts';
 import { JwtIssuer } from './services/jwt-issuer.ts';
 import { TrustedPublishing } from './services/oidc/trusted-publishing.ts';
 import { Locks } from './services/locks.ts';
+import { WriteBatcher } from './services/write-batcher.ts';
 import type { PublishResult } from './services/publish-queue.ts';
 import { Reconciler } from './services/reconcile.ts';
 
@@ -93,9 +94,12 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
   const onPublished = (id: number, r: PublishResult) => bus.publish('published', `${id}:${r.generation}:${r.date}:${r.changes}`);
   const metrics = new Metrics();
   const publisher = new AptPublisher({ db, store, config, signingKey: () => keys.metadataKey(), log, uploads, locks, metrics, onPublished });
-  const apt = new AptPackageService({ db, store, config, repos, publisher, locks });
+  // On PostgreSQL a commit waits for its WAL to reach the disk: concurrent pushes share commits. SQLite (WAL,
+  // synchronous=NORMAL) commits without a disk flush, and the savepoints would cost more than they save.
+  const writes = new WriteBatcher(db, { enabled: capabilities(db).dialect === 'postgres' });
+  const apt = new AptPackageService({ db, store, config, repos, publisher, locks, writes });
   const rpmPublisher = new RpmPublisher({ db, store, config, metadataKey: () => keys.metadataKey(), packageKey: (repoId) => keys.packageKey(repoId), log, uploads, locks, metrics, onPublished });
-  const rpm = new RpmPackageService({ db, store, config, repos, keys, publisher: rpmPublisher, locks });
+  const rpm = new RpmPackageService({ db, store, config, repos, keys, publisher: rpmPublisher, locks, writes });
   const packages = new PackageService({ db, config, repos, apt, rpm, uploads });
   // One-time set-up, under a lock every node sharing the database takes: the first node to start creates the admin
   // token and the key material, the others find them (no duplicate keys from two nodes starting at once).

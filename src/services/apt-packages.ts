@@ -8,10 +8,11 @@ import { validateDistRef, type RepoRef } from '../names.ts';
 import { inspectDeb } from '../formats/deb/inspect.ts';
 import { getField } from '../formats/deb/control.ts';
 import { renderPackagesStanza } from '../formats/deb/packages-stanza.ts';
-import { fileByteSource, type StagedUpload } from './upload.ts';
+import { stagedByteSource, type StagedUpload } from './upload.ts';
 import { poolDir, repoTreePrefix } from './tree.ts';
 import { bumpChanges, findOrCreateDistribution } from './distributions.ts';
 import type { Locks } from './locks.ts';
+import type { WriteBatcher } from './write-batcher.ts';
 import type { PublishRequestOptions, PublishResult } from './publish-queue.ts';
 import type { RepositoryInfo, RepositoryService } from './repositories.ts';
 import type { AptPublisher } from './apt-publisher.ts';
@@ -55,6 +56,8 @@ export interface AptPackageServiceDeps {
   readonly publisher: AptPublisher;
   /** the 'ingest' lock serialises check-store-insert per distribution (across nodes), so two different files never race to one pool path */
   readonly locks: Locks;
+  /** small write transactions committed together */
+  readonly writes: WriteBatcher;
 }
 
 const COMPONENT = 'main';
@@ -62,6 +65,8 @@ const COMPONENT = 'main';
 export interface IngestOptions {
   /** false: store only; the caller requests one publish for many packages (a batch push) */
   publish?: boolean;
+  /** the distribution's id when the caller already knows it exists with this kind (a batch, after its first package) */
+  distributionId?: number;
   /** called once the package is stored, with its distribution and change number (undefined: it was there already) */
   onStored?: (distributionId: number, target: number | undefined) => void;
 }
@@ -89,7 +94,7 @@ export class AptPackageService {
   ): Promise<PushResult> {
     const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
     {
-      const src = await fileByteSource(staged.path);
+      const src = await stagedByteSource(staged);
       let deb;
       try {
         deb = await inspectDeb(src);
@@ -109,7 +114,7 @@ export class AptPackageService {
         sha512: staged.sha512,
       });
       const { distributionId, target, result } = await this.#d.locks.run('ingest', `${distLabel}/${filename}`, async () => {
-        const distributionId = await findOrCreateDistribution(this.#d.db, repo.id, os, dist, 'deb');
+        const distributionId = opts.distributionId ?? (await findOrCreateDistribution(this.#d.db, repo.id, os, dist, 'deb'));
         const existing = await this.#d.db
           .selectFrom('deb_packages')
           .selectAll()
@@ -130,7 +135,11 @@ export class AptPackageService {
         // Content first: the pool file exists before any index can name it.
         const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
         // Durable with the publish that lists it (the publisher flushes the store before InRelease).
-        await this.#d.store.putFile(`${treePrefix}/${os}/${poolKey}`, staged.path, { sync: 'deferred', exactStat: false });
+        const key = `${treePrefix}/${os}/${poolKey}`;
+        const write = { sync: 'deferred', exactStat: false } as const;
+        // A small package never touched the disk: written straight into place; a large one is moved from scratch.
+        if (staged.bytes) await this.#d.store.put(key, staged.bytes, write);
+        else await this.#d.store.putFile(key, await staged.localPath(), write);
         const now = Date.now();
         const row = {
           distribution_id: distributionId,
@@ -152,7 +161,8 @@ export class AptPackageService {
         // The row and the bump of `changes` commit together: a publish that saw the bump sees the row.
         // The bump comes first: it locks the distribution's row until commit, so rows of one distribution get their
         // ids in commit order, and a publisher reading "ids above the last it saw" never misses one committed late.
-        const target = await this.#d.db.transaction().execute(async (tx) => {
+        // Through the write batcher: concurrent pushes share a commit (each in a savepoint of its own).
+        const target = await this.#d.writes.run(async (tx) => {
           const change = await bumpChanges(tx, distributionId);
           await tx.insertInto('deb_packages').values(row).execute();
           return change;

@@ -103,9 +103,12 @@ export class PackageService {
           const staged = await stageUpload(entry.body, { dir: join(this.#d.config.dataDir, 'tmp'), maxBytes: this.#d.config.maxUploadBytes });
           const task = (async () => {
             try {
-              const kind = await this.#kindFor(repo, os, dist, staged);
+              // Once the batch stored a package, the distribution exists and its kind is fixed: no lookups per package.
+              const sniffed = sniffPackageKind(staged.head);
+              const kind = kindStored !== undefined && sniffed === kindStored ? kindStored : await this.#kindFor(repo, os, dist, staged);
               const ingestOpts = {
                 publish: false,
+                ...(kindStored === kind && distributionId !== undefined ? { distributionId } : {}),
                 onStored: (id: number, t: number | undefined) => {
                   distributionId = id;
                   kindStored = kind;

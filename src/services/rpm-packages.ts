@@ -14,10 +14,11 @@ import { readRpm } from '../formats/rpm/header.ts';
 import { rpmPackageMetadata } from '../formats/rpm/package.ts';
 import { signRpm } from '../formats/rpm/sign.ts';
 import { filelistsPackageXml, otherPackageXml, primaryPackageXml } from '../formats/rpm/repodata.ts';
-import { fileByteSource, type StagedUpload } from './upload.ts';
+import { stagedByteSource, type StagedUpload } from './upload.ts';
 import { repoTreePrefix } from './tree.ts';
 import { bumpChanges, findOrCreateDistribution } from './distributions.ts';
 import type { Locks } from './locks.ts';
+import type { WriteBatcher } from './write-batcher.ts';
 import type { PublishRequestOptions, PublishResult } from './publish-queue.ts';
 import type { IngestOptions } from './apt-packages.ts';
 import type { RepositoryInfo, RepositoryService } from './repositories.ts';
@@ -34,6 +35,8 @@ export interface RpmPackageServiceDeps {
   readonly publisher: RpmPublisher;
   /** the 'ingest' lock serialises check-store-insert per distribution (across nodes) */
   readonly locks: Locks;
+  /** small write transactions committed together */
+  readonly writes: WriteBatcher;
 }
 
 /** Where a package lives inside its distribution: ARCH/Packages/x/FILE, SRPMS/Packages/x/FILE, noarch/Packages/x/FILE. */
@@ -67,11 +70,11 @@ export class RpmPackageService {
     opts: IngestOptions = {},
   ): Promise<PushResult> {
     const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
-    const src = await fileByteSource(staged.path);
+    const src = await stagedByteSource(staged);
     let signedPath: string | undefined;
     try {
       const file = await readRpm(src);
-      await checkPayload(file, staged.path, staged.size);
+      await checkPayload(file, await staged.localPath(), staged.size);
       const meta = rpmPackageMetadata(file);
       const arch = meta.isSource ? 'src' : meta.arch;
       const filename = `${meta.name}-${meta.version}-${meta.release}.${arch}.rpm`;
@@ -87,7 +90,7 @@ export class RpmPackageService {
         const key = await this.#d.keys.packageKey(repo.id);
         const signed = await signRpm(src, (data) => key.detachSignBinaryPacket(data), 'rsa');
         signedPath = join(this.#d.config.dataDir, 'tmp', `signed-${randomBytes(12).toString('hex')}`);
-        ({ sha256, size } = await writeSigned(signedPath, staged.path, signed.signatureHeader, signed.headerStart));
+        ({ sha256, size } = await writeSigned(signedPath, await staged.localPath(), signed.signatureHeader, signed.headerStart));
         const headerStart = 96 + signed.signatureHeader.byteLength;
         signedMeta = { ...meta, headerStart, headerEnd: headerStart + (signed.headerEnd - signed.headerStart) };
       }
@@ -100,7 +103,7 @@ export class RpmPackageService {
       };
 
       const { distributionId, target, result } = await this.#d.locks.run('ingest', `${distLabel}/${filename}`, async () => {
-        const distributionId = await findOrCreateDistribution(this.#d.db, repo.id, os, dist, 'rpm');
+        const distributionId = opts.distributionId ?? (await findOrCreateDistribution(this.#d.db, repo.id, os, dist, 'rpm'));
         const existing = await this.#d.db
           .selectFrom('rpm_packages')
           .selectAll()
@@ -127,7 +130,7 @@ export class RpmPackageService {
         const blobKey = `${dist}/${rpmBlobDir(arch)}/${location}`;
         const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
         // Durable with the publish that lists it (the publisher flushes the store before repomd.xml).
-        await this.#d.store.putFile(`${treePrefix}/${os}/${blobKey}`, signedPath ?? staged.path, { sync: 'deferred', exactStat: false });
+        await this.#d.store.putFile(`${treePrefix}/${os}/${blobKey}`, signedPath ?? (await staged.localPath()), { sync: 'deferred', exactStat: false });
         signedPath = undefined;
         const row = {
           distribution_id: distributionId,
@@ -148,7 +151,8 @@ export class RpmPackageService {
         // The row and the bump of `changes` commit together: a publish that saw the bump sees the row.
         // The bump comes first: it locks the distribution's row until commit, so rows of one distribution get their
         // ids in commit order, and a publisher reading "ids above the last it saw" never misses one committed late.
-        const target = await this.#d.db.transaction().execute(async (tx) => {
+        // Through the write batcher: concurrent pushes share a commit (each in a savepoint of its own).
+        const target = await this.#d.writes.run(async (tx) => {
           const change = await bumpChanges(tx, distributionId);
           await tx.insertInto('rpm_packages').values(row).execute();
           return change;

@@ -102,15 +102,27 @@ export function openApiDocument(serverUrl: string): object {
         get: { parameters: distParams, summary: 'List the packages of a distribution', responses: { 200: { description: '{"packages": [Package]}' } } },
         post: {
           parameters: distParams,
-          summary: 'Push a package: the request body is the .deb file, streamed. Answers once the signed metadata including it is live.',
-          requestBody: { required: true, content: { 'application/vnd.debian.binary-package': { schema: { type: 'string', format: 'binary' } } } },
+          summary:
+            'Push a package: the request body is the .deb or .rpm file, streamed. Answers once the signed metadata including it is live. ' +
+            'With Content-Type application/x-tar the body is a tar archive of several package files (plain file names, regular files only; what `wharf push` sends for ' +
+            'several files): each is checked and stored like a single push, then one publish lists them all.',
+          requestBody: {
+            required: true,
+            content: {
+              'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
+              'application/vnd.debian.binary-package': { schema: { type: 'string', format: 'binary' } },
+              'application/x-rpm': { schema: { type: 'string', format: 'binary' } },
+              'application/x-tar': { schema: { type: 'string', format: 'binary', description: 'a batch: up to 20,000 package files' } },
+            },
+          },
           responses: {
-            201: { description: '{"status": "created", "package": Package}' },
-            200: { description: '{"status": "unchanged", "package": Package}: the identical file was already published' },
+            201: { description: '{"status": "created", "package": Package}; a batch: {"results": [{"file", "status", "package"}], "generation"}' },
+            200: { description: '{"status": "unchanged", "package": Package}: the identical file was already published (a batch: every file was)' },
+            400: error,
             409: error,
             413: error,
             415: error,
-            422: error,
+            422: { description: 'a batch with refused files: {"error": {"code": "BATCH_PARTIAL"}, "results": [...]} (the other files are stored and published)' },
           },
         },
       },

@@ -125,7 +125,17 @@ interface WharfRpmRun {
   peakRss: number;
 }
 
-async function wharfRun(o: RpmBenchOptions, name: string, dataDir: string, concurrency: number, cliUpdates: string[], httpUpdates: string[], pool: string[], extraNodeArgs: string[] = []): Promise<WharfRpmRun> {
+async function wharfRun(
+  o: RpmBenchOptions,
+  name: string,
+  dataDir: string,
+  concurrency: number,
+  cliUpdates: string[],
+  httpUpdates: string[],
+  pool: string[],
+  extraNodeArgs: string[] = [],
+  coldPush?: (s: WharfServer) => Promise<{ seconds: number }>,
+): Promise<WharfRpmRun> {
   const N = o.n;
   const s = await startWharf(dataDir, { extraNodeArgs, env: o.fsync === undefined ? {} : { WHARF_FSYNC: o.fsync } });
   try {
@@ -134,7 +144,7 @@ async function wharfRun(o: RpmBenchOptions, name: string, dataDir: string, concu
     const canReset = resetPeakRss(s.pid);
     const cpu0 = cpuSeconds(s.pid);
     log(`wharf rpm (${name}): cold publish of ${N} packages`);
-    const coldSeconds = (await httpPush(s, pool, concurrency, RPM_TARGET)).seconds;
+    const coldSeconds = (await (coldPush ? coldPush(s) : httpPush(s, pool, concurrency, RPM_TARGET))).seconds;
     const coldServerCpuSeconds = cpuSeconds(s.pid) - cpu0;
     const coldPeakRss = peakRss(s.pid);
     const coldPublishes = publishCount(dataDir);
@@ -257,6 +267,8 @@ export async function benchRpm(o: RpmBenchOptions): Promise<string> {
     const httpUpd = i === 0 ? rpms.extra.slice(REPEAT, 2 * REPEAT) : [];
     runs.push(await wharfRun(o, `HTTP x${c}`, join(o.work, `wharf-rpm-${c}`), c, cliUpd, httpUpd, rpms.pool));
   }
+  // The CLI with several files sends batches (tar archives of up to 1000 packages, one publish each).
+  if (!o.skipCli) runs.push(await wharfRun(o, 'CLI batches', join(o.work, 'wharf-rpm-cli'), 0, [], [], rpms.pool, [], (s) => cliPush(s, rpms.pool, 8, RPM_TARGET)));
   const main = runs[0]!;
   let profile: ProfileSummary | undefined;
   let profileFile: string | undefined;

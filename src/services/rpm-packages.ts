@@ -74,7 +74,7 @@ export class RpmPackageService {
     let signedPath: string | undefined;
     try {
       const file = await readRpm(src);
-      await checkPayload(file, await staged.localPath(), staged.size);
+      await checkPayload(file, staged);
       const meta = rpmPackageMetadata(file);
       const arch = meta.isSource ? 'src' : meta.arch;
       const filename = `${meta.name}-${meta.version}-${meta.release}.${arch}.rpm`;
@@ -130,7 +130,11 @@ export class RpmPackageService {
         const blobKey = `${dist}/${rpmBlobDir(arch)}/${location}`;
         const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
         // Durable with the publish that lists it (the publisher flushes the store before repomd.xml).
-        await this.#d.store.putFile(`${treePrefix}/${os}/${blobKey}`, signedPath ?? (await staged.localPath()), { sync: 'deferred', exactStat: false });
+        const key = `${treePrefix}/${os}/${blobKey}`;
+        const write = { sync: 'deferred', exactStat: false } as const;
+        // An unsigned small package never touched the disk: written straight into place.
+        if (!signedPath && staged.bytes) await this.#d.store.put(key, staged.bytes, write);
+        else await this.#d.store.putFile(key, signedPath ?? (await staged.localPath()), write);
         signedPath = undefined;
         const row = {
           distribution_id: distributionId,
@@ -286,7 +290,8 @@ const PGP_HASH: Record<number, string> = { 1: 'md5', 2: 'sha1', 8: 'sha256', 9: 
  * fail at install time. Checks the size the signature header records and the payload digest the main header
  * records (rpm >= 4.14), streaming the payload once.
  */
-async function checkPayload(file: Awaited<ReturnType<typeof readRpm>>, path: string, size: number): Promise<void> {
+async function checkPayload(file: Awaited<ReturnType<typeof readRpm>>, staged: StagedUpload): Promise<void> {
+  const size = staged.size;
   const recorded = file.signature.number(SIGTAG_LONGSIZE) ?? file.signature.number(SIGTAG_SIZE);
   const actual = size - file.headerRange.start;
   if (recorded !== undefined && recorded !== actual) {
@@ -299,7 +304,8 @@ async function checkPayload(file: Awaited<ReturnType<typeof readRpm>>, path: str
   const algo = PGP_HASH[file.header.number(RPMTAG_PAYLOADDIGESTALGO) ?? 8];
   if (!algo) return;
   const h = createHash(algo);
-  for await (const chunk of createReadStream(path, { start: file.payloadOffset })) h.update(chunk as Buffer);
+  if (staged.bytes) h.update(staged.bytes.subarray(file.payloadOffset));
+  else for await (const chunk of createReadStream(await staged.localPath(), { start: file.payloadOffset })) h.update(chunk as Buffer);
   if (h.digest('hex') !== digest.toLowerCase()) {
     throw new WharfError('RPM_BAD_HEADER', ['the payload does not match the payload digest in the header (a truncated or altered upload?)']);
   }

@@ -73,10 +73,14 @@ function requestLog(): { method: string; path: string; status: number }[] {
 }
 
 /** Asserts that package files under `prefix` went through a 302 and were then downloaded from the signed URL. */
-function assertSignedDownloads(prefix: string, ext: string, since: number): void {
-  const files = requestLog()
-    .slice(since)
-    .filter((l) => l.path.startsWith(prefix) && l.path.endsWith(ext));
+async function assertSignedDownloads(prefix: string, ext: string, since: number): Promise<void> {
+  const lines = () =>
+    requestLog()
+      .slice(since)
+      .filter((l) => l.path.startsWith(prefix) && l.path.endsWith(ext));
+  // Access lines are written asynchronously after each response: wait (briefly) for the last ones.
+  for (let i = 0; i < 40 && lines().filter((l) => l.status === 200).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+  const files = lines();
   assert.ok(files.filter((l) => l.status === 302).length >= 2, `no 302 for the ${ext} files in the log: ${JSON.stringify(files)}`);
   assert.ok(files.filter((l) => l.status === 200).length >= 2, `no signed ${ext} downloads in the log: ${JSON.stringify(files)}`);
   assert.ok(!files.some((l) => l.status === 403), `a signed ${ext} download was refused: ${JSON.stringify(files)}`);
@@ -284,7 +288,7 @@ describe('real clients over HTTPS with a test CA against a private repository', 
     assert.equal(inst.code, 0, show('apt-get install', inst));
     assert.equal(await readFile(join(root.dir, 'usr/bin/wharf-hello'), 'utf8'), '#!/bin/sh\necho tls hello\n');
     assert.equal(await readFile(join(root.dir, 'usr/lib/wharf/lib.txt'), 'utf8'), 'tls lib\n');
-    assertSignedDownloads(`/${REPO}/debian/pool/`, '.deb', since);
+    await assertSignedDownloads(`/${REPO}/debian/pool/`, '.deb', since);
   });
 
   test('apt-get update over https with a wrong token fails and loads nothing', async () => {
@@ -325,7 +329,7 @@ describe('real clients over HTTPS with a test CA against a private repository', 
     assert.match(inst.out, /Installed:[\s\S]*tool-1\.2-1\.x86_64[\s\S]*Complete!/, show('dnf install', inst));
     assert.doesNotMatch(inst.out, /nogpgcheck|not signed|GPG check FAILED/i, show('dnf install', inst));
     assert.equal((inst.out.match(/Key imported successfully/g) ?? []).length, 2, show('dnf install: both keys imported', inst));
-    assertSignedDownloads(`/${DNF_TARGET}/`, '.rpm', since);
+    await assertSignedDownloads(`/${DNF_TARGET}/`, '.rpm', since);
     assert.equal(await readFile(join(root, 'usr/bin/tool'), 'utf8'), '#!/bin/sh\necho tls tool\n');
     assert.equal(await readFile(join(root, 'usr/share/toollib/data.txt'), 'utf8'), 'toollib data\n');
     const q = await run('rpm', ['--root', root, '-q', 'tool', 'toollib'], rpmEnv);
@@ -361,7 +365,7 @@ describe('real clients over HTTPS with a test CA against a private repository', 
     assert.equal(inst.code, 0, show('zypper install', inst));
     assert.equal(await readFile(join(root, 'usr/bin/tool'), 'utf8'), '#!/bin/sh\necho tls tool\n');
     assert.equal(await readFile(join(root, 'usr/share/toollib/data.txt'), 'utf8'), 'toollib data\n');
-    assertSignedDownloads(`/${ZYP_TARGET}/`, '.rpm', since);
+    await assertSignedDownloads(`/${ZYP_TARGET}/`, '.rpm', since);
   });
 
   test('zypper over https fails with a wrong token, and without the test CA', async () => {

@@ -46,10 +46,14 @@ let cookies: ZyppCookieJar | undefined;
 const basic = (user: string, pass: string) => ({ Authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` });
 
 /** Asserts that .rpm files under `prefix` went through a 302 and were then downloaded from the signed URL. */
-function assertSignedRpmDownloads(prefix: string, since: number): void {
-  const rpm = requestLog()
-    .slice(since)
-    .filter((l) => l.path.startsWith(prefix) && l.path.endsWith('.rpm'));
+async function assertSignedRpmDownloads(prefix: string, since: number): Promise<void> {
+  const lines = () =>
+    requestLog()
+      .slice(since)
+      .filter((l) => l.path.startsWith(prefix) && l.path.endsWith('.rpm'));
+  // Access lines are written asynchronously after each response: wait (briefly) for the last ones.
+  for (let i = 0; i < 40 && lines().filter((l) => l.status === 200).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+  const rpm = lines();
   assert.ok(rpm.filter((l) => l.status === 302).length >= 2, `no 302 for the .rpm files in the log: ${JSON.stringify(rpm)}`);
   assert.ok(rpm.filter((l) => l.status === 200).length >= 2, `no signed .rpm downloads in the log: ${JSON.stringify(rpm)}`);
   // (libcurl in zypper first asks without credentials and answers the 401 challenge: a 401 is normal here.)
@@ -194,9 +198,11 @@ describe('real clients against a private repository', { timeout: 170_000 }, () =
     assert.equal(inst.code, 0, show('apt-get install', inst));
     assert.equal(await readFile(join(root.dir, 'usr/bin/wharf-hello'), 'utf8'), '#!/bin/sh\necho private hello\n');
     assert.equal(await readFile(join(root.dir, 'usr/lib/wharf/lib.txt'), 'utf8'), 'private lib\n');
-    // apt went through the 302 and then the signed URL.
-    const log = requestLog();
-    const pool = log.filter((l) => l.path.includes('/pool/') && l.path.endsWith('.deb'));
+    // apt went through the 302 and then the signed URL. Access lines are written asynchronously after each response:
+    // wait (briefly) until both downloads have theirs.
+    const poolLines = () => requestLog().filter((l) => l.path.includes('/pool/') && l.path.endsWith('.deb'));
+    for (let i = 0; i < 40 && poolLines().filter((l) => l.status === 200).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    const pool = poolLines();
     assert.ok(pool.some((l) => l.status === 302), `no 302 for a .deb in the log: ${JSON.stringify(pool)}`);
     assert.ok(pool.filter((l) => l.status === 200).length >= 2, `no signed downloads in the log: ${JSON.stringify(pool)}`);
     assert.ok(!pool.some((l) => l.status === 403), `a signed download was refused: ${JSON.stringify(pool)}`);
@@ -227,7 +233,7 @@ describe('real clients against a private repository', { timeout: 170_000 }, () =
     assert.doesNotMatch(inst.out, /nogpgcheck|not signed|GPG check FAILED/i, show('dnf install', inst));
     // Both keys came from the private gpgkey= URLs (with the .repo credentials).
     assert.equal((inst.out.match(/Key imported successfully/g) ?? []).length, 2, show('dnf install: both keys imported', inst));
-    assertSignedRpmDownloads(`/${DNF_TARGET}/`, since);
+    await assertSignedRpmDownloads(`/${DNF_TARGET}/`, since);
     assert.equal(await readFile(join(root, 'usr/bin/tool'), 'utf8'), '#!/bin/sh\necho private tool\n');
     assert.equal(await readFile(join(root, 'usr/share/toollib/data.txt'), 'utf8'), 'toollib data\n');
     const q = await run('rpm', ['--root', root, '-q', 'tool', 'toollib'], rpmEnv);
@@ -260,7 +266,7 @@ describe('real clients against a private repository', { timeout: 170_000 }, () =
     assert.equal(inst.code, 0, show('zypper install', inst));
     assert.equal(await readFile(join(root, 'usr/bin/tool'), 'utf8'), '#!/bin/sh\necho private tool\n');
     assert.match(ref.out, /importing the following key/i, show('zypper refresh: repomd.xml.key imported', ref));
-    assertSignedRpmDownloads(`/${ZYP_TARGET}/`, since);
+    await assertSignedRpmDownloads(`/${ZYP_TARGET}/`, since);
   });
 
   test('zypper with a wrong token in the URL fails', async () => {

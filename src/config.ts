@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { WharfError } from './errors.ts';
-import { s3OptionsFromEnv, type S3StoreOptions } from './storage/s3-blob-store.ts';
+import { s3OptionsFromEnv, type S3StoreOptions } from './storage/s3/options.ts';
 
 /** Where blobs live: the data directory (default) or an S3-compatible bucket. */
 export type StorageConfig = { readonly kind: 'fs' } | { readonly kind: 's3'; readonly url: string; readonly s3: Readonly<S3StoreOptions> };

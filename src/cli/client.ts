@@ -1,6 +1,5 @@
 // The CLI's HTTP client for the Wharf API.
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 
 export class ApiError extends Error {
@@ -47,7 +46,7 @@ export class WharfClient {
   }
 
   /** Sends one request to a path relative to the server's base URL (e.g. `_/oidc/audience`). */
-  send<T>(method: string, path: string, body?: { json: unknown } | { stream: Readable; length: number; type: string }): Promise<T> {
+  async send<T>(method: string, path: string, body?: { json: unknown } | { stream: Readable; length: number; type: string }): Promise<T> {
     const url = new URL(path, this.#base);
     const headers: Record<string, string | number> = { Accept: 'application/json' };
     if (this.#token) headers.Authorization = `Bearer ${this.#token}`;
@@ -60,7 +59,8 @@ export class WharfClient {
       headers['Content-Type'] = body.type;
       headers['Content-Length'] = body.length;
     }
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    // node:https (and TLS) only when the server is https: loading it is a good part of the CLI's start-up time.
+    const send = url.protocol === 'https:' ? (await import('node:https')).request : httpRequest;
     return new Promise<T>((resolve, reject) => {
       const req = send(url, { method, headers }, (res: IncomingMessage) => {
         const chunks: Buffer[] = [];

@@ -65,6 +65,16 @@ async function openPostgres(url: string): Promise<TestDatabase> {
   };
   let db: Db;
   try {
+    // Created (and committed) on a connection of its own before the pool of openDatabase connects: a CI run once saw
+    // the migration miss a schema created on another pooled connection a moment before.
+    const { Client } = await import('pg');
+    const client = new Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(`create schema if not exists "${schema}"`);
+    } finally {
+      await client.end();
+    }
     db = await openDatabase(url, options);
   } catch (e) {
     await drop().catch(() => {}); // a failed migration may have left the schema behind

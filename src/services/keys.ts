@@ -157,14 +157,7 @@ export class KeyService {
 
   async #loadOrCreate(purpose: string, repoId: number | null): Promise<SigningKey> {
     const passphrase = await this.#passphrase();
-    const row = await this.#db
-      .selectFrom('signing_keys')
-      .select(['private_armored'])
-      .where('purpose', '=', purpose)
-      .where('repo_id', repoId === null ? 'is' : '=', repoId)
-      .where('active', '=', 1)
-      .orderBy('id', 'desc')
-      .executeTakeFirst();
+    const row = await this.#activeKeyRow(purpose, repoId);
     if (row) return loadSigningKey(row.private_armored, passphrase);
     const started = Date.now();
     const generated = await generateSigningKey({ userId: { name: `Wharf ${purpose} signing key` }, passphrase });

@@ -1,5 +1,8 @@
 // The CLI's HTTP client for the Wharf API.
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+// node:http through getBuiltinModule, not an ESM import: the ESM facade reads every export of node:http, and some are
+// getters that load undici (about 30 ms of the CLI's start-up on every call).
+const { request: httpRequest } = process.getBuiltinModule('node:http') as typeof import('node:http');
 import type { Readable } from 'node:stream';
 
 export class ApiError extends Error {
@@ -46,7 +49,7 @@ export class WharfClient {
   }
 
   /** Sends one request to a path relative to the server's base URL (e.g. `_/oidc/audience`). */
-  async send<T>(method: string, path: string, body?: { json: unknown } | { stream: Readable; length: number; type: string }): Promise<T> {
+  send<T>(method: string, path: string, body?: { json: unknown } | { stream: Readable; length: number; type: string }): Promise<T> {
     const url = new URL(path, this.#base);
     const headers: Record<string, string | number> = { Accept: 'application/json' };
     if (this.#token) headers.Authorization = `Bearer ${this.#token}`;
@@ -60,7 +63,7 @@ export class WharfClient {
       headers['Content-Length'] = body.length;
     }
     // node:https (and TLS) only when the server is https: loading it is a good part of the CLI's start-up time.
-    const send = url.protocol === 'https:' ? (await import('node:https')).request : httpRequest;
+    const send = url.protocol === 'https:' ? (process.getBuiltinModule('node:https') as typeof import('node:https')).request : httpRequest;
     return new Promise<T>((resolve, reject) => {
       const req = send(url, { method, headers }, (res: IncomingMessage) => {
         const chunks: Buffer[] = [];

@@ -17,6 +17,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prepareAptRoot } from '../helpers/apt-root.ts';
+import { assertSignedDownloads, requestLog } from '../helpers/access-log.ts';
 import { buildDeb, startWharf, type WharfInstance } from '../helpers/wharf.ts';
 import { buildRpm } from '../helpers/rpm.ts';
 import { diffSnapshots, HOST_PATHS, killAgents, run, show, snapshot, type Run, ZyppCookieJar } from '../helpers/rpm-clients.ts';
@@ -61,29 +62,6 @@ function get(path: string, headers: Record<string, string> = {}): Promise<{ stat
     req.on('error', reject);
     req.end();
   });
-}
-
-/** Server-side request log lines: [method, path, status]. */
-function requestLog(): { method: string; path: string; status: number }[] {
-  return wharf
-    .output()
-    .split('\n')
-    .filter((l) => l.startsWith('{') && l.includes('"msg":"request"'))
-    .map((l) => JSON.parse(l));
-}
-
-/** Asserts that package files under `prefix` went through a 302 and were then downloaded from the signed URL. */
-async function assertSignedDownloads(prefix: string, ext: string, since: number): Promise<void> {
-  const lines = () =>
-    requestLog()
-      .slice(since)
-      .filter((l) => l.path.startsWith(prefix) && l.path.endsWith(ext));
-  // Access lines are written asynchronously after each response: wait (briefly) for the last ones.
-  for (let i = 0; i < 40 && lines().filter((l) => l.status === 200).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
-  const files = lines();
-  assert.ok(files.filter((l) => l.status === 302).length >= 2, `no 302 for the ${ext} files in the log: ${JSON.stringify(files)}`);
-  assert.ok(files.filter((l) => l.status === 200).length >= 2, `no signed ${ext} downloads in the log: ${JSON.stringify(files)}`);
-  assert.ok(!files.some((l) => l.status === 403), `a signed ${ext} download was refused: ${JSON.stringify(files)}`);
 }
 
 async function openssl(args: string[]): Promise<void> {
@@ -273,7 +251,7 @@ describe('real clients over HTTPS with a test CA against a private repository', 
 
   test('apt-get update + install over https with the test CA and auth.conf.d credentials', async () => {
     const root = await aptRoot('apt-ok', deploy.username, deploy.token);
-    const since = requestLog().length;
+    const since = requestLog(wharf).length;
     const up = await root.aptGet(['update']);
     assert.equal(up.code, 0, show('apt-get update', up));
     assert.deepEqual(
@@ -288,7 +266,7 @@ describe('real clients over HTTPS with a test CA against a private repository', 
     assert.equal(inst.code, 0, show('apt-get install', inst));
     assert.equal(await readFile(join(root.dir, 'usr/bin/wharf-hello'), 'utf8'), '#!/bin/sh\necho tls hello\n');
     assert.equal(await readFile(join(root.dir, 'usr/lib/wharf/lib.txt'), 'utf8'), 'tls lib\n');
-    await assertSignedDownloads(`/${REPO}/debian/pool/`, '.deb', since);
+    await assertSignedDownloads(wharf, `/${REPO}/debian/pool/`, '.deb', since);
   });
 
   test('apt-get update over https with a wrong token fails and loads nothing', async () => {
@@ -323,13 +301,13 @@ describe('real clients over HTTPS with a test CA against a private repository', 
     assert.match(repoText, new RegExp(`^username=${deploy.username}$`, 'm'), repoText);
     assert.match(repoText, new RegExp(`^password=${deploy.token}$`, 'm'), repoText);
     const root = await dnfRoot('dnf-ok', withCa(repoText));
-    const since = requestLog().length;
+    const since = requestLog(wharf).length;
     const inst = await dnf(root, ['-y', 'install', 'tool']);
     assert.equal(inst.code, 0, show('dnf install', inst));
     assert.match(inst.out, /Installed:[\s\S]*tool-1\.2-1\.x86_64[\s\S]*Complete!/, show('dnf install', inst));
     assert.doesNotMatch(inst.out, /nogpgcheck|not signed|GPG check FAILED/i, show('dnf install', inst));
     assert.equal((inst.out.match(/Key imported successfully/g) ?? []).length, 2, show('dnf install: both keys imported', inst));
-    await assertSignedDownloads(`/${DNF_TARGET}/`, '.rpm', since);
+    await assertSignedDownloads(wharf, `/${DNF_TARGET}/`, '.rpm', since);
     assert.equal(await readFile(join(root, 'usr/bin/tool'), 'utf8'), '#!/bin/sh\necho tls tool\n');
     assert.equal(await readFile(join(root, 'usr/share/toollib/data.txt'), 'utf8'), 'toollib data\n');
     const q = await run('rpm', ['--root', root, '-q', 'tool', 'toollib'], rpmEnv);
@@ -353,7 +331,7 @@ describe('real clients over HTTPS with a test CA against a private repository', 
   test('zypper --root refreshes and installs over https (credentials in the URL, ssl_capath= for the CA)', async () => {
     const root = join(tmp, 'zypper-ok');
     await mkdir(root, { recursive: true });
-    const since = requestLog().length;
+    const since = requestLog(wharf).length;
     const ar = await zypper(root, ['addrepo', zypperUrl(deploy.token, caDir), 'wharf-private']);
     assert.equal(ar.code, 0, show('zypper addrepo', ar));
     const ref = await zypper(root, ['refresh']);
@@ -365,7 +343,7 @@ describe('real clients over HTTPS with a test CA against a private repository', 
     assert.equal(inst.code, 0, show('zypper install', inst));
     assert.equal(await readFile(join(root, 'usr/bin/tool'), 'utf8'), '#!/bin/sh\necho tls tool\n');
     assert.equal(await readFile(join(root, 'usr/share/toollib/data.txt'), 'utf8'), 'toollib data\n');
-    await assertSignedDownloads(`/${ZYP_TARGET}/`, '.rpm', since);
+    await assertSignedDownloads(wharf, `/${ZYP_TARGET}/`, '.rpm', since);
   });
 
   test('zypper over https fails with a wrong token, and without the test CA', async () => {

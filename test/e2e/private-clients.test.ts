@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildDeb, startWharf, type WharfInstance } from '../helpers/wharf.ts';
+import { assertSignedDownloads, requestLog } from '../helpers/access-log.ts';
 import { prepareAptRoot } from '../helpers/apt-root.ts';
 import { buildRpm } from '../helpers/rpm.ts';
 import { diffSnapshots, HOST_PATHS, killAgents, run, show, snapshot, type Run, ZyppCookieJar } from '../helpers/rpm-clients.ts';
@@ -44,30 +45,6 @@ let hostBefore: Map<string, string>;
 let cookies: ZyppCookieJar | undefined;
 
 const basic = (user: string, pass: string) => ({ Authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` });
-
-/** Asserts that .rpm files under `prefix` went through a 302 and were then downloaded from the signed URL. */
-async function assertSignedRpmDownloads(prefix: string, since: number): Promise<void> {
-  const lines = () =>
-    requestLog()
-      .slice(since)
-      .filter((l) => l.path.startsWith(prefix) && l.path.endsWith('.rpm'));
-  // Access lines are written asynchronously after each response: wait (briefly) for the last ones.
-  for (let i = 0; i < 40 && lines().filter((l) => l.status === 200).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
-  const rpm = lines();
-  assert.ok(rpm.filter((l) => l.status === 302).length >= 2, `no 302 for the .rpm files in the log: ${JSON.stringify(rpm)}`);
-  assert.ok(rpm.filter((l) => l.status === 200).length >= 2, `no signed .rpm downloads in the log: ${JSON.stringify(rpm)}`);
-  // (libcurl in zypper first asks without credentials and answers the 401 challenge: a 401 is normal here.)
-  assert.ok(!rpm.some((l) => l.status === 403), `a signed .rpm download was refused: ${JSON.stringify(rpm)}`);
-}
-
-/** Server-side request log lines: [method, path, status]. */
-function requestLog(): { method: string; path: string; status: number }[] {
-  return wharf
-    .output()
-    .split('\n')
-    .filter((l) => l.startsWith('{') && l.includes('"msg":"request"'))
-    .map((l) => JSON.parse(l));
-}
 
 // ---------------------------------------------------------------------------------------------------------- apt ---
 
@@ -198,14 +175,8 @@ describe('real clients against a private repository', { timeout: 170_000 }, () =
     assert.equal(inst.code, 0, show('apt-get install', inst));
     assert.equal(await readFile(join(root.dir, 'usr/bin/wharf-hello'), 'utf8'), '#!/bin/sh\necho private hello\n');
     assert.equal(await readFile(join(root.dir, 'usr/lib/wharf/lib.txt'), 'utf8'), 'private lib\n');
-    // apt went through the 302 and then the signed URL. Access lines are written asynchronously after each response:
-    // wait (briefly) until both downloads have theirs.
-    const poolLines = () => requestLog().filter((l) => l.path.includes('/pool/') && l.path.endsWith('.deb'));
-    for (let i = 0; i < 40 && poolLines().filter((l) => l.status === 200).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
-    const pool = poolLines();
-    assert.ok(pool.some((l) => l.status === 302), `no 302 for a .deb in the log: ${JSON.stringify(pool)}`);
-    assert.ok(pool.filter((l) => l.status === 200).length >= 2, `no signed downloads in the log: ${JSON.stringify(pool)}`);
-    assert.ok(!pool.some((l) => l.status === 403), `a signed download was refused: ${JSON.stringify(pool)}`);
+    // apt went through the 302 and then the signed URL.
+    await assertSignedDownloads(wharf, '/acme/secret/debian/pool/', '.deb', 0);
   });
 
   test('apt-get update with a wrong token fails and loads nothing', async () => {
@@ -226,14 +197,14 @@ describe('real clients against a private repository', { timeout: 170_000 }, () =
     assert.match(repoText, new RegExp(`^username=${deploy.username}$`, 'm'), repoText);
     assert.match(repoText, new RegExp(`^password=${deploy.token}$`, 'm'), repoText);
     const root = await dnfRoot('dnf-ok', repoText);
-    const since = requestLog().length;
+    const since = requestLog(wharf).length;
     const inst = await dnf(root, ['-y', 'install', 'tool']);
     assert.equal(inst.code, 0, show('dnf install', inst));
     assert.match(inst.out, /Installed:[\s\S]*tool-1\.2-1\.x86_64[\s\S]*Complete!/, show('dnf install', inst));
     assert.doesNotMatch(inst.out, /nogpgcheck|not signed|GPG check FAILED/i, show('dnf install', inst));
     // Both keys came from the private gpgkey= URLs (with the .repo credentials).
     assert.equal((inst.out.match(/Key imported successfully/g) ?? []).length, 2, show('dnf install: both keys imported', inst));
-    await assertSignedRpmDownloads(`/${DNF_TARGET}/`, since);
+    await assertSignedDownloads(wharf, `/${DNF_TARGET}/`, '.rpm', since);
     assert.equal(await readFile(join(root, 'usr/bin/tool'), 'utf8'), '#!/bin/sh\necho private tool\n');
     assert.equal(await readFile(join(root, 'usr/share/toollib/data.txt'), 'utf8'), 'toollib data\n');
     const q = await run('rpm', ['--root', root, '-q', 'tool', 'toollib'], rpmEnv);
@@ -255,7 +226,7 @@ describe('real clients against a private repository', { timeout: 170_000 }, () =
     await mkdir(root, { recursive: true });
     const u = new URL(wharf.url);
     const url = `http://${encodeURIComponent(deploy.username)}:${encodeURIComponent(deploy.token)}@${u.host}/${ZYP_TARGET}/x86_64`;
-    const since = requestLog().length;
+    const since = requestLog(wharf).length;
     const ar = await zypper(root, ['addrepo', url, 'wharf-private']);
     assert.equal(ar.code, 0, show('zypper addrepo', ar));
     const ref = await zypper(root, ['refresh']);
@@ -266,7 +237,7 @@ describe('real clients against a private repository', { timeout: 170_000 }, () =
     assert.equal(inst.code, 0, show('zypper install', inst));
     assert.equal(await readFile(join(root, 'usr/bin/tool'), 'utf8'), '#!/bin/sh\necho private tool\n');
     assert.match(ref.out, /importing the following key/i, show('zypper refresh: repomd.xml.key imported', ref));
-    await assertSignedRpmDownloads(`/${ZYP_TARGET}/`, since);
+    await assertSignedDownloads(wharf, `/${ZYP_TARGET}/`, '.rpm', since);
   });
 
   test('zypper with a wrong token in the URL fails', async () => {

@@ -53,6 +53,12 @@ export interface BlobStore {
    */
   copy(from: string, to: string, options?: WriteOptions): Promise<void>;
   /**
+   * True when copy() costs no more than bookkeeping (the filesystem store's hard link): a writer of the same bytes
+   * under several keys then writes once and copies. Otherwise (S3: a copy is a request, and must wait for the
+   * source's write) it is as cheap, and a round trip shorter, to write each key at once.
+   */
+  readonly cheapCopy?: boolean;
+  /**
    * Moves a local file (for example a staged upload) into the store under `key`, atomically like put. The local file
    * is consumed: the filesystem store renames it when it can, other stores upload it and delete it.
    */
@@ -83,6 +89,8 @@ export const MAX_KEY_LENGTH = 1024;
 export const MAX_SEGMENT_BYTES = 255;
 /** First segment reserved for the stores' own temporary data. */
 export const RESERVED_TOP_SEGMENT = '.tmp';
+/** Segments starting with this are reserved for a store's in-place temporary files (never a key's). */
+export const RESERVED_SEGMENT_PREFIX = '.wharf-tmp-';
 
 function badKey(key: string, reason: string): WharfError {
   const shown = key.length > 120 ? key.slice(0, 120) + '…' : key;
@@ -105,6 +113,7 @@ export function validateKey(key: string): string {
     if (s === '') throw badKey(key, 'has an empty path segment');
     if (s === '.' || s === '..') throw badKey(key, `has a "${s}" path segment`);
     if (Buffer.byteLength(s, 'utf8') > MAX_SEGMENT_BYTES) throw badKey(key, `has a path segment longer than ${MAX_SEGMENT_BYTES} bytes`);
+    if (s.startsWith(RESERVED_SEGMENT_PREFIX)) throw badKey(key, `has a path segment starting with "${RESERVED_SEGMENT_PREFIX}" (reserved)`);
   }
   if (segments[0] === RESERVED_TOP_SEGMENT) throw badKey(key, `"${RESERVED_TOP_SEGMENT}/" is reserved`);
   return key;

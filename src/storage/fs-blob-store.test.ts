@@ -108,3 +108,50 @@ test('FsBlobStore: list skips the staging directory and foreign non-files; a mis
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test('FsBlobStore.sweepTemporaryFiles removes old crash leftovers (staging and in-place temporary files) and nothing else', async () => {
+  const { mkdtemp, rm: rmDir, writeFile, utimes, mkdir: mkdirp, readdir: readDir } = await import('node:fs/promises');
+  const { tmpdir: tmp } = await import('node:os');
+  const { join: j } = await import('node:path');
+  const root = await mkdtemp(j(tmp(), 'wharf-sweep-'));
+  try {
+    const store = new FsBlobStore(root, { fsync: false });
+    await store.put('pool/a/a_1_amd64.deb', new Uint8Array([1, 2, 3]));
+    const old = new Date(Date.now() - 3 * 3600_000);
+    const leftovers = [j(root, 'pool/a/.wharf-tmp-crashed'), j(root, '.tmp/.tmp-crashed')];
+    const fresh = j(root, 'pool/a/.wharf-tmp-inflight');
+    await mkdirp(j(root, '.tmp'), { recursive: true });
+    for (const f of [...leftovers, fresh]) await writeFile(f, 'partial');
+    for (const f of leftovers) await utimes(f, old, old);
+    // A blob whose name merely looks old is kept: only reserved temporary names are swept.
+    await store.put('pool/a/older.deb', new Uint8Array([4]));
+    await utimes(j(root, 'pool/a/older.deb'), old, old);
+    assert.equal(await store.sweepTemporaryFiles(3600_000), 2);
+    assert.deepEqual((await readDir(j(root, 'pool/a'))).sort(), ['.wharf-tmp-inflight', 'a_1_amd64.deb', 'older.deb']);
+    assert.deepEqual(await readDir(j(root, '.tmp')), []);
+  } finally {
+    await rmDir(root, { recursive: true, force: true });
+  }
+});
+
+test('FsBlobStore.flush of many deferred writes completes through syncfs, and without a sync command through per-file fsyncs', async () => {
+  const { mkdtemp, rm: rmDir } = await import('node:fs/promises');
+  const { tmpdir: tmp } = await import('node:os');
+  const { join: j } = await import('node:path');
+  for (const withSyncCommand of [true, false]) {
+    const root = await mkdtemp(j(tmp(), 'wharf-flush-'));
+    const path = process.env.PATH;
+    try {
+      const store = new FsBlobStore(root, { fsync: true });
+      const n = FsBlobStore.SYNCFS_THRESHOLD + 100;
+      for (let i = 0; i < n; i++) await store.put(`pool/p${i % 50}/f${i}.deb`, new Uint8Array([i & 0xff]), { sync: 'deferred' });
+      if (!withSyncCommand) process.env.PATH = j(root, 'no-such-bin');
+      await store.flush();
+      process.env.PATH = path;
+      for (const i of [0, n - 1]) assert.deepEqual(await store.get(`pool/p${i % 50}/f${i}.deb`), new Uint8Array([i & 0xff]));
+    } finally {
+      process.env.PATH = path;
+      await rmDir(root, { recursive: true, force: true });
+    }
+  }
+});

@@ -297,12 +297,14 @@ describe('the server on S3', { timeout: 120_000 }, () => {
     const key = 'public/acme/pub/debian/pool/yanky/main/y/yankme/yankme_1.0_amd64.deb';
     assert.ok(await s3.store.stat(key));
     const packagesBefore = (await get('/acme/pub/debian/dists/yanky/main/binary-amd64/Packages')).text;
+    const inReleaseBefore = (await get('/acme/pub/debian/dists/yanky/InRelease')).text;
     await cliOk(['yank', 'acme/pub/debian/yanky', 'yankme_1.0_amd64.deb']);
     const packages = (await get('/acme/pub/debian/dists/yanky/main/binary-amd64/Packages')).text;
     assert.doesNotMatch(packages, /yankme/);
     assert.match(packagesBefore, /yankme/);
     // The next publish collects what the yank retired (retention 0): the pool file and the superseded index.
-    const oldByHash = `public/acme/pub/debian/dists/yanky/main/binary-amd64/by-hash/SHA256/${sha256(Buffer.from(packagesBefore))}`;
+    const gzBefore = releaseSha256(inReleaseBefore, 'main/binary-amd64/Packages.gz');
+    const oldByHash = `public/acme/pub/debian/dists/yanky/main/binary-amd64/by-hash/SHA256/${gzBefore}`;
     assert.ok(await s3.store.stat(oldByHash), 'the superseded index is kept until the next publish');
     await cliOk(['push', 'acme/pub/debian/yanky', files.later!]);
     assert.equal(await s3.store.stat(key), undefined, 'the yanked pool file is still in the bucket');
@@ -330,7 +332,7 @@ describe('--public-base-url on S3', { timeout: 120_000 }, () => {
 
   test('public pool files, RPM packages, by-hash indexes and RPM data files answer 302 to the public base URL, cacheable', async () => {
     const inRelease = (await get(PUB_INRELEASE)).text;
-    const byHash = `/acme/pub/debian/dists/bookworm/main/binary-amd64/by-hash/SHA256/${releaseSha256(inRelease, 'main/binary-amd64/Packages')}`;
+    const byHash = `/acme/pub/debian/dists/bookworm/main/binary-amd64/by-hash/SHA256/${releaseSha256(inRelease, 'main/binary-amd64/Packages.xz')}`;
     const repomd = (await get('/acme/pub/el/9/x86_64/repodata/repomd.xml')).text;
     const primary = /<location href="(repodata\/[0-9a-f]{64}-primary\.xml\.gz)"/.exec(repomd)?.[1];
     assert.ok(primary, repomd);
@@ -373,7 +375,7 @@ describe('--public-base-url on S3', { timeout: 120_000 }, () => {
     assert.ok(pool.headers.get('location')!.startsWith(`${s3.server.endpoint}/`), pool.headers.get('location')!);
     assertPrivateHeaders(pool.headers, 'private pool');
     const inRelease = (await get('/acme/secret/debian/dists/bookworm/InRelease', auth)).text;
-    const byHash = `/acme/secret/debian/dists/bookworm/main/binary-amd64/by-hash/SHA256/${releaseSha256(inRelease, 'main/binary-amd64/Packages')}`;
+    const byHash = `/acme/secret/debian/dists/bookworm/main/binary-amd64/by-hash/SHA256/${releaseSha256(inRelease, 'main/binary-amd64/Packages.xz')}`;
     const r = await get(byHash, auth);
     assert.equal(r.status, 200);
     assertPrivateHeaders(r.headers, 'private by-hash');

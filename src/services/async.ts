@@ -34,18 +34,58 @@ export class KeyedMutex<K> {
       if (this.#tails.get(key) === tail) this.#tails.delete(key);
     }
   }
+
+  /**
+   * Runs `fn` holding every key of `keys` (duplicates allowed). The caller joins all the keys' queues at once,
+   * synchronously, so callers of several keys are ordered by arrival on every key they share and never wait for each
+   * other in a cycle.
+   */
+  async runAll<T>(keys: readonly K[], fn: () => Promise<T>): Promise<T> {
+    const unique = [...new Set(keys)];
+    if (unique.length === 1) return this.run(unique[0]!, fn);
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const prevs: Promise<void>[] = [];
+    const tails: [K, Promise<void>][] = [];
+    for (const key of unique) {
+      const prev = this.#tails.get(key);
+      if (prev) prevs.push(prev);
+      const tail = (prev ?? Promise.resolve()).then(() => mine);
+      this.#tails.set(key, tail);
+      tails.push([key, tail]);
+    }
+    await Promise.all(prevs);
+    try {
+      return await fn();
+    } finally {
+      release();
+      for (const [key, tail] of tails) if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    }
+  }
 }
 
-/** Runs `fn` over `items` with at most `limit` in flight, keeping result order. */
+/**
+ * Runs `fn` over `items` with at most `limit` in flight, keeping result order. After a failure no further item is
+ * started, and the call rejects (with the first error) only once the items already running have settled: nothing of
+ * the work is still going on when the caller learns of the failure (and, say, releases locks or deletes inputs).
+ */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
+  let failed = false;
+  let firstError: unknown;
   const worker = async () => {
-    while (next < items.length) {
+    while (!failed && next < items.length) {
       const i = next++;
-      out[i] = await fn(items[i]!, i);
+      try {
+        out[i] = await fn(items[i]!, i);
+      } catch (e) {
+        if (!failed) firstError = e;
+        failed = true;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed) throw firstError;
   return out;
 }

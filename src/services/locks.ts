@@ -77,27 +77,43 @@ export class Locks {
   run<T>(space: LockSpace, name: string | number, fn: () => Promise<T>): Promise<T> {
     const local = `${space}\0${name}`;
     if (!this.#shared) return this.#local.run(local, fn);
-    return this.#local.run(local, async () => {
-      const key = await this.#key(space, String(name));
-      const pool = await this.#lockPool();
-      const conn: PoolClient = await pool.connect();
-      let broken: Error | undefined;
+    return this.#local.run(local, () => this.#holding(space, [name], fn));
+  }
+
+  /**
+   * Runs `fn` holding every lock `space`/`name` of `names` (a batch of packages): on PostgreSQL they are taken on one
+   * connection in one statement, in key order, so two holders of overlapping sets never wait for each other in a cycle
+   * (and a holder of one lock of the set simply queues).
+   */
+  runAll<T>(space: LockSpace, names: readonly (string | number)[], fn: () => Promise<T>): Promise<T> {
+    if (names.length === 1) return this.run(space, names[0]!, fn);
+    const locals = names.map((n) => `${space}\0${n}`);
+    if (!this.#shared) return this.#local.runAll(locals, fn);
+    return this.#local.runAll(locals, () => this.#holding(space, names, fn));
+  }
+
+  /** Runs `fn` holding the PostgreSQL advisory locks of `names`, taken in key order on a lock connection of its own. */
+  async #holding<T>(space: LockSpace, names: readonly (string | number)[], fn: () => Promise<T>): Promise<T> {
+    const keys = [...new Set(await Promise.all(names.map((n) => this.#key(space, String(n)))))].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+    const pool = await this.#lockPool();
+    const conn: PoolClient = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      // The sub-select's order is the order the locks are taken in.
+      await conn.query('select count(pg_advisory_lock(k)) from (select unnest($1::bigint[]) as k order by 1) s', [keys]).catch((e: Error) => {
+        broken = e;
+        throw e;
+      });
       try {
-        await conn.query('select pg_advisory_lock($1::bigint)', [key]).catch((e: Error) => {
-          broken = e;
-          throw e;
-        });
-        try {
-          return await fn();
-        } finally {
-          // If the connection broke meanwhile, the server has already released the lock with it.
-          await conn.query('select pg_advisory_unlock($1::bigint)', [key]).catch((e: Error) => (broken = e));
-        }
+        return await fn();
       } finally {
-        // A connection whose lock or unlock failed is discarded, never reused with a lock it might still hold.
-        conn.release(broken);
+        // If the connection broke meanwhile, the server has already released the locks with it.
+        await conn.query('select count(pg_advisory_unlock(k)) from unnest($1::bigint[]) as k', [keys]).catch((e: Error) => (broken = e));
       }
-    });
+    } finally {
+      // A connection whose lock or unlock failed is discarded, never reused with a lock it might still hold.
+      conn.release(broken);
+    }
   }
 
   /** The advisory lock key: the first 8 bytes of SHA-256(schema, space, name) as a signed 64-bit integer (text). */

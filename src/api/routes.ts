@@ -219,7 +219,7 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
         const repo = await repoFor(app, p, org, name, 'push');
         // Several packages in one request: a tar archive of the files (what `wharf push` sends for many files).
         if (/^application\/(x-)?tar\b/i.test(req.headers['content-type'] ?? '')) {
-          const batch = await app.packages.pushBatch({ org: repo.org, repo: repo.name }, os, dist, requestBody(req), p.provenance ? { provenance: p.provenance } : {});
+          const batch = await app.packages.pushBatch({ org: repo.org, repo: repo.name }, os, dist, requestBody(req), { repo, ...(p.provenance ? { provenance: p.provenance } : {}) });
           const actor = actorOf(p);
           const ip = clientIp(req, app.config);
           await app.audit.recordMany(
@@ -248,7 +248,7 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
         }
         const len = req.headers['content-length'];
         if (len !== undefined && Number(len) > app.config.maxUploadBytes) throw new WharfError('PAYLOAD_TOO_LARGE', [app.config.maxUploadBytes]);
-        const result = await app.packages.push({ org: repo.org, repo: repo.name }, os, dist, requestBody(req), p.provenance ? { provenance: p.provenance } : {});
+        const result = await app.packages.push({ org: repo.org, repo: repo.name }, os, dist, requestBody(req), { repo, ...(p.provenance ? { provenance: p.provenance } : {}) });
         await audit('package.push', repo.org_id, repo.id, `${repo.org}/${repo.name}/${os}/${dist}/${result.package.filename}`, {
           status: result.status,
           sha256: result.package.sha256,

@@ -34,11 +34,11 @@ async function findOrInsert(db: Db, repoId: number, os: string, name: string, ki
   return row.id;
 }
 
-/** Records one stored or removed package; call in the transaction that writes the package row. Returns the new count. */
-export async function bumpChanges(tx: Db, distributionId: number): Promise<number> {
+/** Records `count` stored or removed packages; call in the transaction that writes their rows. Returns the new count. */
+export async function bumpChanges(tx: Db, distributionId: number, count = 1): Promise<number> {
   const row = await tx
     .updateTable('distributions')
-    .set((eb) => ({ changes: eb('changes', '+', 1) }))
+    .set((eb) => ({ changes: eb('changes', '+', count) }))
     .where('id', '=', distributionId)
     .returning('changes')
     .executeTakeFirstOrThrow();

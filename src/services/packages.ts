@@ -7,8 +7,8 @@ import { WharfError } from '../errors.ts';
 import { distributionKindOf, validateDistRef, type RepoRef } from '../names.ts';
 import { sniffPackageKind, stageUpload, type PackageKind } from './upload.ts';
 import type { RepositoryService } from './repositories.ts';
-import type { AptPackageService, DebPackageInfo, Provenance, PushResult } from './apt-packages.ts';
-import type { RpmPackageService } from './rpm-packages.ts';
+import type { AptPackageService, DebPackageInfo, PreparedDeb, Provenance, PushResult } from './apt-packages.ts';
+import type { PreparedRpm, RpmPackageService } from './rpm-packages.ts';
 import type { UploadTracker } from './upload-tracker.ts';
 import type { StagedUpload } from './upload.ts';
 import type { RepositoryInfo } from './repositories.ts';
@@ -37,6 +37,13 @@ export interface PackageServiceDeps {
   readonly uploads: UploadTracker;
 }
 
+export interface PushOptions {
+  /** the CI identity of a trusted publish, kept with the package (an identical re-push keeps the first one) */
+  provenance?: Provenance;
+  /** the repository `ref` names, when the caller has just read it (the API, checking permissions) */
+  repo?: RepositoryInfo;
+}
+
 const EXAMPLE: Record<PackageKind, string> = { deb: 'debian/bookworm', rpm: 'el/9' };
 const NAME: Record<PackageKind, string> = { deb: 'Debian package (.deb)', rpm: 'RPM package' };
 
@@ -50,17 +57,20 @@ export class PackageService {
    * Stores one uploaded package and waits until the signed metadata lists it. `provenance`: the CI identity of a
    * trusted publish, kept with the package (an identical re-push keeps the first one).
    */
-  async push(ref: RepoRef, os: string, dist: string, body: AsyncIterable<Uint8Array>, opts: { provenance?: Provenance } = {}): Promise<PushResult> {
+  async push(ref: RepoRef, os: string, dist: string, body: AsyncIterable<Uint8Array>, opts: PushOptions = {}): Promise<PushResult> {
     validateDistRef(os, dist);
-    const repo = await this.#d.repos.get(ref);
+    const repo = opts.repo ?? (await this.#d.repos.get(ref));
     const ingested = this.#d.uploads.begin(`${ref.org}/${ref.repo}/${os}/${dist}`);
     try {
       const staged = await stageUpload(body, { dir: join(this.#d.config.dataDir, 'tmp'), maxBytes: this.#d.config.maxUploadBytes });
       try {
-        const kind = await this.#kindFor(repo, os, dist, staged);
+        const found: { id?: number } = {};
+        const kind = await this.#kindFor(repo, os, dist, staged, undefined, found);
+        // The distribution was just looked up: the ingest does not look it up again.
+        const ingestOpts = found.id !== undefined ? { distributionId: found.id } : {};
         return kind === 'deb'
-          ? await this.#d.apt.ingest(ref, repo, os, dist, staged, ingested, opts.provenance)
-          : await this.#d.rpm.ingest(ref, repo, os, dist, staged, ingested, opts.provenance);
+          ? await this.#d.apt.ingest(ref, repo, os, dist, staged, ingested, opts.provenance, ingestOpts)
+          : await this.#d.rpm.ingest(ref, repo, os, dist, staged, ingested, opts.provenance, ingestOpts);
       } finally {
         await staged.dispose();
       }
@@ -71,30 +81,93 @@ export class PackageService {
 
   /** Most files one batch may carry (a client sends more as several batches). */
   static readonly MAX_BATCH_FILES = 20_000;
-  /** Packages of one batch checked and stored at once. */
+  /** Packages of one batch checked at once. */
   static readonly BATCH_CONCURRENCY = 8;
+  /** Checked packages stored together: one lock statement, one lookup, one transaction. */
+  static readonly BATCH_CHUNK = 256;
+  /** ... or fewer, when their bytes held in memory reach this (small packages are checked and stored from memory). */
+  static readonly BATCH_CHUNK_BYTES = 32 * 1024 * 1024;
 
   /**
    * Stores every package of a tar archive (plain files, as `wharf push` sends several) and then waits for one
    * publish that lists them all: a bulk import costs one metadata generation, not one per package. Each file is
    * checked like a single push; a refused file is reported in its result and the others are still stored.
    */
-  async pushBatch(ref: RepoRef, os: string, dist: string, body: AsyncIterable<Uint8Array>, opts: { provenance?: Provenance } = {}): Promise<BatchResult> {
+  async pushBatch(ref: RepoRef, os: string, dist: string, body: AsyncIterable<Uint8Array>, opts: PushOptions = {}): Promise<BatchResult> {
     validateDistRef(os, dist);
-    const repo = await this.#d.repos.get(ref);
+    const repo = opts.repo ?? (await this.#d.repos.get(ref));
     const label = `${ref.org}/${ref.repo}/${os}/${dist}`;
     const ingested = this.#d.uploads.begin(label);
     const results: BatchEntryResult[] = [];
+    /** the batch's format: its first package's (checked against the distribution); every other must match it */
+    let kind: PackageKind | undefined;
     let distributionId: number | undefined;
     let target: number | undefined;
     let unchanged = false;
-    let kindStored: PackageKind | undefined;
+    let failure: unknown;
+    let readFailure: unknown;
+    const fail = (e: unknown) => (failure ??= e);
+    const refuse = (index: number, e: unknown) => {
+      // A bad package is this file's problem; anything else (storage, database) ends the batch.
+      if (!isWharfError(e) || e.status >= 500) fail(e);
+      else results[index] = { file: results[index]!.file, status: 'refused', error: { code: e.code, message: e.message } };
+    };
+
+    interface Checked {
+      index: number;
+      staged: StagedUpload;
+      prepared: PreparedDeb | PreparedRpm;
+    }
+    let pending: Checked[] = [];
+    let pendingBytes = 0;
+    let storing: Promise<void> = Promise.resolve();
+    let chunksQueued = 0;
+    const release = async (chunk: Checked[]) => {
+      await Promise.allSettled(chunk.map(async (c) => ('dispose' in c.prepared ? c.prepared.dispose() : undefined)));
+      await Promise.allSettled(chunk.map((c) => c.staged.dispose()));
+    };
+    const storeChunk = async (chunk: Checked[]) => {
+      try {
+        if (failure) return;
+        const storeOpts = distributionId !== undefined ? { distributionId } : {};
+        const r =
+          kind === 'rpm'
+            ? await this.#d.rpm.store(ref, repo, os, dist, chunk.map((c) => c.prepared as PreparedRpm), storeOpts)
+            : await this.#d.apt.store(ref, repo, os, dist, chunk.map((c) => c.prepared as PreparedDeb), storeOpts);
+        distributionId = r.distributionId;
+        if (r.target !== undefined) target = Math.max(target ?? 0, r.target);
+        r.results.forEach((res, j) => {
+          const index = chunk[j]!.index;
+          if (res instanceof WharfError) refuse(index, res);
+          else {
+            results[index] = { file: results[index]!.file, ...res };
+            if (res.status === 'unchanged') unchanged = true;
+          }
+        });
+      } catch (e) {
+        // A refusal of the whole chunk (the distribution is of the other format, say) is each file's answer; a
+        // storage or database failure ends the batch.
+        if (isWharfError(e) && e.status < 500) for (const c of chunk) refuse(c.index, e);
+        else fail(e);
+      } finally {
+        chunksQueued--;
+        await release(chunk);
+      }
+    };
+    const flush = () => {
+      if (pending.length === 0) return;
+      const chunk = pending;
+      pending = [];
+      pendingBytes = 0;
+      chunksQueued++;
+      storing = storing.then(() => storeChunk(chunk));
+    };
+
     try {
       const entries = readTarStream(body, { maxEntries: PackageService.MAX_BATCH_FILES, maxEntryBytes: this.#d.config.maxUploadBytes });
-      // The archive is read in order, but each package's checks and storage run while the next ones are read: a
-      // package is mostly waiting for the filesystem or storage, so a few in flight keep the process busy.
+      // The archive is read in order; each package is checked while the next ones are read, and checked packages are
+      // stored a chunk at a time while the following ones are checked.
       const inFlight = new Set<Promise<void>>();
-      let failure: unknown;
       try {
         for await (const entry of entries) {
           if (failure) break;
@@ -102,49 +175,58 @@ export class PackageService {
           results.push({ file: entry.name, status: 'refused' });
           const staged = await stageUpload(entry.body, { dir: join(this.#d.config.dataDir, 'tmp'), maxBytes: this.#d.config.maxUploadBytes });
           const task = (async () => {
+            let handedOver = false;
             try {
-              // Once the batch stored a package, the distribution exists and its kind is fixed: no lookups per package.
               const sniffed = sniffPackageKind(staged.head);
-              const kind = kindStored !== undefined && sniffed === kindStored ? kindStored : await this.#kindFor(repo, os, dist, staged);
-              const ingestOpts = {
-                publish: false,
-                ...(kindStored === kind && distributionId !== undefined ? { distributionId } : {}),
-                onStored: (id: number, t: number | undefined) => {
-                  distributionId = id;
-                  kindStored = kind;
-                  if (t === undefined) unchanged = true;
-                  else target = Math.max(target ?? 0, t);
-                },
-              };
-              const none = () => {};
-              const r =
-                kind === 'deb'
-                  ? await this.#d.apt.ingest(ref, repo, os, dist, staged, none, opts.provenance, ingestOpts)
-                  : await this.#d.rpm.ingest(ref, repo, os, dist, staged, none, opts.provenance, ingestOpts);
-              results[index] = { file: entry.name, ...r };
+              let k = kind !== undefined && sniffed === kind ? kind : await this.#kindFor(repo, os, dist, staged, kind);
+              kind ??= k;
+              // Two first packages of different formats checked at once: the one that set the batch's format wins.
+              if (k !== kind) k = await this.#kindFor(repo, os, dist, staged, kind);
+              const prepared =
+                k === 'deb'
+                  ? await this.#d.apt.prepare(ref, repo, os, dist, staged, opts.provenance)
+                  : await this.#d.rpm.prepare(ref, repo, os, dist, staged, opts.provenance);
+              pending.push({ index, staged, prepared });
+              handedOver = true;
+              pendingBytes += staged.bytes ? staged.size * (k === 'rpm' ? 2 : 1) : 0; // an RPM re-signed in memory is held twice
+              if (pending.length >= PackageService.BATCH_CHUNK || pendingBytes >= PackageService.BATCH_CHUNK_BYTES) flush();
             } catch (e) {
-              // A bad package is this file's problem; anything else (storage, database) ends the batch.
-              if (!isWharfError(e) || e.status >= 500) failure ??= e;
-              else results[index] = { file: entry.name, status: 'refused', error: { code: e.code, message: e.message } };
+              refuse(index, e);
             } finally {
-              await staged.dispose();
+              if (!handedOver) await staged.dispose();
             }
           })();
           inFlight.add(task);
           void task.finally(() => inFlight.delete(task));
           if (inFlight.size >= PackageService.BATCH_CONCURRENCY) await Promise.race(inFlight);
+          // Checking runs ahead of storing by at most one chunk (memory: about two chunks of packages).
+          if (chunksQueued >= 1 && pending.length + inFlight.size >= PackageService.BATCH_CHUNK) await storing;
         }
+      } catch (e) {
+        // The archive could not be read on (malformed, or the upload broke off): the packages checked before the
+        // break are still stored and published, then this is the answer.
+        readFailure = e;
       } finally {
         // Also when reading the archive failed: nothing of this batch is still running when it answers.
         await Promise.allSettled(inFlight);
+        flush();
+        await storing;
       }
-      if (failure) throw failure;
+      if (readFailure !== undefined) fail(readFailure);
     } finally {
       ingested();
     }
-    // One publish for the whole batch (also when the batch failed half way: what was stored is published).
-    if (distributionId === undefined) return { results };
-    const service = kindStored === 'rpm' ? this.#d.rpm : this.#d.apt;
+    // One publish for the whole batch; also when the batch failed half way: what was stored is published (and the
+    // failure reported after it).
+    if (distributionId === undefined) {
+      if (failure) throw failure;
+      return { results };
+    }
+    const service = kind === 'rpm' ? this.#d.rpm : this.#d.apt;
+    if (failure) {
+      if (target !== undefined) await service.publish(distributionId, { label, coalesce: true, target }).catch(() => {}); // else the reconciler will
+      throw failure;
+    }
     const published =
       target !== undefined
         ? await service.publish(distributionId, { label, coalesce: true, target })
@@ -154,16 +236,17 @@ export class PackageService {
     return { results, ...(published ? { generation: published.generation } : {}) };
   }
 
-  /** The format of a staged upload, checked against the distribution's (or the one its OS name implies). */
-  async #kindFor(repo: RepositoryInfo, os: string, dist: string, staged: StagedUpload): Promise<PackageKind> {
+  /**
+   * The format of a staged upload, checked against the distribution's (or the one its OS name implies, or the one
+   * the rest of its batch has).
+   */
+  async #kindFor(repo: RepositoryInfo, os: string, dist: string, staged: StagedUpload, batchKind?: PackageKind, found?: { id?: number }): Promise<PackageKind> {
     const kind = sniffPackageKind(staged.head);
-    const existing = await this.#d.db
-      .selectFrom('distributions')
-      .select('kind')
-      .where('repo_id', '=', repo.id)
-      .where('os', '=', os)
-      .where('name', '=', dist)
-      .executeTakeFirst();
+    const existing =
+      batchKind === undefined
+        ? await this.#d.db.selectFrom('distributions').select(['id', 'kind']).where('repo_id', '=', repo.id).where('os', '=', os).where('name', '=', dist).executeTakeFirst()
+        : { kind: batchKind };
+    if (found && existing && 'id' in existing) found.id = existing.id;
     const known = (existing?.kind as PackageKind | undefined) ?? distributionKindOf(os);
     if (!kind) {
       throw new WharfError('UNSUPPORTED_PACKAGE', [

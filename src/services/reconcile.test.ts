@@ -1,6 +1,7 @@
 // A package stored but never published (a crash between the two) is published at the next start.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { gunzipSync } from 'node:zlib';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,11 +42,13 @@ test('distributions with packages newer than their last publish are republished 
         created_at: Date.now() + 1,
       })
       .execute();
-    const packages = 'public/acme/tools/debian/dists/stable/main/binary-amd64/Packages';
-    assert.doesNotMatch(Buffer.from((await app.store.get(packages))!).toString(), /Package: late/);
+    // The index as apt reads it (the uncompressed Packages is not stored).
+    const packages = 'public/acme/tools/debian/dists/stable/main/binary-amd64/Packages.gz';
+    const index = async () => gunzipSync((await app.store.get(packages))!).toString();
+    assert.doesNotMatch(await index(), /Package: late/);
     await app.close();
     app = await createApp(config, { log });
-    assert.match(Buffer.from((await app.store.get(packages))!).toString(), /^Package: late$/m);
+    assert.match(await index(), /^Package: late$/m);
   } finally {
     await app.close();
     await rm(dir, { recursive: true, force: true });

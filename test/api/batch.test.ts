@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { startWharf, type WharfInstance } from '../helpers/wharf.ts';
 import { buildDebBytes, debMeta } from '../../bench/debgen.ts';
 import { buildRpmBytes, rpmMeta } from '../../bench/rpmgen.ts';
@@ -109,6 +110,54 @@ describe('batch push', () => {
     ]);
     assert.equal(j.generation, 1, 'published once');
     assert.ok((await names('trixie')).has(debMeta(30).name));
+  });
+
+  test('one batch of several chunks: a file sent twice is stored once; other bytes under the same name and version are a conflict', async () => {
+    // More files than one stored chunk (PackageService.BATCH_CHUNK = 256): duplicates within a chunk and across chunks.
+    const files: [string, Uint8Array][] = [];
+    for (let i = 1; i <= 300; i++) files.push([debMeta(1000 + i).filename, buildDebBytes({ ...debMeta(1000 + i), standalone: true })]);
+    const first = files[0]!;
+    const second = files[1]!;
+    const altered = buildDebBytes({ ...debMeta(1002), standalone: false }); // same name, version and architecture
+    assert.notDeepEqual(altered, second[1]);
+    const body = tarOf([first, first, ...files.slice(1), [second[0], altered], first]);
+    const r = await fetch(`${wharf.url}/api/v1/repos/acme/batch/distributions/debian/chunks/packages`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${wharf.token}`, 'Content-Type': 'application/x-tar' },
+      body,
+    });
+    assert.equal(r.status, 422);
+    const j = (await r.json()) as { results: { file: string; status: string; package?: { sha256: string }; error?: { code: string; message: string } }[]; generation: number };
+    assert.equal(j.results.length, 303);
+    assert.deepEqual(j.results.slice(0, 2).map((x) => x.status), ['created', 'unchanged'], 'the same bytes twice in one chunk');
+    assert.ok(j.results.slice(2, 301).every((x) => x.status === 'created'));
+    assert.equal(j.results[301]!.status, 'refused');
+    assert.equal(j.results[301]!.error?.code, 'PACKAGE_CONFLICT');
+    assert.match(j.results[301]!.error!.message, /bench-pkg-01002 1\.0\.1002-1 \(amd64\)/);
+    assert.equal(j.results[302]!.status, 'unchanged', 'the same bytes again in a later chunk');
+    assert.equal(j.generation, 1, 'one publish for the whole batch');
+    const packages = await (await fetch(`${wharf.url}/acme/batch/debian/dists/chunks/main/binary-amd64/Packages`)).text();
+    assert.equal([...packages.matchAll(/^Package: /gm)].length, 300, 'every package once (Architecture: all ones too)');
+    const sha = createHash('sha256').update(second[1]).digest('hex');
+    assert.match(packages, new RegExp(`Package: bench-pkg-01002\n[^]*?SHA256: ${sha}`), 'the first bytes of a conflicting pair are kept');
+  });
+
+  test('an archive that turns malformed half way: BATCH_INVALID, and the packages before it are stored and published', async () => {
+    const good = tarOf([
+      [debMeta(33).filename, await readFile(debs[32]!)],
+      [debMeta(34).filename, await readFile(debs[33]!)],
+    ]);
+    // The end-of-archive blocks replaced by the header of an entry with a path: the archive breaks after two files.
+    const body = new Uint8Array(Buffer.concat([good.subarray(0, good.byteLength - TAR_END.byteLength), tarHeader('dir/evil.deb', 10), Buffer.alloc(512)]));
+    const r = await fetch(`${wharf.url}/api/v1/repos/acme/batch/distributions/debian/halfway/packages`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${wharf.token}`, 'Content-Type': 'application/x-tar' },
+      body,
+    });
+    assert.equal(r.status, 400);
+    assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'BATCH_INVALID');
+    const seen = await names('halfway');
+    assert.ok(seen.has(debMeta(33).name) && seen.has(debMeta(34).name), 'what was stored before the break is published');
   });
 
   test('a malformed archive is refused with BATCH_INVALID before anything is stored', async () => {

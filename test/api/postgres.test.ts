@@ -52,3 +52,47 @@ test('push and serve with the state in PostgreSQL', async () => {
   }
   assert.equal(existsSync(join(wharf.dataDir, 'wharf.db')), false, 'no SQLite database when WHARF_DATABASE_URL is set');
 });
+
+test('batch pushes on PostgreSQL: concurrent batches into one distribution, then the same files again, then RPMs in batches', async () => {
+  const { buildDebBytes, debMeta } = await import('../../bench/debgen.ts');
+  const { buildRpmBytes, rpmMeta } = await import('../../bench/rpmgen.ts');
+  const { writeFile } = await import('node:fs/promises');
+  const debs: string[] = [];
+  for (let i = 1; i <= 120; i++) {
+    const m = { ...debMeta(i), standalone: true };
+    debs.push(join(tmp, m.filename));
+    await writeFile(debs.at(-1)!, buildDebBytes(m));
+  }
+  // Two CLI runs at once, overlapping in half their files: every file is stored once, whichever run gets it first
+  // (the ingest locks and the unique keys hold across concurrent chunk transactions).
+  const [a, b] = await Promise.all([
+    wharf.cli(['push', 'acme/pg/debian/batchy', ...debs.slice(0, 80), '--batch-size', '30', '--json']),
+    wharf.cli(['push', 'acme/pg/debian/batchy', ...debs.slice(40), '--batch-size', '30', '--json']),
+  ]);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(b.code, 0, b.stderr);
+  const statuses = [...(JSON.parse(a.stdout).pushed as { status: string }[]), ...(JSON.parse(b.stdout).pushed as { status: string }[])].map((p) => p.status);
+  assert.equal(statuses.filter((s) => s === 'created').length, 120);
+  assert.equal(statuses.filter((s) => s === 'unchanged').length, 40);
+  const packages = await (await fetch(`${wharf.url}/acme/pg/debian/dists/batchy/main/binary-amd64/Packages`)).text();
+  assert.equal([...packages.matchAll(/^Package: /gm)].length, 120);
+  const again = await wharf.cli(['push', 'acme/pg/debian/batchy', ...debs, '--json']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.ok((JSON.parse(again.stdout).pushed as { status: string }[]).every((p) => p.status === 'unchanged'));
+
+  const rpms: string[] = [];
+  for (let i = 1; i <= 30; i++) {
+    const m = rpmMeta(i);
+    rpms.push(join(tmp, m.filename));
+    await writeFile(rpms.at(-1)!, buildRpmBytes({ ...m, standalone: true }));
+  }
+  const r = await wharf.cli(['push', 'acme/pg/el/9', ...rpms, '--batch-size', '12', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((JSON.parse(r.stdout).pushed as { status: string }[]).filter((p) => p.status === 'created').length, 30);
+  const repomd = await (await fetch(`${wharf.url}/acme/pg/el/9/x86_64/repodata/repomd.xml`)).text();
+  const primary = /<location href="(repodata\/[0-9a-f]{64}-primary\.xml\.gz)"/.exec(repomd)?.[1];
+  assert.ok(primary, repomd);
+  const { gunzipSync } = await import('node:zlib');
+  const xml = gunzipSync(Buffer.from(await (await fetch(`${wharf.url}/acme/pg/el/9/x86_64/${primary}`)).arrayBuffer())).toString();
+  assert.match(xml, /packages="30"/, 'every RPM of the batches (noarch ones too) is in x86_64');
+});

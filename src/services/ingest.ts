@@ -1,0 +1,170 @@
+// Storing checked packages in a distribution, one or many at a time. A single push and a batch of thousands take the
+// same path; a batch simply pays once per chunk for what a single push pays once: the locks (one statement on
+// PostgreSQL), the lookup of what is already there (one query), the commit (one transaction with one multi-row
+// insert). Content goes first: every blob is written before the transaction that lets a publish list it.
+import type { Db } from '../db/database.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
+import { WharfError } from '../errors.ts';
+import type { Locks } from './locks.ts';
+import type { WriteBatcher } from './write-batcher.ts';
+import { mapLimit } from './async.ts';
+import { createHash } from 'node:crypto';
+import { bumpChanges, findOrCreateDistribution, type DistributionKind } from './distributions.ts';
+
+/**
+ * Ingest locks per distribution. A file name hashes to one of these stripes: two pushes of one file name always
+ * take the same lock, pushes of different names rarely wait for each other, and a chunk of 256 packages holds at most
+ * this many locks (PostgreSQL keeps advisory locks in its shared lock table, a few thousand entries by default).
+ */
+export const INGEST_LOCK_STRIPES = 64;
+
+/** The ingest lock that serialises storing and removing `filename` in the distribution `distLabel`. */
+export function ingestLockName(distLabel: string, filename: string): string {
+  return `${distLabel}#${createHash('sha256').update(filename).digest().readUInt32BE(0) % INGEST_LOCK_STRIPES}`;
+}
+
+/** A checked package, ready to store: what the format service derived from the upload. */
+export interface PreparedPackage<Row> {
+  /** the file name in the distribution: the lock, and what two uploads of one package share */
+  readonly filename: string;
+  /** name, version and architecture, for messages */
+  readonly identity: string;
+  /** SHA-256 of the uploaded bytes: an identical re-push is 'unchanged', different bytes are a conflict */
+  readonly uploadSha256: string;
+  /** the blob key of the package file */
+  readonly key: string;
+  /** writes the package file under `key` */
+  write(store: BlobStore): Promise<void>;
+  /** the row to insert, without its distribution */
+  readonly row: Row;
+}
+
+export type StoreOutcome<Row, Existing> =
+  | { status: 'created'; row: Row }
+  | { status: 'unchanged'; existing: Existing | Row }
+  | { status: 'refused'; error: WharfError };
+
+export interface StoreSpec<Row, Existing> {
+  readonly db: Db;
+  readonly store: BlobStore;
+  readonly locks: Locks;
+  readonly writes: WriteBatcher;
+  /** the distribution's label: lock names are ingestLockName(lockPrefix, filename) */
+  readonly lockPrefix: string;
+  /** the rows of the distribution with these file names */
+  findExisting(db: Db, distributionId: number, filenames: string[]): Promise<Existing[]>;
+  filenameOf(existing: Existing): string;
+  uploadSha256Of(existing: Existing): string;
+  /** the error for a package whose name and version are taken by different bytes */
+  conflict(prepared: PreparedPackage<Row>, existingSha256: string): WharfError;
+  /** inserts the rows (in one statement per chunk) */
+  insert(tx: Db, rows: (Row & { distribution_id: number })[]): Promise<void>;
+  /** records `count` changes; returns the distribution's new change count */
+  bump(tx: Db, distributionId: number, count: number): Promise<number>;
+}
+
+/** Rows per INSERT: 16 columns each stay well below SQLite's 32,766 and PostgreSQL's 65,535 parameters. */
+const INSERT_ROWS = 500;
+/** Package files written at once (the filesystem store writes small ones synchronously; S3 waits on the network). */
+const WRITES_IN_FLIGHT = 16;
+
+/**
+ * Stores `items` in the distribution: under the ingest locks of their file names, skips those already there with the
+ * same bytes, refuses those there with other bytes (and later duplicates within `items` that differ from the first),
+ * writes the new files, then inserts their rows and bumps the change count by their number in one transaction.
+ * Returns an outcome per item (same order) and the change number a publish must reach to list them (undefined when
+ * nothing new was stored).
+ */
+export async function storePackages<Row extends object, Existing>(
+  spec: StoreSpec<Row, Existing>,
+  distributionId: number,
+  items: readonly PreparedPackage<Row>[],
+): Promise<{ outcomes: StoreOutcome<Row, Existing>[]; target: number | undefined }> {
+  const names = [...new Set(items.map((p) => ingestLockName(spec.lockPrefix, p.filename)))];
+  return spec.locks.runAll('ingest', names, async () => {
+    const filenames = [...new Set(items.map((p) => p.filename))];
+    const existing = new Map<string, Existing>();
+    for (let i = 0; i < filenames.length; i += INSERT_ROWS) {
+      for (const e of await spec.findExisting(spec.db, distributionId, filenames.slice(i, i + INSERT_ROWS))) existing.set(spec.filenameOf(e), e);
+    }
+    const outcomes: StoreOutcome<Row, Existing>[] = new Array(items.length);
+    const fresh: number[] = [];
+    const firstInBatch = new Map<string, PreparedPackage<Row>>();
+    items.forEach((p, i) => {
+      const there = existing.get(p.filename);
+      if (there) {
+        const sha = spec.uploadSha256Of(there);
+        outcomes[i] = sha === p.uploadSha256 ? { status: 'unchanged', existing: there } : { status: 'refused', error: spec.conflict(p, sha) };
+        return;
+      }
+      const first = firstInBatch.get(p.filename);
+      if (first) {
+        outcomes[i] = first.uploadSha256 === p.uploadSha256 ? { status: 'unchanged', existing: first.row } : { status: 'refused', error: spec.conflict(p, first.uploadSha256) };
+        return;
+      }
+      firstInBatch.set(p.filename, p);
+      fresh.push(i);
+    });
+    if (fresh.length === 0) return { outcomes, target: undefined };
+    // Content first: each file exists before any index can name it. After a failed write none is left running
+    // (mapLimit): the locks are released, and the inputs disposed of, only once every write has ended.
+    await mapLimit(fresh, WRITES_IN_FLIGHT, (i) => items[i]!.write(spec.store));
+    const rows = fresh.map((i) => ({ ...items[i]!.row, distribution_id: distributionId }));
+    // The rows and the bump of `changes` commit together: a publish that saw the bump sees the rows. The bump comes
+    // first: it locks the distribution's row until commit, so rows of one distribution get their ids in commit order,
+    // and a publisher reading "ids above the last it saw" never misses one committed late.
+    const target = await spec.writes.run(async (tx) => {
+      const change = await spec.bump(tx, distributionId, rows.length);
+      for (let i = 0; i < rows.length; i += INSERT_ROWS) await spec.insert(tx, rows.slice(i, i + INSERT_ROWS));
+      return change;
+    });
+    for (const i of fresh) outcomes[i] = { status: 'created', row: items[i]!.row };
+    return { outcomes, target };
+  });
+}
+
+/** What differs between the Debian and the RPM package table, for storeInDistribution. */
+export interface PackageTable<Row, Existing, Info> {
+  readonly kind: DistributionKind;
+  findExisting(db: Db, distributionId: number, filenames: string[]): Promise<Existing[]>;
+  filenameOf(existing: Existing): string;
+  uploadSha256Of(existing: Existing): string;
+  insert(tx: Db, rows: (Row & { distribution_id: number })[]): Promise<void>;
+  /** what a push reports about a package (`distribution` is OS/DIST) */
+  info(distribution: string, row: Row | Existing): Info;
+}
+
+/**
+ * Stores prepared packages in OS/DIST of a repository (created as `table.kind` if new), without publishing: one
+ * result per package, in order (a refused one as its error), and the change number a publish must reach to list
+ * what was stored.
+ */
+export async function storeInDistribution<Row extends object, Existing, Info>(
+  deps: Pick<StoreSpec<Row, Existing>, 'db' | 'store' | 'locks' | 'writes'>,
+  table: PackageTable<Row, Existing, Info>,
+  where: { repoId: number; label: string; os: string; dist: string; distributionId?: number },
+  items: readonly PreparedPackage<Row>[],
+): Promise<{ distributionId: number; target: number | undefined; results: ({ status: 'created' | 'unchanged'; package: Info } | WharfError)[] }> {
+  const distributionId = where.distributionId ?? (await findOrCreateDistribution(deps.db, where.repoId, where.os, where.dist, table.kind));
+  const { outcomes, target } = await storePackages<Row, Existing>(
+    {
+      ...deps,
+      lockPrefix: where.label,
+      findExisting: (db, id, filenames) => table.findExisting(db, id, filenames),
+      filenameOf: (e) => table.filenameOf(e),
+      uploadSha256Of: (e) => table.uploadSha256Of(e),
+      conflict: (p, sha) => new WharfError('PACKAGE_CONFLICT', [p.identity, where.label, sha]),
+      insert: (tx, rows) => table.insert(tx, rows),
+      bump: bumpChanges,
+    },
+    distributionId,
+    items,
+  );
+  const distribution = `${where.os}/${where.dist}`;
+  const results = outcomes.map((o) =>
+    o.status === 'refused'
+      ? o.error
+      : { status: o.status, package: table.info(distribution, o.status === 'created' ? o.row : o.existing) },
+  );
+  return { distributionId, target, results };
+}

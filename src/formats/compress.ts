@@ -8,7 +8,8 @@
 //     chunks (assembleXz) so that every xz reader sees a single multi-block stream.
 
 import { spawn } from 'node:child_process';
-import { gzipSync } from 'node:zlib';
+import { gzip, gzipSync } from 'node:zlib';
+import { availableParallelism } from 'node:os';
 import { assembleXz, parseXzStream, type XzPart } from './xz.ts';
 
 export { assembleXz, parseXzStream };
@@ -175,6 +176,64 @@ export async function xzDecompress(data: Uint8Array, maxOutput: number): Promise
   if (!(maxOutput >= 0)) throw new RangeError(`Invalid maxOutput ${maxOutput}`);
   const { stdout } = await runXz(['-d', '-c', '-q', `--memlimit-decompress=${XZ_DECOMPRESS_MEMLIMIT}`], data, maxOutput);
   return stdout;
+}
+
+/**
+ * gzipMember on the thread pool (the same bytes): several chunks compress in parallel, off the event loop.
+ */
+export async function gzipMemberAsync(data: Uint8Array, level: number = DEFAULT_GZIP_LEVEL): Promise<Uint8Array> {
+  if (!Number.isInteger(level) || level < 0 || level > 9) throw new RangeError(`Invalid gzip level ${level}: expected 0-9`);
+  const buf = await new Promise<Buffer>((resolve, reject) => gzip(data, { level }, (e, r) => (e ? reject(e) : resolve(r))));
+  const out = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  out[9] = 3;
+  return out;
+}
+
+/**
+ * Compresses each of `parts` into an xz block of its own (independent, as if each were compressed alone), with as
+ * few xz processes as there are CPUs: each process gets a run of consecutive parts and `--block-list` with their
+ * sizes, and its single stream is cut into one XzPart per input part. A publish that seals a hundred index chunks
+ * then pays for two process starts, not a hundred, and keeps every core busy.
+ */
+export async function xzCompressParts(parts: readonly Uint8Array[], opts: { preset?: number; processes?: number } = {}): Promise<XzPart[]> {
+  const preset = opts.preset ?? DEFAULT_XZ_PRESET;
+  if (!Number.isInteger(preset) || preset < 0 || preset > 9) throw new RangeError(`Invalid xz preset ${preset}: expected 0-9`);
+  if (parts.length === 0) return [];
+  if (parts.some((p) => p.byteLength === 0)) throw new RangeError('xzCompressParts: parts must not be empty');
+  // Consecutive runs of about equal size, one per process.
+  const processes = Math.max(1, Math.min(opts.processes ?? availableParallelism(), parts.length));
+  const total = parts.reduce((n, p) => n + p.byteLength, 0);
+  const groups: Uint8Array[][] = [];
+  let group: Uint8Array[] = [];
+  let size = 0;
+  for (const p of parts) {
+    group.push(p);
+    size += p.byteLength;
+    if (size >= (total / processes) * (groups.length + 1) && groups.length < processes - 1) {
+      groups.push(group);
+      group = [];
+    }
+  }
+  if (group.length > 0) groups.push(group);
+  const results = await Promise.all(
+    groups.map(async (g) => {
+      const largest = g.reduce((n, p) => Math.max(n, p.byteLength), 0);
+      const args = [...xzArgs(largest, preset), `--block-list=${g.map((p) => p.byteLength).join(',')}`];
+      const { stdout } = await runXz(args, Buffer.concat(g), Number.MAX_SAFE_INTEGER);
+      const stream = parseXzStream(stdout);
+      if (stream.records.length !== g.length || stream.records.some((r, i) => r.uncompressedSize !== g[i]!.byteLength)) {
+        throw new CompressionError('XZ_FAILED', `xz --block-list made ${stream.records.length} blocks for ${g.length} parts`);
+      }
+      let off = 0;
+      return stream.records.map((r): XzPart => {
+        const len = r.unpaddedSize + ((4 - (r.unpaddedSize % 4)) % 4);
+        const blocks = stream.blocks.subarray(off, off + len);
+        off += len;
+        return { checkType: stream.checkType, blocks, records: [r] };
+      });
+    }),
+  );
+  return results.flat();
 }
 
 export interface CompressedChunk {

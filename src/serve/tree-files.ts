@@ -91,7 +91,7 @@ function notModifiedSince(req: IncomingMessage, stat: BlobStat, mutable: boolean
 export async function sendBlob(
   req: IncomingMessage,
   res: ServerResponse,
-  store: BlobStore,
+  store: Pick<BlobStore, 'stat' | 'open'>,
   key: string,
   opts: { cacheControl: string; contentType: string; mutable: boolean; extraHeaders?: Record<string, string>; cache?: MetadataCache },
 ): Promise<boolean> {

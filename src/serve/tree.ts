@@ -18,6 +18,7 @@ import { authenticateRequest } from '../api/auth.ts';
 import { allows } from '../services/tokens.ts';
 import { repoTreePrefix } from '../services/tree.ts';
 import { cacheControlOf, contentTypeOf, isImmutablePath, sendBlob } from './tree-files.ts';
+import { isPlainIndexPath, PlainIndexes } from './plain-index.ts';
 
 const PRIVATE_HEADERS = { 'Cache-Control': 'private, no-store', Vary: 'Authorization' } as const;
 const VARY_AUTHORIZATION: Record<string, string> = { Vary: 'Authorization' };
@@ -138,15 +139,35 @@ async function serveFile(app: App, req: IncomingMessage, res: ServerResponse, re
     return;
   }
   const slashPath = `/${path}`;
-  const sent = await sendBlob(req, res, app.store, key, {
+  const opts = {
     cacheControl: cacheControlOf(slashPath, repo.private),
     contentType: contentTypeOf(path),
     mutable: !isImmutablePath(slashPath),
-    cache: app.metadataCache,
     ...(repo.private ? { extraHeaders: VARY_AUTHORIZATION } : {}),
-  });
-  if (!sent) throw new WharfError('NOT_FOUND', ['File']);
+  };
+  // The uncompressed Packages is not stored (plain-index.ts): decompressed from Packages.gz on request.
+  if (isPlainIndexPath(path)) {
+    const gzStat = await app.store.stat(`${key}.gz`);
+    if (!gzStat) throw new WharfError('NOT_FOUND', ['File']);
+    const etag = PlainIndexes.etagOf(gzStat.etag);
+    const inm = req.headers['if-none-match'];
+    if (inm && inm.split(',').some((t) => t.trim() === etag || t.trim() === '*')) {
+      // Unchanged: answered without decompressing anything.
+      res.writeHead(304, { ETag: etag, 'Cache-Control': opts.cacheControl, ...(opts.extraHeaders ?? {}) });
+      res.end();
+      return;
+    }
+    let plain = plainIndexes.get(app);
+    if (!plain) plainIndexes.set(app, (plain = new PlainIndexes()));
+    const view = await plain.view(app.store, key, gzStat);
+    if (view && (await sendBlob(req, res, view, key, opts))) return;
+    throw new WharfError('NOT_FOUND', ['File']);
+  }
+  if (await sendBlob(req, res, app.store, key, { ...opts, cache: app.metadataCache })) return;
+  throw new WharfError('NOT_FOUND', ['File']);
 }
+
+const plainIndexes = new WeakMap<App, PlainIndexes>();
 
 /**
  * The .repo file for dnf/yum of an RPM distribution, or undefined when there is no such distribution. For a private

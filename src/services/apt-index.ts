@@ -15,8 +15,11 @@ export interface ChunkPieces {
   readonly xz: XzPart;
 }
 
-/** Compresses (or fetches from a cache) the pieces of a chunk, by its id (sha256 of its plain bytes). */
-export type ChunkSource = (id: string, plain: Uint8Array) => Promise<ChunkPieces>;
+/**
+ * Compresses (or fetches from a cache) the pieces of chunks, by their ids (sha256 of their plain bytes), in order:
+ * all the chunks one publish seals at once, so they compress in parallel.
+ */
+export type ChunkSource = (chunks: readonly { id: string; plain: Uint8Array }[]) => Promise<ChunkPieces[]>;
 
 interface SealedChunk {
   readonly plain: Uint8Array;
@@ -82,23 +85,28 @@ export class IncrementalIndex {
     return this.#dirty;
   }
 
-  /** Appends packages (in id order). */
+  /** Appends packages (in id order). If compressing a sealed chunk fails, the index is left as it was. */
   async add(rows: readonly { sha256: string; stanza: string }[]): Promise<void> {
+    if (rows.length === 0) return;
+    let tail = this.#tail.slice();
+    const sealing: Uint8Array[] = [];
     for (const r of rows) {
-      this.#tail.push(r.stanza, '\n');
-      this.#dirty = true;
-      if (endsChunk(r.sha256)) await this.#seal();
+      tail.push(r.stanza, '\n');
+      if (endsChunk(r.sha256)) {
+        sealing.push(Buffer.from(tail.join(''), 'utf8'));
+        tail = [];
+      }
     }
-  }
-
-  async #seal(): Promise<void> {
-    const plain = Buffer.from(this.#tail.join(''), 'utf8');
-    this.#tail = [];
-    const pieces = await this.#source(chunkId(plain), plain);
-    this.#sealed.push({ plain, pieces });
-    this.#plainHash.update(plain);
-    this.#gzHash.update(pieces.gz);
-    this.#xzHash.update(pieces.xz.blocks);
+    const pieces = sealing.length > 0 ? await this.#source(sealing.map((plain) => ({ id: chunkId(plain), plain }))) : [];
+    sealing.forEach((plain, i) => {
+      const p = pieces[i]!;
+      this.#sealed.push({ plain, pieces: p });
+      this.#plainHash.update(plain);
+      this.#gzHash.update(p.gz);
+      this.#xzHash.update(p.xz.blocks);
+    });
+    this.#tail = tail;
+    this.#dirty = true;
   }
 
   /** The three files and their digests. */

@@ -10,12 +10,15 @@ import { getField } from '../formats/deb/control.ts';
 import { renderPackagesStanza } from '../formats/deb/packages-stanza.ts';
 import { stagedByteSource, type StagedUpload } from './upload.ts';
 import { poolDir, repoTreePrefix } from './tree.ts';
-import { bumpChanges, findOrCreateDistribution } from './distributions.ts';
+import { bumpChanges } from './distributions.ts';
 import type { Locks } from './locks.ts';
 import type { WriteBatcher } from './write-batcher.ts';
 import type { PublishRequestOptions, PublishResult } from './publish-queue.ts';
 import type { RepositoryInfo, RepositoryService } from './repositories.ts';
 import type { AptPublisher } from './apt-publisher.ts';
+import { ingestLockName, storeInDistribution, type PackageTable, type PreparedPackage } from './ingest.ts';
+import type { Insertable, Selectable } from 'kysely';
+import type { DebPackageTable } from '../db/schema.ts';
 
 export interface DebPackageInfo {
   distribution: string;
@@ -61,6 +64,24 @@ export interface AptPackageServiceDeps {
 }
 
 const COMPONENT = 'main';
+const WRITE = { sync: 'deferred', exactStat: false } as const;
+
+/** A deb_packages row before it has a distribution. */
+export type DebRow = Omit<Insertable<DebPackageTable>, 'distribution_id'> & { created_at: number; provenance: string | null; size: number; sha256: string };
+type DebExisting = Selectable<DebPackageTable>;
+
+/** The deb_packages table, for storeInDistribution. */
+const DEB_PACKAGES_TABLE: PackageTable<DebRow, DebExisting, DebPackageInfo> = {
+  kind: 'deb',
+  findExisting: (db, id, filenames) => db.selectFrom('deb_packages').selectAll().where('distribution_id', '=', id).where('filename', 'in', filenames).execute(),
+  filenameOf: (e) => e.filename,
+  uploadSha256Of: (e) => e.sha256,
+  insert: async (tx, rows) => void (await tx.insertInto('deb_packages').values(rows).execute()),
+  info: (distribution, r) => info(distribution, r),
+};
+
+/** A checked .deb, ready to store. */
+export type PreparedDeb = PreparedPackage<DebRow>;
 
 export interface IngestOptions {
   /** false: store only; the caller requests one publish for many packages (a batch push) */
@@ -92,89 +113,89 @@ export class AptPackageService {
     provenance?: Provenance,
     opts: IngestOptions = {},
   ): Promise<PushResult> {
-    const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
-    {
-      const src = await stagedByteSource(staged);
-      let deb;
-      try {
-        deb = await inspectDeb(src);
-      } finally {
-        await src.close();
-      }
-      const source = (getField(deb.control, 'Source') ?? deb.package).split(/\s/)[0]!;
-      if (!/^[a-z0-9][a-z0-9+.-]+$/.test(source)) throw new WharfError('DEB_BAD_FIELD', [`Source "${source.slice(0, 100)}" is not a valid source package name`]);
-      const filename = deb.canonicalFilename;
-      const poolKey = `${poolDir(dist, COMPONENT, source)}/${filename}`;
-      const stanza = renderPackagesStanza(deb.control, {
-        filename: `${poolKey}`,
+    const prepared = await this.prepare(ref, repo, os, dist, staged, provenance);
+    const { distributionId, target, results } = await this.store(ref, repo, os, dist, [prepared], opts);
+    ingested();
+    const result = results[0]!;
+    if (result instanceof WharfError) throw result;
+    opts.onStored?.(distributionId, target);
+    // An identical re-push still waits for a publish: it may follow an interrupted one.
+    if (opts.publish !== false) {
+      await this.#d.publisher.request(distributionId, { label: `${ref.org}/${ref.repo}/${os}/${dist}`, coalesce: true, ...(target !== undefined ? { target } : {}) });
+    }
+    return result;
+  }
+
+  /** Checks a staged .deb and derives everything stored about it (its Packages stanza, pool path, row). */
+  async prepare(ref: RepoRef, repo: RepositoryInfo, os: string, dist: string, staged: StagedUpload, provenance?: Provenance): Promise<PreparedDeb> {
+    const src = await stagedByteSource(staged);
+    let deb;
+    try {
+      deb = await inspectDeb(src);
+    } finally {
+      await src.close();
+    }
+    const source = (getField(deb.control, 'Source') ?? deb.package).split(/\s/)[0]!;
+    if (!/^[a-z0-9][a-z0-9+.-]+$/.test(source)) throw new WharfError('DEB_BAD_FIELD', [`Source "${source.slice(0, 100)}" is not a valid source package name`]);
+    const filename = deb.canonicalFilename;
+    const poolKey = `${poolDir(dist, COMPONENT, source)}/${filename}`;
+    const stanza = renderPackagesStanza(deb.control, {
+      filename: poolKey,
+      size: staged.size,
+      md5: staged.md5,
+      sha1: staged.sha1,
+      sha256: staged.sha256,
+      sha512: staged.sha512,
+    });
+    const key = `${repoTreePrefix(ref.org, ref.repo, repo.private)}/${os}/${poolKey}`;
+    return {
+      filename,
+      uploadSha256: staged.sha256,
+      key,
+      identity: `${deb.package} ${deb.version} (${deb.architecture})`,
+      // Durable with the publish that lists it (the publisher flushes the store before InRelease). A small package
+      // never touched the disk: written straight into place; a large one is moved from its scratch file.
+      write: async (store) => {
+        if (staged.bytes) await store.put(key, staged.bytes, WRITE);
+        else await store.putFile(key, await staged.localPath(), WRITE);
+      },
+      row: {
+        component: COMPONENT,
+        name: deb.package,
+        version: deb.version,
+        architecture: deb.architecture,
+        filename,
+        pool_key: poolKey,
         size: staged.size,
         md5: staged.md5,
         sha1: staged.sha1,
         sha256: staged.sha256,
         sha512: staged.sha512,
-      });
-      const { distributionId, target, result } = await this.#d.locks.run('ingest', `${distLabel}/${filename}`, async () => {
-        const distributionId = opts.distributionId ?? (await findOrCreateDistribution(this.#d.db, repo.id, os, dist, 'deb'));
-        const existing = await this.#d.db
-          .selectFrom('deb_packages')
-          .selectAll()
-          .where('distribution_id', '=', distributionId)
-          .where((eb) =>
-            eb.or([
-              eb.and([eb('name', '=', deb.package), eb('version', '=', deb.version), eb('architecture', '=', deb.architecture)]),
-              eb('filename', '=', filename),
-            ]),
-          )
-          .executeTakeFirst();
-        if (existing) {
-          if (existing.sha256 !== staged.sha256) {
-            throw new WharfError('PACKAGE_CONFLICT', [`${deb.package} ${deb.version} (${deb.architecture})`, distLabel, existing.sha256]);
-          }
-          return { distributionId, target: undefined, result: { status: 'unchanged' as const, package: info(`${os}/${dist}`, existing) } };
-        }
-        // Content first: the pool file exists before any index can name it.
-        const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
-        // Durable with the publish that lists it (the publisher flushes the store before InRelease).
-        const key = `${treePrefix}/${os}/${poolKey}`;
-        const write = { sync: 'deferred', exactStat: false } as const;
-        // A small package never touched the disk: written straight into place; a large one is moved from scratch.
-        if (staged.bytes) await this.#d.store.put(key, staged.bytes, write);
-        else await this.#d.store.putFile(key, await staged.localPath(), write);
-        const now = Date.now();
-        const row = {
-          distribution_id: distributionId,
-          component: COMPONENT,
-          name: deb.package,
-          version: deb.version,
-          architecture: deb.architecture,
-          filename,
-          pool_key: poolKey,
-          size: staged.size,
-          md5: staged.md5,
-          sha1: staged.sha1,
-          sha256: staged.sha256,
-          sha512: staged.sha512,
-          stanza,
-          created_at: now,
-          provenance: provenance ? JSON.stringify(provenance) : null,
-        };
-        // The row and the bump of `changes` commit together: a publish that saw the bump sees the row.
-        // The bump comes first: it locks the distribution's row until commit, so rows of one distribution get their
-        // ids in commit order, and a publisher reading "ids above the last it saw" never misses one committed late.
-        // Through the write batcher: concurrent pushes share a commit (each in a savepoint of its own).
-        const target = await this.#d.writes.run(async (tx) => {
-          const change = await bumpChanges(tx, distributionId);
-          await tx.insertInto('deb_packages').values(row).execute();
-          return change;
-        });
-        return { distributionId, target, result: { status: 'created' as const, package: info(`${os}/${dist}`, row) } };
-      });
-      ingested();
-      opts.onStored?.(distributionId, target);
-      // An identical re-push still waits for a publish: it may follow an interrupted one.
-      if (opts.publish !== false) await this.#d.publisher.request(distributionId, { label: distLabel, coalesce: true, ...(target !== undefined ? { target } : {}) });
-      return result;
-    }
+        stanza,
+        created_at: Date.now(),
+        provenance: provenance ? JSON.stringify(provenance) : null,
+      },
+    };
+  }
+
+  /**
+   * Stores prepared packages in the distribution (created if new), without publishing: one result per package, in
+   * order (a refused one as its error), and the change number a publish must reach to list what was stored.
+   */
+  async store(
+    ref: RepoRef,
+    repo: RepositoryInfo,
+    os: string,
+    dist: string,
+    items: readonly PreparedDeb[],
+    opts: { distributionId?: number } = {},
+  ): Promise<{ distributionId: number; target: number | undefined; results: (PushResult | WharfError)[] }> {
+    return storeInDistribution(
+      this.#d,
+      DEB_PACKAGES_TABLE,
+      { repoId: repo.id, label: `${ref.org}/${ref.repo}/${os}/${dist}`, os, dist, ...(opts.distributionId !== undefined ? { distributionId: opts.distributionId } : {}) },
+      items,
+    );
   }
 
   /** Publishes the distribution (a batch push stores many packages, then asks once). */
@@ -213,7 +234,7 @@ export class AptPackageService {
     validateDistRef(os, dist);
     const repo = await this.#d.repos.get(ref);
     const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
-    const { distributionId, target, removed } = await this.#d.locks.run('ingest', `${distLabel}/${filename}`, async () => {
+    const { distributionId, target, removed } = await this.#d.locks.run('ingest', ingestLockName(distLabel, filename), async () => {
       const d = await this.#d.db
         .selectFrom('distributions')
         .select(['id'])

@@ -1,6 +1,7 @@
 // The publisher against the real layers below it: SQLite, the filesystem blob store, openpgp signing, xz and gzip.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { AptPublisher } from './apt-publisher.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, readdir } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
@@ -73,6 +74,15 @@ async function checkRelease(): Promise<Map<string, string>> {
   const section = release.split('SHA256:\n')[1]!.split(/\n(?=\S)/)[0]!;
   for (const line of section.trim().split('\n')) {
     const [hash, size, path] = line.trim().split(/\s+/);
+    if (path!.endsWith('/Packages')) {
+      // Listed for its hashes, not stored (apt fetches .xz or .gz): checked below as what they decompress to.
+      assert.equal(await app.store.stat(`${DIST}/${path}`), undefined, `${path} is not stored`);
+      const plain = await plainOf(path!.slice(0, -'/Packages'.length));
+      assert.equal(plain.byteLength, Number(size), `${path} size`);
+      assert.equal(createHash('sha256').update(plain).digest('hex'), hash, `${path} sha256`);
+      sha256.set(path!, hash!);
+      continue;
+    }
     const data = await app.store.get(`${DIST}/${path}`);
     assert.ok(data, `${path} listed in Release exists`);
     assert.equal(data.byteLength, Number(size), `${path} size`);
@@ -82,16 +92,22 @@ async function checkRelease(): Promise<Map<string, string>> {
     sha256.set(path!, hash!);
   }
   for (const dirName of ['main/binary-amd64', 'main/binary-arm64']) {
-    const plain = await app.store.get(`${DIST}/${dirName}/Packages`);
-    const gz = await app.store.get(`${DIST}/${dirName}/Packages.gz`);
     const xz = await app.store.get(`${DIST}/${dirName}/Packages.xz`);
-    assert.deepEqual(gunzipSync(gz!), Buffer.from(plain!));
-    assert.deepEqual(execFileSync('xz', ['-dc'], { input: xz! }), Buffer.from(plain!));
+    assert.deepEqual(execFileSync('xz', ['-dc'], { input: xz! }), await plainOf(dirName), `${dirName}: Packages.xz and Packages.gz hold the same index`);
   }
   return sha256;
 }
 
+/** The uncompressed index of a directory (main/binary-amd64): Packages.gz decompressed. */
+async function plainOf(dirName: string): Promise<Buffer> {
+  const gz = await app.store.get(`${DIST}/${dirName}/Packages.gz`);
+  assert.ok(gz, `${dirName}/Packages.gz exists`);
+  return gunzipSync(gz);
+}
+
 before(async () => {
+  // Rows are read a page at a time: small pages here, so every publish below crosses page boundaries.
+  AptPublisher.rowsPerRead = 97;
   dir = await mkdtemp(join(tmpdir(), 'wharf-publisher-'));
   const config = loadConfig({ data: dir, 'signing-passphrase': 'test-passphrase', 'retention-seconds': '0', fsync: 'false' }, {});
   app = await createApp(config, { log: createLogger('silent') });
@@ -113,7 +129,7 @@ test('an empty distribution publishes valid, signed, empty indexes', async () =>
   const r = await app.publisher.request(distId);
   assert.equal(r.generation, 1);
   await checkRelease();
-  assert.equal((await text(`${DIST}/main/binary-amd64/Packages`)).length, 0);
+  assert.equal(((await plainOf('main/binary-amd64')).toString()).length, 0);
   const inRelease = await text(`${DIST}/InRelease`);
   assert.match(inRelease, /^-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n/);
 });
@@ -124,8 +140,8 @@ test('indexes list every package in insertion order, arch all in every architect
   await addRows(650, 700, 'arm64');
   await app.publisher.request(distId);
   await checkRelease();
-  const amd64 = await text(`${DIST}/main/binary-amd64/Packages`);
-  const arm64 = await text(`${DIST}/main/binary-arm64/Packages`);
+  const amd64 = (await plainOf('main/binary-amd64')).toString();
+  const arm64 = (await plainOf('main/binary-arm64')).toString();
   const names = (t: string) => [...t.matchAll(/^Package: (\S+)$/gm)].map((m) => m[1]);
   assert.deepEqual(names(amd64), Array.from({ length: 650 }, (_, i) => `p${i}`));
   assert.deepEqual(names(arm64), Array.from({ length: 100 }, (_, i) => `p${600 + i}`));
@@ -155,7 +171,9 @@ test('retired by-hash files are deleted after the retention period (0 s here) bu
   const old = before.get('main/binary-amd64/Packages.xz')!;
   await addRows(701, 702);
   await app.publisher.request(distId); // retires the files of `before`
-  await app.publisher.request(distId); // retention 0: collects them
+  await app.publisher.request(distId); // retention 0: collects them, right after answering
+  const deadline = Date.now() + 5000;
+  while ((await app.store.stat(`${DIST}/main/binary-amd64/by-hash/SHA256/${old}`)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   assert.equal(await app.store.stat(`${DIST}/main/binary-amd64/by-hash/SHA256/${old}`), undefined);
   await checkRelease();
 });
@@ -173,7 +191,7 @@ test('concurrent requests share publishes (group commit) and all see their rows'
   );
   const g1 = (await app.db.selectFrom('distributions').select('generation').where('id', '=', distId).executeTakeFirstOrThrow()).generation;
   assert.ok(g1 - g0 <= 2, `20 requests caused ${g1 - g0} publishes`);
-  const amd64 = await text(`${DIST}/main/binary-amd64/Packages`);
+  const amd64 = (await plainOf('main/binary-amd64')).toString();
   for (let i = 0; i < 20; i++) assert.match(amd64, new RegExp(`^Package: p${800 + i}$`, 'm'));
 });
 
@@ -199,5 +217,29 @@ test('a publish that fails halfway leaves the old metadata live, and the next on
   await rename(`${byHash}.aside`, byHash);
   await app.publisher.request(distId);
   await checkRelease();
-  assert.match(await text(`${DIST}/main/binary-amd64/Packages`), /^Package: p950$/m);
+  assert.match((await plainOf('main/binary-amd64')).toString(), /^Package: p950$/m);
+});
+
+test('after an upgrade from a version that stored the uncompressed Packages, the stale copies are deleted', async () => {
+  // What an older Wharf left: the named Packages and its by-hash copy, and a published state without the marker.
+  const row = await app.db.selectFrom('distributions').select('published_state').where('id', '=', distId).executeTakeFirstOrThrow();
+  const state = JSON.parse(row.published_state!) as { plainStored?: boolean; indexes: Record<string, { files: { path: string; sha256: string }[] }> };
+  delete state.plainStored;
+  await app.db.updateTable('distributions').set({ published_state: JSON.stringify(state) }).where('id', '=', distId).execute();
+  const entry = state.indexes['main/binary-amd64']!.files.find((f) => f.path.endsWith('/Packages'))!;
+  const named = `${DIST}/main/binary-amd64/Packages`;
+  const byHash = `${DIST}/main/binary-amd64/by-hash/SHA256/${entry.sha256}`;
+  await app.store.put(named, 'stale');
+  await app.store.put(byHash, 'stale');
+  await addRows(960, 961);
+  await app.publisher.request(distId);
+  // Deleted right after the push is answered, under the publish lock: the next request waits for it.
+  await addRows(961, 962);
+  await app.publisher.request(distId);
+  assert.equal(await app.store.stat(named), undefined, 'the stale named Packages is gone');
+  assert.equal(await app.store.stat(byHash), undefined, 'its by-hash copy is gone');
+  await checkRelease();
+  // The next publish has nothing of the kind left to do.
+  const after = await app.db.selectFrom('distributions').select('published_state').where('id', '=', distId).executeTakeFirstOrThrow();
+  assert.equal((JSON.parse(after.published_state!) as { plainStored?: boolean }).plainStored, false);
 });

@@ -2,8 +2,9 @@
 //
 // Order of writes (what keeps `apt-get update` working while a publish runs):
 //   1. index files under by-hash/ (content-addressed: never overwritten with different bytes),
-//   2. the named index files (Packages, Packages.gz, Packages.xz),
-//   3. Release, Release.gpg, and InRelease last.
+//   2. the named index files (Packages.gz, Packages.xz; the uncompressed Packages is listed in Release for its hashes
+//      but not stored, as on Debian's mirrors: apt fetches a compressed one, and Wharf serves it decompressed),
+//   3. Release, Release.gpg and InRelease, together, last.
 // A client holding the previous InRelease keeps finding the by-hash files it names until the retention period ends.
 //
 // Work grows with the change, not with the repository: each index is kept in memory as a run of chunks with
@@ -15,11 +16,11 @@ import type { BlobStore } from '../storage/blob-store.ts';
 import type { Config } from '../config.ts';
 import type { SigningKey } from '../signing/openpgp.ts';
 import { renderRelease, type IndexFileEntry } from '../formats/deb/release.ts';
-import { gzipMember, xzCompress } from '../formats/compress.ts';
-import { parseXzStream, XZ_CHECK_CRC32, type XzPart } from '../formats/xz.ts';
-import { IncrementalIndex, type ChunkPieces } from './apt-index.ts';
+import { gzipMemberAsync, xzCompressParts } from '../formats/compress.ts';
+import { assembleXz, parseXzStream, XZ_CHECK_CRC32, type XzPart } from '../formats/xz.ts';
+import { IncrementalIndex, type BuiltIndex, type ChunkPieces } from './apt-index.ts';
 import { repoTreePrefix, INTERNAL_PREFIX } from './tree.ts';
-import { PublishQueue, type PublishResult, type PublishRequestOptions } from './publish-queue.ts';
+import { PublishQueue, phaseTimer, type PublishResult, type PublishRequestOptions } from './publish-queue.ts';
 import { collectRetiredFiles } from './retention.ts';
 import type { Logger } from '../log.ts';
 import type { UploadTracker } from './upload-tracker.ts';
@@ -37,6 +38,8 @@ export interface PublishedState {
   architectures: string[];
   components: string[];
   indexes: Record<string, PublishedIndex>;
+  /** false: the uncompressed Packages files are listed in Release but not stored (absent: an older Wharf stored them) */
+  plainStored?: boolean;
 }
 
 export type { PublishResult };
@@ -86,6 +89,7 @@ export class AptPublisher {
       locks: deps.locks,
       ...(deps.onPublished ? { onPublished: deps.onPublished } : {}),
       publish: (id) => this.#publishOnce(id),
+      afterPublish: (id) => this.#cleanup(id),
       uploads: deps.uploads,
       log: deps.log,
       observe: (s) => deps.metrics?.publishDuration.observe({ format: 'deb' }, s),
@@ -124,53 +128,73 @@ export class AptPublisher {
       .where('distribution_id', '=', distributionId)
       .executeTakeFirstOrThrow();
     const count = Number(stats.n);
+    // What the rows above `afterId` hold: how many, and which components and architectures (checked before any row
+    // is read: the rows themselves are then read a page at a time, so a rebuild of a large distribution never holds
+    // all its stanzas twice).
+    const shape = async (afterId: number) => {
+      const groups = await db
+        .selectFrom('deb_packages')
+        .select((eb) => ['component', 'architecture', eb.fn.countAll<number>().as('n')])
+        .where('distribution_id', '=', distributionId)
+        .where('id', '>', afterId)
+        .groupBy(['component', 'architecture'])
+        .execute();
+      return { rows: groups.reduce((n, g) => n + Number(g.n), 0), groups };
+    };
     let cache = this.#indexCache.get(distributionId);
-    let rows: { id: number; component: string; architecture: string; sha256: string; stanza: string }[] = [];
-    const select = () =>
-      db.selectFrom('deb_packages').select(['id', 'component', 'architecture', 'sha256', 'stanza']).where('distribution_id', '=', distributionId);
     if (cache) {
       const known = cache;
-      rows = await select().where('id', '>', known.maxId).orderBy('id').execute();
-      const fits = (r: { component: string; architecture: string }) =>
-        known.components.includes(r.component) && (r.architecture === 'all' || known.architectures.includes(r.architecture));
+      const fresh = await shape(known.maxId);
       // A removal shows as a count that disagrees, or (a removal and an addition between two publishes, possibly on
       // other nodes) as more changes than new rows; a row committed late with a lower id as a count that disagrees.
-      if (known.count + rows.length !== count || changes - known.changes > rows.length || !rows.every(fits)) cache = undefined;
+      if (known.count + fresh.rows !== count || changes - known.changes > fresh.rows || !fresh.groups.every((r) => fitsIndexes(known, r))) cache = undefined;
     }
     if (!cache) {
       this.#deps.log.debug({ distributionId }, 'rebuilding indexes');
-      rows = await select().orderBy('id').execute();
-      const components = [...new Set(['main', ...rows.map((r) => r.component)])].sort();
-      const architectures = [
-        ...new Set([...config.defaultArchitectures, ...rows.map((r) => r.architecture).filter((a) => a !== 'all')]),
-      ].sort();
+      const all = await shape(0);
+      const components = [...new Set(['main', ...all.groups.map((r) => r.component)])].sort();
+      const architectures = [...new Set([...config.defaultArchitectures, ...all.groups.map((r) => r.architecture).filter((a) => a !== 'all')])].sort();
       cache = { components, architectures, count: 0, maxId: 0, changes, indexes: new Map() };
       for (const c of components) {
-        for (const a of architectures) cache.indexes.set(`${c}/binary-${a}`, new IncrementalIndex((id, plain) => this.#chunk(id, plain)));
+        for (const a of architectures) cache.indexes.set(`${c}/binary-${a}`, new IncrementalIndex((chunks) => this.#chunks(chunks)));
       }
       this.#indexCache.set(distributionId, cache);
     }
-    for (const [dir, index] of cache.indexes) {
-      const [component, binArch] = dir.split('/') as [string, string];
-      const arch = binArch.slice('binary-'.length);
-      await index.add(rows.filter((r) => r.component === component && (r.architecture === arch || r.architecture === 'all')));
+    for (;;) {
+      const rows = await db
+        .selectFrom('deb_packages')
+        .select(['id', 'component', 'architecture', 'sha256', 'stanza'])
+        .where('distribution_id', '=', distributionId)
+        .where('id', '>', cache.maxId)
+        .orderBy('id')
+        .limit(AptPublisher.rowsPerRead)
+        .execute();
+      const known = cache;
+      // A row committed since the check above, of a component or architecture the indexes lack: built from scratch next time.
+      if (!rows.every((r) => fitsIndexes(known, r))) {
+        this.#indexCache.delete(distributionId);
+        return this.#indexes(distributionId, changes);
+      }
+      for (const [dir, index] of cache.indexes) {
+        const [component, binArch] = dir.split('/') as [string, string];
+        const arch = binArch.slice('binary-'.length);
+        await index.add(rows.filter((r) => r.component === component && (r.architecture === arch || r.architecture === 'all')));
+      }
+      cache.count += rows.length;
+      if (rows.length > 0) cache.maxId = rows[rows.length - 1]!.id;
+      if (rows.length < AptPublisher.rowsPerRead) break;
     }
-    cache.count += rows.length;
     cache.changes = changes;
-    if (rows.length > 0) cache.maxId = rows[rows.length - 1]!.id;
     return cache;
   }
+
+  /** Rows read from the database at once while bringing the indexes up to date (tests lower it). */
+  static rowsPerRead = 2000;
 
   async #publishOnce(distributionId: number): Promise<PublishResult> {
     const { db, store } = this.#deps;
     const now = this.#deps.now ?? Date.now;
-    const timings: Record<string, number> = {};
-    let mark = performance.now();
-    const lap = (name: string) => {
-      const t = performance.now();
-      timings[name] = Math.round(t - mark);
-      mark = t;
-    };
+    const { timings, lap } = phaseTimer();
     const dist = await db
       .selectFrom('distributions')
       .innerJoin('repos', 'repos.id', 'distributions.repo_id')
@@ -195,29 +219,28 @@ export class AptPublisher {
     lap('load');
     const { components, architectures, indexes: current } = await this.#indexes(distributionId, Number(dist.changes));
     lap('indexes');
+    // Every changed index is built in memory first: Release can then be rendered and signed while the index files
+    // are being written.
     const indexes: Record<string, PublishedIndex> = {};
     const retired: string[] = [];
-    // Every changed index is built and written concurrently (Release lists them in a fixed order below).
-    await Promise.all(
-      [...current].map(async ([dir, index]) => {
-        const old = prev?.indexes[dir];
-        if (old && !index.dirty) {
-          indexes[dir] = old;
-          return;
-        }
-        const built = await this.#writeIndex(`${distDir}/${dir}`, dir, index);
-        indexes[dir] = built;
-        if (old && old.fingerprint !== built.fingerprint) {
-          for (const f of old.files) retired.push(...byHashKeys(distDir, f));
-        }
-      }),
-    );
+    const builds: [string, BuiltIndex][] = [];
+    for (const [dir, index] of current) {
+      const old = prev?.indexes[dir];
+      if (old && !index.dirty) {
+        indexes[dir] = old;
+        continue;
+      }
+      const built = await index.build();
+      builds.push([dir, built]);
+      indexes[dir] = publishedIndexOf(dir, built);
+      if (old && old.fingerprint !== indexes[dir]!.fingerprint) {
+        for (const f of old.files) retired.push(...byHashKeys(distDir, f));
+      }
+    }
     // Indexes that disappeared (an architecture or component no longer listed) are retired as a whole.
     for (const [dir, old] of Object.entries(prev?.indexes ?? {})) {
       if (!indexes[dir]) for (const f of old.files) retired.push(`${distDir}/${f.path}`, ...byHashKeys(distDir, f));
     }
-
-    lap('write');
     const date = Math.max(Math.floor(now() / 1000), prev?.date ?? 0);
     const release = renderRelease({
       origin: `${dist.org}/${dist.repo}`,
@@ -231,19 +254,31 @@ export class AptPublisher {
       files: [...current.keys()].flatMap((dir) => indexes[dir]!.files),
     });
     const key = await this.#deps.signingKey();
-    const [inRelease, detached] = await Promise.all([key.clearsign(release), key.detachSign(release)]);
+    const signed = Promise.all([key.clearsign(release), key.detachSign(release)]);
+    signed.catch(() => {}); // awaited below, after the writes (which may fail first)
+    await Promise.all(builds.map(([dir, built]) => this.#writeIndex(`${distDir}/${dir}`, dir, built)));
+    lap('write');
+    const [inRelease, detached] = await signed;
     lap('sign');
-    // Everything InRelease names is durable before InRelease is replaced; the three release files are made durable
-    // together before the publish is acknowledged.
+    // Everything the release files name is durable before they are replaced; they are made durable together before
+    // the publish is acknowledged. The three are written at once: InRelease stands alone, and a client reading the
+    // Release + Release.gpg pair could meet a mismatched pair in the moment between two writes in any order.
     const deferred = { sync: 'deferred' } as const;
     if (!prev) await store.put(`${treePrefix}/gpgkey`, key.armoredPublicKey, deferred);
     await store.flush();
     const unnamed = { ...deferred, exactStat: false } as const;
-    await Promise.all([store.put(`${distDir}/Release`, release, unnamed), store.put(`${distDir}/Release.gpg`, detached, unnamed)]);
-    await store.put(`${distDir}/InRelease`, inRelease, unnamed);
+    await Promise.all([store.put(`${distDir}/Release`, release, unnamed), store.put(`${distDir}/Release.gpg`, detached, unnamed), store.put(`${distDir}/InRelease`, inRelease, unnamed)]);
     await store.flush();
+    // Published by an older Wharf, which stored the uncompressed indexes: they would now be stale (they are never
+    // served, but a static copy of the tree would hold them). Deleted after the pushes are answered.
+    const stalePlain =
+      prev && prev.plainStored !== false
+        ? Object.values(prev.indexes)
+            .flatMap((ix) => ix.files.filter((f) => f.path.endsWith('/Packages')))
+            .flatMap((f) => [`${distDir}/${f.path}`, ...byHashKeys(distDir, f)])
+        : [];
 
-    const state: PublishedState = { date, architectures, components, indexes };
+    const state: PublishedState = { date, architectures, components, indexes, plainStored: false };
     const generation = dist.generation + 1;
     const t = now();
     await db.transaction().execute(async (tx) => {
@@ -259,11 +294,24 @@ export class AptPublisher {
           .execute();
       }
     });
-    await this.#collectGarbage(distributionId, `${treePrefix}/${dist.os}`, distDir, state, t);
-    lap('release+gc');
+    // Deleting what was retired long enough ago waits until the pushes are answered (afterPublish).
+    this.#pendingCleanup.set(distributionId, async () => {
+      await Promise.all(stalePlain.map((k) => store.delete(k)));
+      await this.#collectGarbage(distributionId, `${treePrefix}/${dist.os}`, distDir, state, t);
+    });
+    lap('release');
     const packages = this.#indexCache.get(distributionId)?.count;
     this.#deps.log.info({ distribution: `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`, generation, packages, ms: timings }, 'published');
     return { generation, date, changes: Number(dist.changes) };
+  }
+
+  /** Garbage collection left by the last publish of each distribution (run by the queue once its pushes are answered). */
+  readonly #pendingCleanup = new Map<number, () => Promise<void>>();
+
+  async #cleanup(distributionId: number): Promise<void> {
+    const run = this.#pendingCleanup.get(distributionId);
+    this.#pendingCleanup.delete(distributionId);
+    await run?.();
   }
 
   /**
@@ -297,52 +345,68 @@ export class AptPublisher {
   }
 
 
-  /** Writes an index: by-hash files first (content-addressed), then the named files. */
-  async #writeIndex(dirKey: string, dir: string, index: IncrementalIndex): Promise<PublishedIndex> {
-    const built = await index.build();
-    const files: IndexFileEntry[] = [];
+  /** Writes an index's compressed files: by-hash first (content-addressed), then the named files. */
+  async #writeIndex(dirKey: string, dir: string, built: BuiltIndex): Promise<void> {
     const { store } = this.#deps;
     // Nothing names these files yet (Release comes later), so they are written concurrently: on object storage each
-    // write is a request, and a publish is mostly waiting for them. The by-hash file first, then its two copies.
+    // write is a request, and a publish is mostly waiting for them. On the filesystem the by-hash file first, then
+    // its two hard links; on object storage the three at once.
     const deferred = { sync: 'deferred', exactStat: false } as const;
-    const written = [
-      ['Packages', built.plain, built.digests.plain],
-      ['Packages.gz', built.gz, built.digests.gz],
-      ['Packages.xz', built.xz, built.digests.xz],
-    ] as const;
     await Promise.all(
-      written.map(async ([name, data, digests]) => {
-        const entry: IndexFileEntry = { path: `${dir}/${name}`, ...digests };
+      // The uncompressed Packages is listed in Release but not stored (see serve/plain-index.ts).
+      indexFiles(dir, built).filter(({ name }) => name !== 'Packages').map(async ({ name, data, entry }) => {
         const sha256Key = `${dirKey}/by-hash/SHA256/${entry.sha256}`;
-        await store.put(sha256Key, data, deferred);
-        await Promise.all([store.copy(sha256Key, `${dirKey}/by-hash/SHA512/${entry.sha512}`, deferred), store.copy(sha256Key, `${dirKey}/${name}`, deferred)]);
-        files.push(entry);
+        const others = [`${dirKey}/by-hash/SHA512/${entry.sha512}`, `${dirKey}/${name}`];
+        if (store.cheapCopy) {
+          await store.put(sha256Key, data, deferred);
+          await Promise.all(others.map((k) => store.copy(sha256Key, k, deferred)));
+        } else {
+          // Object storage: three writes at once, one round trip instead of a write and then two copies.
+          await Promise.all([sha256Key, ...others].map((k) => store.put(k, data, deferred)));
+        }
       }),
     );
-    files.sort((a, b) => written.findIndex((w) => `${dir}/${w[0]}` === a.path) - written.findIndex((w) => `${dir}/${w[0]}` === b.path));
-    return { fingerprint: files[0]!.sha256, files };
   }
 
-  async #chunk(id: string, plain: Uint8Array): Promise<ChunkPieces> {
-    const cached = this.#chunkCache.get(id);
-    if (cached) {
-      this.#chunkCache.delete(id); // move to the most recently used end
-      this.#chunkCache.set(id, cached);
-      return cached;
-    }
-    const base = `${INTERNAL_PREFIX}/apt-chunks/${id.slice(0, 2)}/${id}`;
+  /** The compressed pieces of index chunks: from memory, else from the store, else compressed now (all at once). */
+  async #chunks(chunks: readonly { id: string; plain: Uint8Array }[]): Promise<ChunkPieces[]> {
     const { store } = this.#deps;
-    let [gz, xz] = await Promise.all([store.get(`${base}.gz`), store.get(`${base}.xz`)]);
-    let xzPart = xz && parseXzStreamOrUndefined(xz);
-    // Pieces written by an older version (another xz check type) or damaged ones are simply made again.
-    if (!gz || !xzPart || xzPart.checkType !== XZ_CHECK_CRC32) {
-      [gz, xz] = await Promise.all([Promise.resolve(gzipMember(plain)), xzCompress(plain)]);
-      xzPart = parseXzStream(xz);
-      await Promise.all([store.put(`${base}.gz`, gz), store.put(`${base}.xz`, xz)]);
+    const base = (id: string) => `${INTERNAL_PREFIX}/apt-chunks/${id.slice(0, 2)}/${id}`;
+    const out: (ChunkPieces | undefined)[] = await Promise.all(
+      chunks.map(async ({ id }) => {
+        const cached = this.#chunkCache.get(id);
+        if (cached) {
+          this.#chunkCache.delete(id); // move to the most recently used end
+          this.#chunkCache.set(id, cached);
+          return cached;
+        }
+        const [gz, xz] = await Promise.all([store.get(`${base(id)}.gz`), store.get(`${base(id)}.xz`)]);
+        const xzPart = xz && parseXzStreamOrUndefined(xz);
+        // Pieces written by an older version (another xz check type) or damaged ones are simply made again.
+        return gz && xzPart && xzPart.checkType === XZ_CHECK_CRC32 ? this.#remember(id, { gz, xz: xzPart }) : undefined;
+      }),
+    );
+    const missing = chunks.flatMap((c, i) => (out[i] ? [] : [i]));
+    if (missing.length > 0) {
+      const [xzParts, gzs] = await Promise.all([
+        xzCompressParts(missing.map((i) => chunks[i]!.plain)),
+        Promise.all(missing.map((i) => gzipMemberAsync(chunks[i]!.plain))),
+      ]);
+      await Promise.all(
+        missing.map(async (i, j) => {
+          const { id } = chunks[i]!;
+          const pieces = { gz: gzs[j]!, xz: xzParts[j]! };
+          await Promise.all([store.put(`${base(id)}.gz`, pieces.gz), store.put(`${base(id)}.xz`, assembleXz([pieces.xz], { checkType: XZ_CHECK_CRC32 }))]);
+          out[i] = this.#remember(id, pieces);
+        }),
+      );
     }
-    const pieces = { gz, xz: xzPart };
+    return out as ChunkPieces[];
+  }
+
+  #remember(id: string, pieces: ChunkPieces): ChunkPieces {
     this.#chunkCache.set(id, pieces);
-    this.#chunkCacheBytes += gz.byteLength + pieces.xz.blocks.byteLength;
+    this.#chunkCacheBytes += pieces.gz.byteLength + pieces.xz.blocks.byteLength;
     for (const [k, v] of this.#chunkCache) {
       if (this.#chunkCacheBytes <= AptPublisher.CHUNK_CACHE_LIMIT) break;
       this.#chunkCache.delete(k);
@@ -350,6 +414,25 @@ export class AptPublisher {
     }
     return pieces;
   }
+}
+
+/** Whether the cached indexes have a place for a row of this component and architecture ('all': every one). */
+function fitsIndexes(cache: { components: string[]; architectures: string[] }, r: { component: string; architecture: string }): boolean {
+  return cache.components.includes(r.component) && (r.architecture === 'all' || cache.architectures.includes(r.architecture));
+}
+
+/** The files of an index (in Release order): name, bytes (as pieces) and Release entry. */
+function indexFiles(dir: string, built: BuiltIndex): { name: string; data: readonly Uint8Array[]; entry: IndexFileEntry }[] {
+  return [
+    { name: 'Packages', data: built.plain, entry: { path: `${dir}/Packages`, ...built.digests.plain } },
+    { name: 'Packages.gz', data: built.gz, entry: { path: `${dir}/Packages.gz`, ...built.digests.gz } },
+    { name: 'Packages.xz', data: built.xz, entry: { path: `${dir}/Packages.xz`, ...built.digests.xz } },
+  ];
+}
+
+function publishedIndexOf(dir: string, built: BuiltIndex): PublishedIndex {
+  const files = indexFiles(dir, built).map((f) => f.entry);
+  return { fingerprint: files[0]!.sha256, files };
 }
 
 function byHashKeys(distDir: string, f: IndexFileEntry): string[] {

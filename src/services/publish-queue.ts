@@ -54,6 +54,7 @@ interface Queue {
 
 export class PublishQueue {
   readonly #publish: (distributionId: number) => Promise<PublishResult>;
+  readonly #afterPublish: ((distributionId: number) => Promise<void>) | undefined;
   readonly #uploads: UploadTracker;
   readonly #log: Logger;
   readonly #db: Db;
@@ -70,6 +71,8 @@ export class PublishQueue {
     db: Db;
     locks: Locks;
     publish: (distributionId: number) => Promise<PublishResult>;
+    /** runs after a publish has answered its requests, under the same lock (garbage collection) */
+    afterPublish?: (distributionId: number) => Promise<void>;
     uploads: UploadTracker;
     log: Logger;
     /** called with the duration of each publish (metrics) */
@@ -82,6 +85,7 @@ export class PublishQueue {
     this.#db = opts.db;
     this.#locks = opts.locks;
     this.#publish = opts.publish;
+    this.#afterPublish = opts.afterPublish;
     this.#uploads = opts.uploads;
     this.#log = opts.log;
     this.#observe = opts.observe;
@@ -152,6 +156,13 @@ export class PublishQueue {
             const r = await this.#publish(id);
             this.#observe?.((performance.now() - started) / 1000);
             this.#onPublished?.(id, r);
+            // The new metadata is live: the waiting pushes are answered now, and the housekeeping (deleting files
+            // retired long enough ago) runs after, still under the lock; its failure is not the publish's.
+            for (const w of open()) {
+              w.done = true;
+              w.d.resolve(r);
+            }
+            if (this.#afterPublish) await this.#afterPublish(id).catch((e: unknown) => this.#log.warn({ err: e, distributionId: id }, 'cleanup after a publish failed'));
             return r;
           });
           if (r) {
@@ -191,4 +202,18 @@ export class PublishQueue {
       latest: Number(row.changes),
     };
   }
+}
+
+/** Milliseconds per phase of a publish, for its log line: lap(name) closes the phase that ran since the last lap. */
+export function phaseTimer(): { timings: Record<string, number>; lap(name: string): void } {
+  const timings: Record<string, number> = {};
+  let mark = performance.now();
+  return {
+    timings,
+    lap(name: string) {
+      const t = performance.now();
+      timings[name] = Math.round(t - mark);
+      mark = t;
+    },
+  };
 }

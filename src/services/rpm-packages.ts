@@ -16,7 +16,7 @@ import { signRpm } from '../formats/rpm/sign.ts';
 import { filelistsPackageXml, otherPackageXml, primaryPackageXml } from '../formats/rpm/repodata.ts';
 import { stagedByteSource, type StagedUpload } from './upload.ts';
 import { repoTreePrefix } from './tree.ts';
-import { bumpChanges, findOrCreateDistribution } from './distributions.ts';
+import { bumpChanges } from './distributions.ts';
 import type { Locks } from './locks.ts';
 import type { WriteBatcher } from './write-batcher.ts';
 import type { PublishRequestOptions, PublishResult } from './publish-queue.ts';
@@ -25,6 +25,9 @@ import type { RepositoryInfo, RepositoryService } from './repositories.ts';
 import { parseProvenance, type PushResult, type DebPackageInfo, type Provenance } from './apt-packages.ts';
 import type { RpmPublisher } from './rpm-publisher.ts';
 import type { KeyService } from './keys.ts';
+import { ingestLockName, storeInDistribution, type PackageTable, type PreparedPackage } from './ingest.ts';
+import type { Insertable, Selectable } from 'kysely';
+import type { RpmPackageTable } from '../db/schema.ts';
 
 export interface RpmPackageServiceDeps {
   readonly db: Db;
@@ -48,6 +51,28 @@ export function rpmLocation(filename: string): string {
   return `Packages/${filename[0]!.toLowerCase()}/${filename}`;
 }
 
+const WRITE = { sync: 'deferred', exactStat: false } as const;
+
+/** An rpm_packages row before it has a distribution. */
+export type RpmRow = Omit<Insertable<RpmPackageTable>, 'distribution_id'> & { created_at: number; provenance: string | null; size: number; sha256: string };
+type RpmExisting = Selectable<RpmPackageTable>;
+
+/** The rpm_packages table, for storeInDistribution. */
+const RPM_PACKAGES_TABLE: PackageTable<RpmRow, RpmExisting, DebPackageInfo> = {
+  kind: 'rpm',
+  findExisting: (db, id, filenames) => db.selectFrom('rpm_packages').selectAll().where('distribution_id', '=', id).where('filename', 'in', filenames).execute(),
+  filenameOf: (e) => e.filename,
+  uploadSha256Of: (e) => e.upload_sha256,
+  insert: async (tx, rows) => void (await tx.insertInto('rpm_packages').values(rows).execute()),
+  info: (distribution, r) => info(distribution, r),
+};
+
+/** A checked (and re-signed) RPM, ready to store. */
+export interface PreparedRpm extends PreparedPackage<RpmRow> {
+  /** removes its scratch file, if it still has one */
+  dispose(): Promise<void>;
+}
+
 function evr(r: { epoch: string; version: string; release: string }): string {
   return `${r.epoch !== '0' ? `${r.epoch}:` : ''}${r.version}-${r.release}`;
 }
@@ -69,7 +94,28 @@ export class RpmPackageService {
     provenance?: Provenance,
     opts: IngestOptions = {},
   ): Promise<PushResult> {
-    const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
+    const prepared = await this.prepare(ref, repo, os, dist, staged, provenance);
+    try {
+      const { distributionId, target, results } = await this.store(ref, repo, os, dist, [prepared], opts);
+      ingested();
+      const result = results[0]!;
+      if (result instanceof WharfError) throw result;
+      opts.onStored?.(distributionId, target);
+      // An identical re-push still waits for a publish: it may follow an interrupted one.
+      if (opts.publish !== false) {
+        await this.#d.publisher.request(distributionId, { label: `${ref.org}/${ref.repo}/${os}/${dist}`, coalesce: true, ...(target !== undefined ? { target } : {}) });
+      }
+      return result;
+    } finally {
+      await prepared.dispose();
+    }
+  }
+
+  /**
+   * Checks a staged RPM (headers, payload size and digest), re-signs it when the repository signs packages, and
+   * derives its metadata fragments and row. dispose() the result once stored (it may hold a scratch file).
+   */
+  async prepare(ref: RepoRef, repo: RepositoryInfo, os: string, dist: string, staged: StagedUpload, provenance?: Provenance): Promise<PreparedRpm> {
     const src = await stagedByteSource(staged);
     let signedPath: string | undefined;
     try {
@@ -85,59 +131,49 @@ export class RpmPackageService {
       let sha256 = staged.sha256;
       let size = staged.size;
       let signedMeta = meta;
+      let signedBytes: Uint8Array | undefined;
       if (repo.sign_packages) {
-        // Re-sign with the package key into a second scratch file: lead + new signature header + the original rest.
+        // Re-signed with the package key: lead + new signature header + the original rest (in memory when small,
+        // else into a second scratch file).
         const key = await this.#d.keys.packageKey(repo.id);
         const signed = await signRpm(src, (data) => key.detachSignBinaryPacket(data), 'rsa');
-        signedPath = join(this.#d.config.dataDir, 'tmp', `signed-${randomBytes(12).toString('hex')}`);
-        ({ sha256, size } = await writeSigned(signedPath, await staged.localPath(), signed.signatureHeader, signed.headerStart));
+        if (staged.bytes) {
+          signedBytes = Buffer.concat([staged.bytes.subarray(0, 96), signed.signatureHeader, staged.bytes.subarray(signed.headerStart)]);
+          sha256 = createHash('sha256').update(signedBytes).digest('hex');
+          size = signedBytes.byteLength;
+        } else {
+          signedPath = join(this.#d.config.dataDir, 'tmp', `signed-${randomBytes(12).toString('hex')}`);
+          ({ sha256, size } = await writeSigned(signedPath, await staged.localPath(), signed.signatureHeader, signed.headerStart));
+        }
         const headerStart = 96 + signed.signatureHeader.byteLength;
         signedMeta = { ...meta, headerStart, headerEnd: headerStart + (signed.headerEnd - signed.headerStart) };
       }
       const location = rpmLocation(filename);
       const facts = { sha256, size, fileTime: Math.floor(Date.now() / 1000), location };
-      const fragments = {
-        primary_xml: primaryPackageXml(signedMeta, facts),
-        filelists_xml: filelistsPackageXml(signedMeta, facts),
-        other_xml: otherPackageXml(signedMeta, facts),
-      };
-
-      const { distributionId, target, result } = await this.#d.locks.run('ingest', `${distLabel}/${filename}`, async () => {
-        const distributionId = opts.distributionId ?? (await findOrCreateDistribution(this.#d.db, repo.id, os, dist, 'rpm'));
-        const existing = await this.#d.db
-          .selectFrom('rpm_packages')
-          .selectAll()
-          .where('distribution_id', '=', distributionId)
-          .where((eb) =>
-            eb.or([
-              eb.and([
-                eb('name', '=', meta.name),
-                eb('epoch', '=', meta.epoch),
-                eb('version', '=', meta.version),
-                eb('release', '=', meta.release),
-                eb('arch', '=', arch),
-              ]),
-              eb('filename', '=', filename),
-            ]),
-          )
-          .executeTakeFirst();
-        if (existing) {
-          if (existing.upload_sha256 !== staged.sha256) {
-            throw new WharfError('PACKAGE_CONFLICT', [`${meta.name} ${evr(meta)} (${arch})`, distLabel, existing.upload_sha256]);
+      const blobKey = `${dist}/${rpmBlobDir(arch)}/${location}`;
+      // Durable with the publish that lists it (the publisher flushes the store before repomd.xml).
+      const key = `${repoTreePrefix(ref.org, ref.repo, repo.private)}/${os}/${blobKey}`;
+      const body = signedBytes ?? (signedPath ? undefined : staged.bytes);
+      const scratch = signedPath;
+      signedPath = undefined;
+      let moved = false;
+      return {
+        filename,
+        uploadSha256: staged.sha256,
+        key,
+        identity: `${meta.name} ${evr(meta)} (${arch})`,
+        write: async (store) => {
+          // A small package never touched the disk: written straight into place.
+          if (body) await store.put(key, body, WRITE);
+          else {
+            await store.putFile(key, scratch ?? (await staged.localPath()), WRITE);
+            moved = scratch !== undefined; // consumed by putFile only when it succeeded
           }
-          return { distributionId, target: undefined, result: { status: 'unchanged' as const, package: info(`${os}/${dist}`, existing) } };
-        }
-        const blobKey = `${dist}/${rpmBlobDir(arch)}/${location}`;
-        const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
-        // Durable with the publish that lists it (the publisher flushes the store before repomd.xml).
-        const key = `${treePrefix}/${os}/${blobKey}`;
-        const write = { sync: 'deferred', exactStat: false } as const;
-        // An unsigned small package never touched the disk: written straight into place.
-        if (!signedPath && staged.bytes) await this.#d.store.put(key, staged.bytes, write);
-        else await this.#d.store.putFile(key, signedPath ?? (await staged.localPath()), write);
-        signedPath = undefined;
-        const row = {
-          distribution_id: distributionId,
+        },
+        dispose: async () => {
+          if (scratch && !moved) await rm(scratch, { force: true });
+        },
+        row: {
           name: meta.name,
           epoch: meta.epoch,
           version: meta.version,
@@ -148,30 +184,37 @@ export class RpmPackageService {
           size,
           sha256,
           upload_sha256: staged.sha256,
-          ...fragments,
+          primary_xml: primaryPackageXml(signedMeta, facts),
+          filelists_xml: filelistsPackageXml(signedMeta, facts),
+          other_xml: otherPackageXml(signedMeta, facts),
           created_at: Date.now(),
           provenance: provenance ? JSON.stringify(provenance) : null,
-        };
-        // The row and the bump of `changes` commit together: a publish that saw the bump sees the row.
-        // The bump comes first: it locks the distribution's row until commit, so rows of one distribution get their
-        // ids in commit order, and a publisher reading "ids above the last it saw" never misses one committed late.
-        // Through the write batcher: concurrent pushes share a commit (each in a savepoint of its own).
-        const target = await this.#d.writes.run(async (tx) => {
-          const change = await bumpChanges(tx, distributionId);
-          await tx.insertInto('rpm_packages').values(row).execute();
-          return change;
-        });
-        return { distributionId, target, result: { status: 'created' as const, package: info(`${os}/${dist}`, row) } };
-      });
-      ingested();
-      opts.onStored?.(distributionId, target);
-      // An identical re-push still waits for a publish: it may follow an interrupted one.
-      if (opts.publish !== false) await this.#d.publisher.request(distributionId, { label: distLabel, coalesce: true, ...(target !== undefined ? { target } : {}) });
-      return result;
+        },
+      };
     } finally {
       await src.close();
       if (signedPath) await rm(signedPath, { force: true });
     }
+  }
+
+  /**
+   * Stores prepared packages in the distribution (created if new), without publishing: one result per package, in
+   * order (a refused one as its error), and the change number a publish must reach to list what was stored.
+   */
+  async store(
+    ref: RepoRef,
+    repo: RepositoryInfo,
+    os: string,
+    dist: string,
+    items: readonly PreparedRpm[],
+    opts: { distributionId?: number } = {},
+  ): Promise<{ distributionId: number; target: number | undefined; results: (PushResult | WharfError)[] }> {
+    return storeInDistribution(
+      this.#d,
+      RPM_PACKAGES_TABLE,
+      { repoId: repo.id, label: `${ref.org}/${ref.repo}/${os}/${dist}`, os, dist, ...(opts.distributionId !== undefined ? { distributionId: opts.distributionId } : {}) },
+      items,
+    );
   }
 
   /** Publishes the distribution (a batch push stores many packages, then asks once). */
@@ -207,7 +250,7 @@ export class RpmPackageService {
   async yank(ref: RepoRef, repo: RepositoryInfo, distributionId: number, os: string, dist: string, filename: string): Promise<DebPackageInfo | undefined> {
     validateDistRef(os, dist);
     const distLabel = `${ref.org}/${ref.repo}/${os}/${dist}`;
-    const removed = await this.#d.locks.run('ingest', `${distLabel}/${filename}`, async () => {
+    const removed = await this.#d.locks.run('ingest', ingestLockName(distLabel, filename), async () => {
       const row = await this.#d.db
         .selectFrom('rpm_packages')
         .selectAll()

@@ -7,13 +7,15 @@
 // content-defined chunks of package fragments, each chunk compressed once into a gzip member: a .xml.gz is the header
 // member, the chunk members and the footer member (multi-member gzip, which zlib's readers, and so librepo, libsolv
 // and zypper, read as one stream).
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Db } from '../db/database.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { Config } from '../config.ts';
 import type { SigningKey } from '../signing/openpgp.ts';
 import type { Logger } from '../log.ts';
-import { gzipMember } from '../formats/compress.ts';
+import { gzipMember, gzipMemberAsync } from '../formats/compress.ts';
+import { mapLimit } from './async.ts';
+import { DigestWorker, sharedCopy } from './digest-worker.ts';
 import {
   FILELISTS_FOOTER,
   OTHER_FOOTER,
@@ -26,7 +28,7 @@ import {
 } from '../formats/rpm/repodata.ts';
 import { endsChunk } from './apt-index.ts';
 import { repoTreePrefix } from './tree.ts';
-import { PublishQueue, type PublishResult, type PublishRequestOptions } from './publish-queue.ts';
+import { PublishQueue, phaseTimer, type PublishResult, type PublishRequestOptions } from './publish-queue.ts';
 import type { Locks } from './locks.ts';
 import { collectRetiredFiles } from './retention.ts';
 import type { UploadTracker } from './upload-tracker.ts';
@@ -56,36 +58,61 @@ const FOOTER: Record<DocType, string> = { primary: PRIMARY_FOOTER, filelists: FI
 
 /** One metadata document (e.g. primary.xml of x86_64) as sealed chunks plus an open tail. */
 class ChunkedDocument {
-  readonly sealed: { plain: Buffer; gz: Uint8Array }[] = [];
+  /** sealed chunks; their plain bytes live in SharedArrayBuffers, so the digest worker reads them without a copy */
+  readonly sealed: { plain: Uint8Array; gz: Uint8Array }[] = [];
   tail: string[] = [];
+  /** chunks sealed by add() and not yet compressed (seal() compresses them, all at once) */
+  #sealing: Buffer[] = [];
 
   add(fragment: string, sha256: string): void {
     this.tail.push(fragment);
     if (endsChunk(sha256)) {
-      const plain = Buffer.from(this.tail.join(''), 'utf8');
-      this.sealed.push({ plain, gz: gzipMember(plain) });
+      this.#sealing.push(Buffer.from(this.tail.join(''), 'utf8'));
       this.tail = [];
     }
   }
 
-  build(type: DocType, count: number): { gz: Uint8Array; openSize: number; openChecksum: string } {
+  /** Compresses the chunks sealed since the last call, in parallel on the thread pool. */
+  async seal(): Promise<void> {
+    const plains = this.#sealing;
+    this.#sealing = [];
+    const gzs = await Promise.all(plains.map((p) => gzipMemberAsync(p)));
+    plains.forEach((plain, i) => this.sealed.push({ plain: sharedCopy(plain), gz: gzs[i]! }));
+  }
+
+  /**
+   * The .xml.gz as its members (never concatenated: written with one writev) and its sha256, and the uncompressed
+   * document as parts, for its open checksum (computed on the digest worker: it is the whole document, every time).
+   */
+  build(type: DocType, count: number): { gz: Uint8Array[]; size: number; checksum: string; openSize: number; openParts: Uint8Array[] } {
     const head = Buffer.from(HEADER[type](count), 'utf8');
     const foot = Buffer.from(FOOTER[type], 'utf8');
     const tail = Buffer.from(this.tail.join(''), 'utf8');
-    const open: Hash = createHash('sha256').update(head);
+    const openParts: Uint8Array[] = [head];
     let openSize = head.byteLength;
     const members: Uint8Array[] = [gzipMember(head, 1)];
     for (const c of this.sealed) {
-      open.update(c.plain);
+      openParts.push(c.plain);
       openSize += c.plain.byteLength;
       members.push(c.gz);
     }
-    open.update(tail).update(foot);
+    openParts.push(tail, foot);
     openSize += tail.byteLength + foot.byteLength;
     if (tail.byteLength > 0) members.push(gzipMember(tail, 1));
     members.push(gzipMember(foot, 1));
-    return { gz: Buffer.concat(members), openSize, openChecksum: open.digest('hex') };
+    const gzHash = createHash('sha256');
+    let size = 0;
+    for (const m of members) {
+      gzHash.update(m);
+      size += m.byteLength;
+    }
+    return { gz: members, size, checksum: gzHash.digest('hex'), openSize, openParts };
   }
+}
+
+/** Whether the cached documents have a directory for a package of `arch` (noarch goes into every one). */
+function fitsDirs(cache: { dirs: Map<string, unknown> }, arch: string): boolean {
+  return arch === 'noarch' || cache.dirs.has(rpmBlobDir(arch));
 }
 
 interface RepoDirState {
@@ -113,6 +140,8 @@ export class RpmPublisher {
   readonly #d: RpmPublisherDeps;
   readonly #queue: PublishQueue;
   readonly #cache = new Map<number, DistCache>();
+  /** hashes the whole uncompressed documents off the main thread */
+  readonly #digests = new DigestWorker();
 
   constructor(deps: RpmPublisherDeps) {
     this.#d = deps;
@@ -121,6 +150,7 @@ export class RpmPublisher {
       locks: deps.locks,
       ...(deps.onPublished ? { onPublished: deps.onPublished } : {}),
       publish: (id) => this.#publishOnce(id),
+      afterPublish: (id) => this.#cleanup(id),
       uploads: deps.uploads,
       log: deps.log,
       observe: (s) => deps.metrics?.publishDuration.observe({ format: 'rpm' }, s),
@@ -131,6 +161,11 @@ export class RpmPublisher {
 
   request(distributionId: number, opts: PublishRequestOptions = {}): Promise<PublishResult> {
     return this.#queue.request(distributionId, opts);
+  }
+
+  /** Stops the digest worker. */
+  close(): Promise<void> {
+    return this.#digests.close();
   }
 
   /** requests answered by a publish another run had already made (on any node) */
@@ -146,6 +181,7 @@ export class RpmPublisher {
   async #publishOnce(distributionId: number): Promise<PublishResult> {
     const { db, store } = this.#d;
     const now = this.#d.now ?? Date.now;
+    const { timings, lap } = phaseTimer();
     const dist = await db
       .selectFrom('distributions')
       .innerJoin('repos', 'repos.id', 'distributions.repo_id')
@@ -157,12 +193,15 @@ export class RpmPublisher {
     const distDir = `${treePrefix}/${dist.os}/${dist.name}`;
     const prev: PublishedRpmState | null = dist.published_state ? JSON.parse(dist.published_state) : null;
 
+    lap('load');
     const cache = await this.#update(distributionId, `${treePrefix}/${dist.os}`, Number(dist.changes));
+    lap('documents');
     const timestamp = Math.max(Math.floor(now() / 1000), prev?.timestamp ?? 0);
     const metadataKey = await this.#d.metadataKey();
     const state: PublishedRpmState = { timestamp, dirs: {} };
     const retired: string[] = [];
     const repomds: { dir: string; xml: string }[] = [];
+    const repoDirs: { dir: string; old: RepomdRecord[] | undefined; records: Promise<RepomdRecord[]> }[] = [];
     const writes: Promise<unknown>[] = [];
     // Awaited together below; marked handled now, so a failure before that point cannot crash the process.
     const write = (p: Promise<unknown>) => {
@@ -175,19 +214,26 @@ export class RpmPublisher {
         state.dirs[dir] = old;
         continue;
       }
-      const records: RepomdRecord[] = [];
+      const records: Promise<RepomdRecord>[] = [];
       for (const type of DOC_TYPES) {
         const built = s.docs[type].build(type, s.count);
-        const checksum = createHash('sha256').update(built.gz).digest('hex');
+        const checksum = built.checksum;
         const href = `repodata/${checksum}-${type}.xml.gz`;
         // Content-addressed and not yet named by any repomd.xml: written concurrently, awaited before the flush.
         write(store.put(`${distDir}/${dir}/${href}`, built.gz, { sync: 'deferred', exactStat: false }));
-        records.push({ type, checksum, openChecksum: built.openChecksum, href, timestamp, size: built.gz.byteLength, openSize: built.openSize });
+        const openChecksum = this.#digests.digest('sha256', built.openParts);
+        openChecksum.catch(() => {}); // awaited below
+        records.push(openChecksum.then((open) => ({ type, checksum, openChecksum: open, href, timestamp, size: built.size, openSize: built.openSize })));
       }
       s.dirty = false;
-      state.dirs[dir] = records;
-      for (const r of old ?? []) if (!records.some((n) => n.href === r.href)) retired.push(`${distDir}/${dir}/${r.href}`);
-      repomds.push({ dir, xml: repomdXml({ revision: String(timestamp), data: records }) });
+      repoDirs.push({ dir, old, records: Promise.all(records) });
+    }
+    // The open checksums are computed on the digest worker while the data files are written.
+    for (const { dir, old, records } of repoDirs) {
+      const data = await records;
+      state.dirs[dir] = data;
+      for (const r of old ?? []) if (!data.some((n) => n.href === r.href)) retired.push(`${distDir}/${dir}/${r.href}`);
+      repomds.push({ dir, xml: repomdXml({ revision: String(timestamp), data }) });
     }
     // Package files, data files and keys are durable before any repomd.xml names them.
     const packageKey = await this.#d.packageKey(dist.repoId);
@@ -199,8 +245,10 @@ export class RpmPublisher {
     for (const { dir } of repomds) write(store.put(`${distDir}/${dir}/repodata/repomd.xml.key`, metadataKey.armoredPublicKey, deferred));
     const signatures = Promise.all(repomds.map(({ xml }) => metadataKey.detachSign(xml)));
     signatures.catch(() => {});
+    lap('build');
     await Promise.all(writes);
     await store.flush();
+    lap('write');
     // Per directory the signature goes first and repomd.xml right after it; directories are independent.
     const ascs = await signatures;
     await Promise.all(
@@ -210,6 +258,7 @@ export class RpmPublisher {
       }),
     );
     await store.flush();
+    lap('sign+repomd');
 
     const generation = dist.generation + 1;
     const t = now();
@@ -219,11 +268,31 @@ export class RpmPublisher {
         await tx.insertInto('retired_files').values(retired.map((key) => ({ distribution_id: distributionId, key, retired_at: t }))).execute();
       }
     });
-    const cutoff = Math.min(t - 1, now() - this.#d.config.retentionSeconds * 1000);
+    // Deleting what was retired long enough ago waits until the pushes are answered (afterPublish).
+    this.#pendingCleanup.set(distributionId, () => this.#collectGarbage(distributionId, treePrefix, dist.os, distDir, state, t));
+    lap('release');
+    this.#d.log.info({ distribution: `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`, generation, packages: cache.count, ms: timings }, 'published');
+    return { generation, date: timestamp, changes: Number(dist.changes) };
+  }
+
+  /** Garbage collection left by the last publish of each distribution (run by the queue once its pushes are answered). */
+  readonly #pendingCleanup = new Map<number, () => Promise<void>>();
+
+  async #cleanup(distributionId: number): Promise<void> {
+    const run = this.#pendingCleanup.get(distributionId);
+    this.#pendingCleanup.delete(distributionId);
+    await run?.();
+  }
+
+  /** Deletes files retired more than the retention period ago (never those this publish retired), unless live again. */
+  async #collectGarbage(distributionId: number, treePrefix: string, os: string, distDir: string, state: PublishedRpmState, publishedAt: number): Promise<void> {
+    const { db, store } = this.#d;
+    const now = this.#d.now ?? Date.now;
+    const cutoff = Math.min(publishedAt - 1, now() - this.#d.config.retentionSeconds * 1000);
     await collectRetiredFiles(db, store, distributionId, cutoff, async (keys) => {
       const live = new Set<string>();
       for (const [dir, records] of Object.entries(state.dirs)) for (const r of records) live.add(`${distDir}/${dir}/${r.href}`);
-      const osDir = `${treePrefix}/${dist.os}`;
+      const osDir = `${treePrefix}/${os}`;
       const blobKeys = keys.filter((k) => k.startsWith(`${osDir}/`)).map((k) => k.slice(osDir.length + 1));
       for (let i = 0; i < blobKeys.length; i += 500) {
         const rows = await db.selectFrom('rpm_packages').select('blob_key').where('distribution_id', '=', distributionId).where('blob_key', 'in', blobKeys.slice(i, i + 500)).execute();
@@ -231,8 +300,6 @@ export class RpmPublisher {
       }
       return live;
     });
-    this.#d.log.info({ distribution: `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`, generation, packages: cache.count }, 'published');
-    return { generation, date: timestamp, changes: Number(dist.changes) };
   }
 
   /** Brings the in-memory documents up to date: only new rows are read; a removal or a new architecture rebuilds. */
@@ -244,46 +311,77 @@ export class RpmPublisher {
       .where('distribution_id', '=', distributionId)
       .executeTakeFirstOrThrow();
     const count = Number(stats.n);
-    const select = () =>
-      db
+    // What the rows above `afterId` hold: how many, and which architectures (checked before any row is read: the
+    // rows, with their XML fragments, are then read a page at a time).
+    const shape = async (afterId: number) => {
+      const groups = await db
         .selectFrom('rpm_packages')
-        .select(['id', 'arch', 'sha256', 'blob_key', 'filename', 'primary_xml', 'filelists_xml', 'other_xml'])
-        .where('distribution_id', '=', distributionId);
+        .select((eb) => ['arch', eb.fn.countAll<number>().as('n')])
+        .where('distribution_id', '=', distributionId)
+        .where('id', '>', afterId)
+        .groupBy('arch')
+        .execute();
+      return { rows: groups.reduce((n, g) => n + Number(g.n), 0), arches: groups.map((g) => g.arch) };
+    };
     let cache = this.#cache.get(distributionId);
-    let rows: Awaited<ReturnType<ReturnType<typeof select>['execute']>> = [];
     if (cache) {
       const known = cache;
-      rows = await select().where('id', '>', known.maxId).orderBy('id').execute();
-      const fits = (r: { arch: string }) => r.arch === 'noarch' || known.dirs.has(rpmBlobDir(r.arch));
+      const fresh = await shape(known.maxId);
       // A removal (also one hidden by an addition, counted by `changes`) or a row committed late with a lower id.
-      if (known.count + rows.length !== count || changes - known.changes > rows.length || !rows.every(fits)) cache = undefined;
+      if (known.count + fresh.rows !== count || changes - known.changes > fresh.rows || !fresh.arches.every((a) => fitsDirs(known, a))) cache = undefined;
     }
     if (!cache) {
-      rows = await select().orderBy('id').execute();
+      const all = await shape(0);
       const arches = new Set<string>(config.defaultRpmArchitectures);
-      for (const r of rows) if (r.arch !== 'noarch') arches.add(rpmBlobDir(r.arch));
+      for (const a of all.arches) if (a !== 'noarch') arches.add(rpmBlobDir(a));
       cache = { count: 0, maxId: 0, changes, dirs: new Map() };
       for (const a of [...arches].sort()) {
         cache.dirs.set(a, { count: 0, dirty: true, docs: { primary: new ChunkedDocument(), filelists: new ChunkedDocument(), other: new ChunkedDocument() } });
       }
       this.#cache.set(distributionId, cache);
     }
-    for (const r of rows) {
-      const targets = r.arch === 'noarch' ? [...cache.dirs.keys()].filter((d) => d !== 'SRPMS') : [rpmBlobDir(r.arch)];
-      for (const dir of targets) {
-        const s = cache.dirs.get(dir)!;
-        s.docs.primary.add(r.primary_xml, r.sha256);
-        s.docs.filelists.add(r.filelists_xml, r.sha256);
-        s.docs.other.add(r.other_xml, r.sha256);
-        s.count++;
-        s.dirty = true;
-        // noarch packages are linked into every architecture directory, so locations never need "..".
-        if (r.arch === 'noarch') await store.copy(`${osDir}/${r.blob_key}`, `${osDir}/${r.blob_key.replace(/^([^/]+)\/noarch\//, `$1/${dir}/`)}`, { sync: 'deferred' });
+    for (;;) {
+      const rows = await db
+        .selectFrom('rpm_packages')
+        .select(['id', 'arch', 'sha256', 'blob_key', 'filename', 'primary_xml', 'filelists_xml', 'other_xml'])
+        .where('distribution_id', '=', distributionId)
+        .where('id', '>', cache.maxId)
+        .orderBy('id')
+        .limit(RpmPublisher.rowsPerRead)
+        .execute();
+      const known = cache;
+      // A row committed since the check above, of an architecture the documents lack: built from scratch.
+      if (!rows.every((r) => fitsDirs(known, r.arch))) {
+        this.#cache.delete(distributionId);
+        return this.#update(distributionId, osDir, changes);
       }
+      const links: [string, string][] = [];
+      for (const r of rows) {
+        const targets = r.arch === 'noarch' ? [...cache.dirs.keys()].filter((d) => d !== 'SRPMS') : [rpmBlobDir(r.arch)];
+        for (const dir of targets) {
+          const s = cache.dirs.get(dir)!;
+          s.docs.primary.add(r.primary_xml, r.sha256);
+          s.docs.filelists.add(r.filelists_xml, r.sha256);
+          s.docs.other.add(r.other_xml, r.sha256);
+          s.count++;
+          s.dirty = true;
+          // noarch packages are linked into every architecture directory, so locations never need "..".
+          if (r.arch === 'noarch') links.push([`${osDir}/${r.blob_key}`, `${osDir}/${r.blob_key.replace(/^([^/]+)\/noarch\//, `$1/${dir}/`)}`]);
+        }
+      }
+      // If compressing or linking fails, the documents have moved ahead of the database: rebuilt next time (onFailure).
+      await Promise.all([
+        ...[...cache.dirs.values()].flatMap((s) => DOC_TYPES.map((t) => s.docs[t].seal())),
+        mapLimit(links, 16, ([from, to]) => store.copy(from, to, { sync: 'deferred' })),
+      ]);
+      cache.count += rows.length;
+      if (rows.length > 0) cache.maxId = rows[rows.length - 1]!.id;
+      if (rows.length < RpmPublisher.rowsPerRead) break;
     }
-    cache.count += rows.length;
     cache.changes = changes;
-    if (rows.length > 0) cache.maxId = rows[rows.length - 1]!.id;
     return cache;
   }
+
+  /** Rows read from the database at once while bringing the documents up to date (tests lower it). */
+  static rowsPerRead = 2000;
 }

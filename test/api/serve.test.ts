@@ -2,6 +2,7 @@
 // public endpoints (/healthz, /api/v1/openapi.json). One server for the whole file.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { gunzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
@@ -61,8 +62,9 @@ before(async () => {
   const s = await api('POST', '/api/v1/repos/acme/secret/distributions/debian/bookworm/packages', deb);
   assert.equal(s.status, 201, s.text);
   const inRelease = (await get(`${DISTS}/InRelease`)).body.toString();
-  const m = /^ ([0-9a-f]{64}) +\d+ main\/binary-amd64\/Packages$/m.exec(inRelease.slice(inRelease.indexOf('SHA256:')));
-  assert.ok(m, `no SHA256 line for Packages in InRelease:\n${inRelease}`);
+  // by-hash holds the compressed indexes apt downloads (the uncompressed Packages is listed but not stored).
+  const m = /^ ([0-9a-f]{64}) +\d+ main\/binary-amd64\/Packages\.xz$/m.exec(inRelease.slice(inRelease.indexOf('SHA256:')));
+  assert.ok(m, `no SHA256 line for Packages.xz in InRelease:\n${inRelease}`);
   Object.assign(files, {
     InRelease: `${DISTS}/InRelease`,
     Release: `${DISTS}/Release`,
@@ -103,9 +105,12 @@ describe('GET and HEAD', () => {
     });
   }
 
-  test('the pool file is the pushed bytes; by-hash is the Packages it names; .gz/.xz have no Content-Encoding', async () => {
+  test('the pool file is the pushed bytes; by-hash is the Packages.xz it names; Packages is Packages.gz decompressed; .gz/.xz have no Content-Encoding', async () => {
     assert.equal(sha256((await get(POOL)).body), sha256(deb));
-    assert.equal((await get(files['by-hash']!)).body.toString(), (await get(files.Packages!)).body.toString());
+    assert.deepEqual((await get(files['by-hash']!)).body, (await get(files['Packages.xz']!)).body);
+    const plain = (await get(files.Packages!)).body;
+    assert.deepEqual(plain, gunzipSync((await get(files['Packages.gz']!)).body));
+    assert.match(plain.toString(), /^Package: hello$/m);
     const gz = await get(files['Packages.gz']!, { 'Accept-Encoding': 'gzip, br' });
     assert.equal(gz.headers.get('content-encoding'), null);
     assert.equal(gz.headers.get('content-type'), 'application/gzip');

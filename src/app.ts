@@ -1,5 +1,5 @@
 // Composition root: builds every service from the frozen config. The HTTP server, the CLI and tests all start here.
-import { mkdir } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from './config.ts';
 import { openDatabase, type Db } from './db/database.ts';
@@ -142,6 +142,8 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
   const reconciler = new Reconciler({ db, log, publish: (kind, id, o) => (kind === 'rpm' ? rpmPublisher.request(id, o) : publisher.request(id, o)) });
   await reconciler.runOnce({ atStart: true });
   reconciler.start();
+  // Temporary files a crash left behind (in the store, and upload scratch files), swept in the background.
+  void sweepLeftovers(config, store, log);
   return {
     config,
     log,
@@ -174,6 +176,7 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
     close: async () => {
       reconciler.stop();
       jwt.close();
+      await rpmPublisher.close();
       await cluster.close();
       await locks.close();
       if (store instanceof S3BlobStore) store.close();
@@ -203,4 +206,25 @@ async function installationId(db: Db, config: Config): Promise<string> {
     name = `postgres:${r.rows[0]?.d}/${r.rows[0]?.s}`;
   }
   return createHash('sha256').update(name).digest('hex').slice(0, 12);
+}
+
+/** Age past which a temporary file is a crash's leftover: no write or upload in progress stays open that long. */
+const LEFTOVER_AGE_MS = 24 * 3600 * 1000;
+
+async function sweepLeftovers(config: Config, store: BlobStore, log: Logger): Promise<void> {
+  try {
+    let removed = store instanceof FsBlobStore ? await store.sweepTemporaryFiles(LEFTOVER_AGE_MS) : 0;
+    const scratch = join(config.dataDir, 'tmp');
+    for (const name of await readdir(scratch).catch(() => [] as string[])) {
+      const path = join(scratch, name);
+      const st = await lstat(path).catch(() => undefined);
+      if (st?.isFile() && st.mtimeMs < Date.now() - LEFTOVER_AGE_MS) {
+        await rm(path, { force: true });
+        removed++;
+      }
+    }
+    if (removed > 0) log.info({ removed }, 'removed temporary files left by an earlier crash');
+  } catch (err) {
+    log.warn({ err }, 'sweeping temporary files failed');
+  }
 }

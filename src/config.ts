@@ -1,10 +1,14 @@
 // Configuration is read once at start from (in increasing precedence) built-in defaults, a JSON config file,
 // environment variables and command-line flags; validated; frozen; and passed to whatever needs it.
 // No other module reads process.env.
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+// Through process.getBuiltinModule: the CLI loads this module on every call, and the ESM facades cost milliseconds.
+const { readFileSync } = process.getBuiltinModule('node:fs') as typeof import('node:fs');
+const { resolve } = process.getBuiltinModule('node:path') as typeof import('node:path');
 import { WharfError } from './errors.ts';
 import { s3OptionsFromEnv, type S3StoreOptions } from './storage/s3/options.ts';
+import { OPTIONS, OPTION_NAMES, OPTION_FLAGS, type OptionName } from './config-options.ts';
+
+export { OPTION_NAMES, OPTION_FLAGS, type OptionName };
 
 /** Where blobs live: the data directory (default) or an S3-compatible bucket. */
 export type StorageConfig = { readonly kind: 'fs' } | { readonly kind: 's3'; readonly url: string; readonly s3: Readonly<S3StoreOptions> };
@@ -59,44 +63,6 @@ export interface Config {
   readonly fsync: boolean;
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
-
-/** Every option: its config-file key, environment variable, flag, and how to parse it. */
-const OPTIONS = {
-  listen: { env: 'WHARF_LISTEN', flag: 'listen', doc: 'HOST:PORT to listen on', default: '127.0.0.1:8080' },
-  data: { env: 'WHARF_DATA', flag: 'data', doc: 'data directory', default: './wharf-data' },
-  databaseUrl: { env: 'WHARF_DATABASE_URL', flag: 'database-url', doc: 'postgres://USER@HOST/DB (default: SQLite in the data directory)', default: '' },
-  url: { env: 'WHARF_PUBLIC_URL', flag: 'url', doc: 'externally visible base URL', default: '' },
-  tlsCert: { env: 'WHARF_TLS_CERT', flag: 'tls-cert', doc: 'PEM certificate file for HTTPS', default: '' },
-  tlsKey: { env: 'WHARF_TLS_KEY', flag: 'tls-key', doc: 'PEM private key file for HTTPS', default: '' },
-  masterKey: { env: 'WHARF_MASTER_KEY', flag: 'master-key', doc: 'key encrypting all key material in the database (same on every node)', default: '' },
-  masterKeyFile: { env: 'WHARF_MASTER_KEY_FILE', flag: 'master-key-file', doc: 'file holding the master key', default: '' },
-  signingPassphrase: { env: 'WHARF_SIGNING_PASSPHRASE', flag: 'signing-passphrase', doc: 'older name of the master key', default: '' },
-  storage: { env: 'WHARF_STORAGE', flag: 'storage', doc: 's3://BUCKET[/PREFIX] (with WHARF_S3_* and AWS_* variables; default: the data directory)', default: '' },
-  publicBaseUrl: { env: 'WHARF_PUBLIC_BASE_URL', flag: 'public-base-url', doc: 'CDN base URL serving the public tree (redirect target for package files)', default: '' },
-  redisUrl: { env: 'WHARF_REDIS_URL', flag: 'redis-url', doc: 'redis://HOST:PORT shared by all nodes', default: '' },
-  adminToken: { env: 'WHARF_ADMIN_TOKEN', flag: 'admin-token', doc: 'admin token created on first start', default: '' },
-  maxUploadBytes: { env: 'WHARF_MAX_UPLOAD_BYTES', flag: 'max-upload-bytes', doc: 'largest accepted package', default: String(2 * 1024 ** 3) },
-  retentionSeconds: { env: 'WHARF_RETENTION_SECONDS', flag: 'retention-seconds', doc: 'grace period for superseded files', default: '3600' },
-  defaultArchitectures: { env: 'WHARF_DEFAULT_ARCHITECTURES', flag: 'default-architectures', doc: 'comma-separated', default: 'amd64,arm64' },
-  defaultRpmArchitectures: { env: 'WHARF_DEFAULT_RPM_ARCHITECTURES', flag: 'default-rpm-architectures', doc: 'comma-separated', default: 'x86_64,aarch64' },
-  trustProxy: { env: 'WHARF_TRUST_PROXY', flag: 'trust-proxy', doc: 'true/false', default: 'false', bare: true },
-  authFailuresPerMinute: { env: 'WHARF_AUTH_FAILURES_PER_MINUTE', flag: 'auth-failures-per-minute', doc: 'per client IP', default: '30' },
-  rateLimitPerIp: { env: 'WHARF_RATE_LIMIT_PER_IP', flag: 'rate-limit-per-ip', doc: 'requests per second, 0 = off', default: '0' },
-  rateLimitPerToken: { env: 'WHARF_RATE_LIMIT_PER_TOKEN', flag: 'rate-limit-per-token', doc: 'requests per second, 0 = off', default: '0' },
-  accelRedirect: { env: 'WHARF_ACCEL_REDIRECT', flag: 'accel-redirect', doc: 'nginx internal location prefix for package files', default: '' },
-  signedUrlSeconds: { env: 'WHARF_SIGNED_URL_SECONDS', flag: 'signed-url-seconds', doc: 'lifetime of signed download URLs', default: '300' },
-  publishTokenSeconds: { env: 'WHARF_PUBLISH_TOKEN_SECONDS', flag: 'publish-token-seconds', doc: 'lifetime of tokens minted for trusted publishers (max 3600)', default: '900' },
-  oidcAudience: { env: 'WHARF_OIDC_AUDIENCE', flag: 'oidc-audience', doc: 'audience of CI tokens for trusted publishing (default: the public URL)', default: '' },
-  fsync: { env: 'WHARF_FSYNC', flag: 'fsync', doc: 'true/false', default: 'true' },
-  logLevel: { env: 'WHARF_LOG_LEVEL', flag: 'log-level', doc: 'trace, debug, info, warn, error, silent (TRACE=1: trace)', default: 'info' },
-} as const;
-
-export type OptionName = keyof typeof OPTIONS;
-export const OPTION_NAMES = Object.keys(OPTIONS) as OptionName[];
-/** parseArgs options for every flag; `bare` options are switches (`--trust-proxy`). */
-export const OPTION_FLAGS: Record<string, { type: 'string' | 'boolean' }> = Object.fromEntries(
-  OPTION_NAMES.map((n) => [OPTIONS[n].flag, { type: 'bare' in OPTIONS[n] ? ('boolean' as const) : ('string' as const) }]),
-);
 
 function fail(msg: string): never {
   throw new WharfError('CONFIG_INVALID', [msg]);

@@ -18,6 +18,9 @@ export class ApiError extends Error {
   }
 }
 
+/** A request body: JSON, bytes in memory, or a stream of `length` bytes. */
+export type RequestBody = { json: unknown } | { data: Uint8Array; type: string } | { stream: Readable; length: number; type: string };
+
 export interface ClientOptions {
   readonly url: string;
   readonly token?: string;
@@ -44,12 +47,12 @@ export class WharfClient {
   }
 
   /** Sends one API request (under /api/v1/); `body` is JSON or a stream of `length` bytes. */
-  request<T>(method: string, path: string, body?: { json: unknown } | { stream: Readable; length: number; type: string }): Promise<T> {
+  request<T>(method: string, path: string, body?: RequestBody): Promise<T> {
     return this.send<T>(method, `api/v1/${path}`, body);
   }
 
   /** Sends one request to a path relative to the server's base URL (e.g. `_/oidc/audience`). */
-  send<T>(method: string, path: string, body?: { json: unknown } | { stream: Readable; length: number; type: string }): Promise<T> {
+  send<T>(method: string, path: string, body?: RequestBody): Promise<T> {
     const url = new URL(path, this.#base);
     const headers: Record<string, string | number> = { Accept: 'application/json' };
     if (this.#token) headers.Authorization = `Bearer ${this.#token}`;
@@ -57,6 +60,10 @@ export class WharfClient {
     if (body && 'json' in body) {
       payload = Buffer.from(JSON.stringify(body.json));
       headers['Content-Type'] = 'application/json';
+      headers['Content-Length'] = payload.length;
+    } else if (body && 'data' in body) {
+      payload = Buffer.from(body.data.buffer, body.data.byteOffset, body.data.byteLength);
+      headers['Content-Type'] = body.type;
       headers['Content-Length'] = payload.length;
     } else if (body) {
       headers['Content-Type'] = body.type;

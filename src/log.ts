@@ -11,6 +11,8 @@ export interface AccessLine {
   ip: string | undefined;
   /** the error code of a failed request */
   failure?: string;
+  /** the connection closed before the whole answer was sent */
+  aborted?: boolean;
 }
 
 export interface Logger {

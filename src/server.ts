@@ -14,6 +14,36 @@ import { routeClass } from './metrics.ts';
 import { clientIp } from './api/auth.ts';
 import type { AccessLine } from './log.ts';
 
+/** What a refused request may still send after its answer, read and discarded (see lingerOnRefusedBody). */
+const LINGER_BYTES = 1024 * 1024;
+const LINGER_MS = 5000;
+
+/**
+ * A request refused while its body is still arriving (too large, bad archive, no access): the client is usually
+ * still writing. Closing at once makes its next write fail with a reset before it reads the answer (EPIPE in the
+ * client instead of a 413 with its message), so, like nginx's lingering close, the rest is read and discarded, up to
+ * 1 MiB and 5 s, and the connection stays usable. A longer remainder (by its Content-Length) gets `Connection: close`
+ * with the answer; one that turns out longer, or a client that stalls, has its connection closed.
+ */
+function lingerOnRefusedBody(req: IncomingMessage, headers: Record<string, string>): void {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > LINGER_BYTES) {
+    headers.Connection = 'close';
+    req.resume();
+    return;
+  }
+  let budget = LINGER_BYTES;
+  const timer = setTimeout(() => req.socket.destroy(), LINGER_MS);
+  timer.unref();
+  req.on('data', (c: Buffer) => {
+    budget -= c.length;
+    if (budget < 0) req.socket.destroy();
+  });
+  req.once('end', () => clearTimeout(timer));
+  req.once('close', () => clearTimeout(timer));
+  req.resume();
+}
+
 async function route(app: App, publicUrl: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   // Health and metrics stay reachable for load balancers and scrapers; everything else counts against the address.
   const probe = req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics';
@@ -72,7 +102,9 @@ export async function startServer(app: App): Promise<RunningServer> {
     const ip = req.socket?.remoteAddress;
     // Trace: the request line and which headers came, never their values (Authorization, cookies).
     if (traceOn) log.trace!({ method: req.method, path: pathOf(req.url), headers: Object.keys(req.headers), ip }, 'request received');
-    res.on('finish', () => {
+    // 'close', not 'finish': a response the client cut short (a download abandoned halfway) is logged too, marked
+    // aborted, instead of leaving no line at all.
+    res.once('close', () => {
       const ms = performance.now() - started;
       const path = pathOf(req.url);
       const status = res.statusCode;
@@ -80,16 +112,13 @@ export async function startServer(app: App): Promise<RunningServer> {
       if (!accessLog) return;
       const failure = status >= 400 ? (res.getHeader('x-wharf-error') as string | undefined) : undefined;
       const line: AccessLine = failure ? { method: req.method, path, status, ms: Math.round(ms), ip, failure } : { method: req.method, path, status, ms: Math.round(ms), ip };
+      if (!res.writableFinished) line.aborted = true;
       if (log.access) log.access(line);
       else log.info(line, 'request');
     });
     route(app, publicUrl, req, res).catch((err) => {
-      // The client may still be sending: answer, close the connection after the answer, and discard the rest.
       const headers: Record<string, string> = {};
-      if (!req.complete) {
-        headers.Connection = 'close';
-        req.resume();
-      }
+      if (!req.complete) lingerOnRefusedBody(req, headers);
       sendError(res, err, log, headers);
     });
   };

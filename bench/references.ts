@@ -2,7 +2,7 @@
 // (RSA 4096, like Wharf's metadata key) so that every side does the same work.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { log, median, run, which } from './util.ts';
+import { discard, log, median, run, which } from './util.ts';
 
 /** Installs aptly and apt-ftparchive (apt-utils) when missing. Needs root. */
 export async function ensureTools(): Promise<void> {
@@ -98,7 +98,7 @@ export async function benchAptly(work: string, poolDir: string, extras: readonly
   }
   const inRelease = readFileSync(join(work, 'root/public/dists/bench/InRelease'), 'utf8');
   if (!inRelease.includes('main/binary-amd64/Packages.gz')) throw new Error('aptly did not publish binary-amd64 indexes');
-  rmSync(work, { recursive: true, force: true });
+  discard(work);
   return {
     version,
     add,
@@ -148,6 +148,6 @@ export async function benchFtparchive(work: string, debDir: string, key: GpgKey)
     (await run('gpg', [...gpg, '--armor', '--detach-sign', '-o', join(work, 'dists/bench/Release.gpg'), releaseFile], { env: key.env })).seconds;
   const count = (readFileSync(packagesFile, 'utf8').match(/^Package: /gm) ?? []).length;
   log(`apt-ftparchive: ${count} stanzas`);
-  rmSync(work, { recursive: true, force: true });
+  discard(work);
   return { packages, gzip, xz, release, sign, total: packages + gzip + xz + release + sign };
 }

@@ -21,3 +21,36 @@ test('digests of parts (shared and copied) equal the digest of their concatenati
   assert.equal(await w.digest('sha256', [Buffer.from('x')]), createHash('sha256').update('x').digest('hex'));
   await w.close();
 });
+
+test('a prefix finished with the rest gives the digest of the whole; a prefix that is gone falls back to the whole', async () => {
+  const w = new DigestWorker();
+  try {
+    const head = Buffer.from('<metadata packages="4">');
+    const sealed = [sharedCopy(randomBytes(300_000)), sharedCopy(randomBytes(7))];
+    const rest = [sharedCopy(randomBytes(999)), Buffer.from('tail'), Buffer.from('</metadata>\n')];
+    const whole = [head, ...sealed, ...rest];
+    const expected = createHash('sha256').update(Buffer.concat(whole)).digest('hex');
+    const p = w.prefix('sha256', [head, ...sealed]);
+    assert.equal(await w.finish(p, rest, whole), expected);
+    assert.equal(w.finishedFromPrefix, 1);
+    // Used once: a second finish hashes the whole (and still gives the right answer).
+    assert.equal(await w.finish(p, rest, whole), expected);
+    assert.equal(w.finishedFromPrefix, 1);
+    // A wrong rest with a good prefix gives a different digest (the prefix really is used).
+    const q = w.prefix('sha256', [head, ...sealed]);
+    assert.notEqual(await w.finish(q, rest.slice(1), whole), expected);
+    assert.equal(w.finishedFromPrefix, 2);
+    // Dropped: the whole.
+    const r = w.prefix('sha512', [head]);
+    w.drop(r);
+    assert.equal(await w.finish(r, [...sealed, ...rest], whole), createHash('sha512').update(Buffer.concat(whole)).digest('hex'));
+    assert.equal(w.finishedFromPrefix, 2);
+    // Its worker ended: the whole.
+    const s = w.prefix('sha256', [head, ...sealed]);
+    await w.close();
+    assert.equal(await w.finish(s, rest, whole), expected);
+    assert.equal(w.finishedFromPrefix, 2);
+  } finally {
+    await w.close();
+  }
+});

@@ -3,6 +3,9 @@
 // be kept): at 100,000 packages primary.xml is over 150 MB, and hashing it on the main thread would stall every
 // request the process is serving for a tenth of a second. The documents' sealed chunks live in SharedArrayBuffers,
 // so handing them to the worker copies nothing.
+//
+// A prefix digest (prefix(), then finish() with the rest) lets a publisher hash most of the next document ahead of
+// time: the worker keeps the hash state of the prefix and finishes a copy of it when the rest is known.
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { deferred, type Deferred } from './async.ts';
@@ -10,13 +13,29 @@ import { deferred, type Deferred } from './async.ts';
 const SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-parentPort.on('message', ({ id, algorithm, parts }) => {
+// Hash states of document prefixes, kept for a later 'finish' (which consumes its state) or until dropped.
+const prefixes = new Map();
+parentPort.on('message', (m) => {
+  if (m.op === 'drop') {
+    prefixes.delete(m.key);
+    return;
+  }
   try {
-    const h = createHash(algorithm);
-    for (const p of parts) h.update(p);
-    parentPort.postMessage({ id, hex: h.digest('hex') });
+    let h;
+    if (m.op === 'finish') {
+      h = prefixes.get(m.key);
+      prefixes.delete(m.key);
+      if (h === undefined) throw new Error('no prefix ' + m.key);
+    } else h = createHash(m.algorithm);
+    for (const p of m.parts) h.update(p);
+    if (m.op === 'prefix') {
+      prefixes.set(m.key, h);
+      // Bounded: the oldest go first (finishing one that is gone falls back to hashing the whole).
+      if (prefixes.size > 1024) prefixes.delete(prefixes.keys().next().value);
+      parentPort.postMessage({ id: m.id, hex: '' });
+    } else parentPort.postMessage({ id: m.id, hex: h.digest('hex') });
   } catch (e) {
-    parentPort.postMessage({ id, error: String(e && e.message || e) });
+    parentPort.postMessage({ id: m.id, error: String(e && e.message || e) });
   }
 });
 `;
@@ -31,18 +50,25 @@ export function sharedCopy(bytes: Uint8Array): Uint8Array {
 /** One worker thread and the digests it owes. */
 class Lane {
   #worker: Worker | undefined;
+  /** bumped whenever a worker starts: prefixes held by an earlier worker are gone */
+  generation = 0;
   readonly pending = new Map<number, Deferred<string>>();
 
-  post(id: number, algorithm: string, parts: readonly Uint8Array[], d: Deferred<string>): void {
+  post(message: { id: number; op: 'digest' | 'prefix' | 'finish'; algorithm: string; parts: readonly Uint8Array[]; key?: number }, d: Deferred<string>): void {
     const worker = this.#start();
-    this.pending.set(id, d);
+    this.pending.set(message.id, d);
     if (this.pending.size === 1) worker.ref(); // keeps the process up while a digest is owed, not longer
-    worker.postMessage({ id, algorithm, parts });
+    worker.postMessage(message);
+  }
+
+  drop(key: number, generation: number): void {
+    if (this.#worker && generation === this.generation) this.#worker.postMessage({ op: 'drop', key });
   }
 
   #start(): Worker {
     if (this.#worker) return this.#worker;
     const worker = new Worker(SOURCE, { eval: true });
+    this.generation++;
     worker.unref();
     worker.on('message', ({ id, hex, error }: { id: number; hex?: string; error?: string }) => {
       const d = this.pending.get(id);
@@ -69,17 +95,67 @@ class Lane {
   }
 }
 
+/** The hash state of a prefix, held by one worker until finished or dropped. */
+export interface DigestPrefix {
+  readonly lane: Lane;
+  readonly generation: number;
+  readonly key: number;
+  readonly algorithm: 'sha256' | 'sha512';
+}
+
 /** Worker threads (two, or one on a single CPU) that compute digests; each request goes to the less busy one. */
 export class DigestWorker {
   readonly #lanes = Array.from({ length: Math.min(2, availableParallelism()) }, () => new Lane());
   #next = 0;
+  /** finish() calls answered from their prefix (the others hashed the whole) */
+  finishedFromPrefix = 0;
+
+  #lane(): Lane {
+    return this.#lanes.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+  }
 
   /** The hex digest of the concatenation of `parts` (views of SharedArrayBuffers are not copied). */
   digest(algorithm: 'sha256' | 'sha512', parts: readonly Uint8Array[]): Promise<string> {
-    const lane = this.#lanes.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
     const d = deferred<string>();
-    lane.post(this.#next++, algorithm, parts, d);
+    this.#lane().post({ id: this.#next++, op: 'digest', algorithm, parts }, d);
     return d.promise;
+  }
+
+  /**
+   * Starts hashing `parts` as the beginning of a later digest, in the background: finish() completes it with the
+   * rest, drop() discards it. A prefix is used once.
+   */
+  prefix(algorithm: 'sha256' | 'sha512', parts: readonly Uint8Array[]): DigestPrefix {
+    const lane = this.#lane();
+    const d = deferred<string>();
+    d.promise.catch(() => {}); // a failed prefix shows when it is finished
+    const key = this.#next++;
+    lane.post({ id: key, op: 'prefix', algorithm, parts, key }, d);
+    return { lane, generation: lane.generation, key, algorithm };
+  }
+
+  /**
+   * The digest of the prefix's bytes followed by `rest`. When the prefix is gone (its worker ended, or it was used),
+   * the digest of `whole` (the prefix's bytes and the rest) is computed instead: the answer is the same.
+   */
+  async finish(prefix: DigestPrefix, rest: readonly Uint8Array[], whole: readonly Uint8Array[]): Promise<string> {
+    if (prefix.generation === prefix.lane.generation) {
+      const d = deferred<string>();
+      prefix.lane.post({ id: this.#next++, op: 'finish', algorithm: prefix.algorithm, parts: rest, key: prefix.key }, d);
+      try {
+        const hex = await d.promise;
+        this.finishedFromPrefix++;
+        return hex;
+      } catch {
+        // gone with its worker: computed whole below
+      }
+    }
+    return this.digest(prefix.algorithm, whole);
+  }
+
+  /** Discards a prefix that will not be finished. */
+  drop(prefix: DigestPrefix): void {
+    prefix.lane.drop(prefix.key, prefix.generation);
   }
 
   /** Stops the workers (digests still owed are rejected). */

@@ -54,7 +54,7 @@ interface Queue {
 
 export class PublishQueue {
   readonly #publish: (distributionId: number) => Promise<PublishResult>;
-  readonly #afterPublish: ((distributionId: number) => Promise<void>) | undefined;
+  readonly #afterPublish: ((distributionId: number, idle: boolean) => Promise<void>) | undefined;
   readonly #uploads: UploadTracker;
   readonly #log: Logger;
   readonly #db: Db;
@@ -72,7 +72,7 @@ export class PublishQueue {
     locks: Locks;
     publish: (distributionId: number) => Promise<PublishResult>;
     /** runs after a publish has answered its requests, under the same lock (garbage collection) */
-    afterPublish?: (distributionId: number) => Promise<void>;
+    afterPublish?: (distributionId: number, idle: boolean) => Promise<void>;
     uploads: UploadTracker;
     log: Logger;
     /** called with the duration of each publish (metrics) */
@@ -162,7 +162,7 @@ export class PublishQueue {
               w.done = true;
               w.d.resolve(r);
             }
-            if (this.#afterPublish) await this.#afterPublish(id).catch((e: unknown) => this.#log.warn({ err: e, distributionId: id }, 'cleanup after a publish failed'));
+            if (this.#afterPublish) await this.#afterPublish(id, !q.waiting.some((w) => !w.done)).catch((e: unknown) => this.#log.warn({ err: e, distributionId: id }, 'cleanup after a publish failed'));
             return r;
           });
           if (r) {

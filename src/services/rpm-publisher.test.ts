@@ -78,3 +78,61 @@ test('documents built from rows read page by page list every package once, noarc
   assert.equal(createHash('sha256').update(xml).digest('hex'), openChecksum);
   assert.deepEqual([...xml.matchAll(/<name>([^<]+)<\/name>/g)].map((x) => x[1]!), Array.from({ length: 56 }, (_, k) => rpmMeta(k + 1).name));
 });
+
+/** Every data file of a directory checked against repomd.xml: checksum of the .xml.gz, open checksum and sizes. */
+async function checkRepomd(arch: string): Promise<void> {
+  const base = `public/acme/rpms/el/9/${arch}/repodata`;
+  const repomd = Buffer.from((await app.store.get(`${base}/repomd.xml`))!).toString();
+  const records = [...repomd.matchAll(/<data type="(\w+)">([^]*?)<\/data>/g)];
+  assert.equal(records.length, 3, repomd);
+  for (const [, type, body] of records) {
+    const field = (re: RegExp) => re.exec(body!)?.[1];
+    const href = field(/<location href="repodata\/([^"]+)"/)!;
+    const gz = Buffer.from((await app.store.get(`${base}/${href}`))!);
+    const plain = gunzipSync(gz);
+    assert.equal(field(/<checksum type="sha256">([0-9a-f]{64})</), createHash('sha256').update(gz).digest('hex'), `${arch} ${type}: checksum`);
+    assert.equal(href, `${field(/<checksum type="sha256">([0-9a-f]{64})</)}-${type}.xml.gz`);
+    assert.equal(field(/<open-checksum type="sha256">([0-9a-f]{64})</), createHash('sha256').update(plain).digest('hex'), `${arch} ${type}: open-checksum`);
+    assert.equal(Number(field(/<size>(\d+)</)), gz.length, `${arch} ${type}: size`);
+    assert.equal(Number(field(/<open-size>(\d+)</)), plain.length, `${arch} ${type}: open-size`);
+  }
+}
+
+test('checksums hashed ahead for one more package: single pushes finish them, other changes hash the whole', async () => {
+  const before = app.rpmPublisher.checksumsFromPrefix;
+  // One package at a time: each publish after the first finishes the prefixes the previous one hashed ahead.
+  for (let i = 57; i <= 60; i++) {
+    await push(i);
+    await checkRepomd('x86_64');
+    await checkRepomd('aarch64');
+  }
+  const singles = app.rpmPublisher.checksumsFromPrefix - before;
+  assert.ok(singles >= 3 * 2 * 3, `only ${singles} checksums came from prefixes`); // 3 pushes x 3 documents x gz/open
+  // A package whose digest seals a chunk: the prefix is finished with the new chunk, the tail and the footer.
+  let sealing = 1000;
+  while (parseInt(createHash('sha256').update(buildRpmBytes({ ...rpmMeta(sealing), standalone: true })).digest('hex').slice(0, 2), 16) >= 2) sealing++;
+  const n = app.rpmPublisher.checksumsFromPrefix;
+  await push(sealing);
+  assert.ok(app.rpmPublisher.checksumsFromPrefix > n, 'the push that sealed a chunk used its prefixes');
+  await checkRepomd('x86_64');
+  await checkRepomd('aarch64');
+  // Two packages in one batch: another count than guessed, every checksum computed whole and still right.
+  const { tarHeader, tarPadding, TAR_END } = await import('../formats/tar-stream.ts');
+  const parts: Uint8Array[] = [];
+  for (const i of [61, 62]) {
+    const m = rpmMeta(i);
+    const bytes = buildRpmBytes({ ...m, standalone: true });
+    parts.push(tarHeader(m.filename, bytes.byteLength), bytes, tarPadding(bytes.byteLength));
+  }
+  parts.push(TAR_END);
+  const m = app.rpmPublisher.checksumsFromPrefix;
+  await app.packages.pushBatch(ref, 'el', '9', (async function* () {
+    yield* parts;
+  })());
+  assert.equal(app.rpmPublisher.checksumsFromPrefix, m, 'a batch of two used no prefix');
+  await checkRepomd('x86_64');
+  await checkRepomd('aarch64');
+  const { xml } = await primary('x86_64');
+  assert.match(xml, /packages="\d+"/);
+  assert.ok(xml.includes(`<name>${rpmMeta(sealing).name}</name>`) && xml.includes(`<name>${rpmMeta(62).name}</name>`));
+});

@@ -11,7 +11,7 @@ import { basename, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { ensureRpms, rpmMeta } from './rpmgen.ts';
-import { discard, log, run, which, median, peakRss, resetPeakRss, cpuSeconds, fmtSeconds, fmtBytes } from './util.ts';
+import { discard, log, run, which, median, peakRss, resetPeakRss, cpuSeconds, settle, fmtSeconds, fmtBytes } from './util.ts';
 import { startWharf, createRepo, cliPush, httpPush, publishCount, get, type Target, type WharfServer } from './wharf.ts';
 import type { GpgKey } from './references.ts';
 import { summariseProfile, type ProfileSummary } from './profile.ts';
@@ -159,6 +159,7 @@ async function wharfRun(
       resetPeakRss(s.pid);
       let count = N;
       const one = async (how: string, file: string, push: () => Promise<{ seconds: number }>) => {
+        await settle(s.pid);
         const t = (await push()).seconds;
         count++;
         await verifyRpmPublished(s, count, [basename(file).replace(/-[^-]+-[^-]+\.[^.]+\.rpm$/, '')]);

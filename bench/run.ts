@@ -37,7 +37,7 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ensureDebs, debMeta } from './debgen.ts';
-import { discard, log, run, median, peakRss, resetPeakRss, cpuSeconds, fmtSeconds, fmtBytes } from './util.ts';
+import { discard, log, run, median, peakRss, resetPeakRss, cpuSeconds, settle, fmtSeconds, fmtBytes } from './util.ts';
 import { startWharf, createRepo, cliPush, httpPush, verifyPublished, publishCount, type WharfServer } from './wharf.ts';
 import { ensureTools, ensureGpgKey, benchAptly, benchFtparchive, type AptlyResults, type FtparchiveResults } from './references.ts';
 import { summariseProfile, type ProfileSummary } from './profile.ts';
@@ -156,6 +156,7 @@ async function wharfColdRun(name: string, dataDir: string, push: (s: WharfServer
       resetPeakRss(s.pid);
       const updates: number[] = [];
       for (const [k, file] of withUpdates.entries()) {
+        await settle(s.pid);
         const t = (await cliPush(s, [file], 1)).seconds;
         updates.push(t);
         await verifyPublished(s, N + k + 1, [debMeta(N + k + 1).name]);
@@ -165,6 +166,7 @@ async function wharfColdRun(name: string, dataDir: string, push: (s: WharfServer
       r.updateMedian = median(updates);
       const httpUpdates: number[] = [];
       for (const [k, file] of httpUpdateFiles.entries()) {
+        await settle(s.pid);
         const t = (await httpPush(s, [file], 1)).seconds;
         httpUpdates.push(t);
         const count = N + withUpdates.length + k + 1;

@@ -89,6 +89,27 @@ export function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
+/**
+ * Waits until process `pid` has used no CPU for `quietMs` (at most `maxMs`), then `quietMs` more for the benchmark's
+ * own leftovers. A timed step of a few tens of milliseconds (one more package) then starts on a settled machine, not
+ * while the server still does the previous step's background work (garbage collection, checksums hashed ahead) and
+ * the harness still digests its verification of it: on 2 cores that overlap alone moved the CLI figure by 10-15 ms.
+ */
+export async function settle(pid: number, quietMs = 100, maxMs = 3000): Promise<void> {
+  const start = performance.now();
+  let last = cpuSeconds(pid);
+  let quietSince = performance.now();
+  while (performance.now() - start < maxMs) {
+    await new Promise((r) => setTimeout(r, 20));
+    const now = cpuSeconds(pid);
+    if (now !== last) {
+      last = now;
+      quietSince = performance.now();
+    } else if (performance.now() - quietSince >= quietMs) break;
+  }
+  await new Promise((r) => setTimeout(r, quietMs));
+}
+
 export function fmtSeconds(s: number | undefined): string {
   if (s === undefined || !Number.isFinite(s)) return '-';
   return s < 1 ? `${(s * 1000).toFixed(0)} ms` : `${s.toFixed(2)} s`;

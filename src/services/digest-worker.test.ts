@@ -54,3 +54,26 @@ test('a prefix finished with the rest gives the digest of the whole; a prefix th
     await w.close();
   }
 });
+
+test('kept parts are named by number: on every worker, after a restart too, and gone once released', async () => {
+  const w = new DigestWorker();
+  try {
+    const chunks = [sharedCopy(randomBytes(70_000)), sharedCopy(randomBytes(5))];
+    const keys = w.keep(chunks);
+    const head = Buffer.from('head');
+    const expected = createHash('sha256').update(Buffer.concat([head, ...chunks, head])).digest('hex');
+    // Several at once: both workers are used, and each has the parts.
+    const all = await Promise.all(Array.from({ length: 4 }, () => w.digest('sha256', [head, ...keys, head])));
+    assert.deepEqual(all, Array(4).fill(expected));
+    const p = w.prefix('sha256', [head, keys[0]!]);
+    assert.equal(await w.finish(p, [keys[1]!, head], [head, ...keys, head]), expected);
+    assert.equal(w.finishedFromPrefix, 1);
+    // Workers started after the parts were kept receive them when they start.
+    await w.close();
+    assert.equal(await w.digest('sha256', [head, ...keys, head]), expected);
+    w.release(keys);
+    await assert.rejects(w.digest('sha256', [keys[0]!]), /no part/);
+  } finally {
+    await w.close();
+  }
+});

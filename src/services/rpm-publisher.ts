@@ -14,7 +14,7 @@ import type { SigningKey } from '../signing/openpgp.ts';
 import type { Logger } from '../log.ts';
 import { gzipMember, gzipMemberAsync } from '../formats/compress.ts';
 import { mapLimit } from './async.ts';
-import { DigestWorker, sharedCopy, type DigestPrefix } from './digest-worker.ts';
+import { DigestWorker, sharedCopy, type DigestPrefix, type Part } from './digest-worker.ts';
 import {
   FILELISTS_FOOTER,
   OTHER_FOOTER,
@@ -75,8 +75,11 @@ interface BuiltDocument {
  * (another count, a rebuilt document) hashes the whole document as before.
  */
 class ChunkedDocument {
-  /** sealed chunks; their bytes live in SharedArrayBuffers, so the digest worker reads them without a copy */
-  readonly sealed: { plain: Uint8Array; gz: Uint8Array }[] = [];
+  /**
+   * sealed chunks; their bytes live in SharedArrayBuffers kept on the digest worker (plainKey, gzKey), which reads
+   * them without a copy
+   */
+  readonly sealed: { plain: Uint8Array; gz: Uint8Array; plainKey: number; gzKey: number }[] = [];
   tail: string[] = [];
   /** chunks sealed by add() and not yet compressed (seal() compresses them, all at once) */
   #sealing: Buffer[] = [];
@@ -104,7 +107,9 @@ class ChunkedDocument {
     const plains = this.#sealing;
     this.#sealing = [];
     const gzs = await Promise.all(plains.map((p) => gzipMemberAsync(p)));
-    plains.forEach((plain, i) => this.sealed.push({ plain: sharedCopy(plain), gz: sharedCopy(gzs[i]!) }));
+    const shared = plains.flatMap((plain, i) => [sharedCopy(plain), sharedCopy(gzs[i]!)]);
+    const keys = this.digests.keep(shared);
+    for (let i = 0; i < shared.length; i += 2) this.sealed.push({ plain: shared[i]!, gz: shared[i + 1]!, plainKey: keys[i]!, gzKey: keys[i + 1]! });
   }
 
   /** Hashes ahead, on the digest worker, the beginning of this document as it will be with `count` packages. */
@@ -116,14 +121,15 @@ class ChunkedDocument {
       count,
       sealed: this.sealed.length,
       headMember,
-      open: this.digests.prefix('sha256', [head, ...this.sealed.map((c) => c.plain)]),
-      gz: this.digests.prefix('sha256', [headMember, ...this.sealed.map((c) => c.gz)]),
+      open: this.digests.prefix('sha256', [head, ...this.sealed.map((c) => c.plainKey)]),
+      gz: this.digests.prefix('sha256', [headMember, ...this.sealed.map((c) => c.gzKey)]),
     };
   }
 
   /** Releases what the document holds on the digest worker. */
   dispose(): void {
     this.#dropAhead();
+    this.digests.release(this.sealed.flatMap((c) => [c.plainKey, c.gzKey]));
   }
 
   #dropAhead(): void {
@@ -141,27 +147,32 @@ class ChunkedDocument {
     const head = Buffer.from(HEADER[this.type](count), 'utf8');
     const foot = Buffer.from(FOOTER[this.type], 'utf8');
     const tail = Buffer.from(this.tail.join(''), 'utf8');
-    const openParts: Uint8Array[] = [head];
+    // What the worker hashes: sealed chunks by their keys, the rest as bytes.
+    const openParts: Part[] = [head];
     let openSize = head.byteLength;
-    const gz: Uint8Array[] = [ahead?.headMember ?? gzipMember(head, 1)];
+    const headMember = ahead?.headMember ?? gzipMember(head, 1);
+    const gz: Uint8Array[] = [headMember];
+    const gzParts: Part[] = [headMember];
     for (const c of this.sealed) {
-      openParts.push(c.plain);
+      openParts.push(c.plainKey);
       openSize += c.plain.byteLength;
       gz.push(c.gz);
+      gzParts.push(c.gzKey);
     }
     openParts.push(tail, foot);
     openSize += tail.byteLength + foot.byteLength;
-    if (tail.byteLength > 0) gz.push(gzipMember(tail, 1));
-    gz.push(gzipMember(foot, 1));
+    const last = tail.byteLength > 0 ? [gzipMember(tail, 1), gzipMember(foot, 1)] : [gzipMember(foot, 1)];
+    gz.push(...last);
+    gzParts.push(...last);
     let size = 0;
     for (const m of gz) size += m.byteLength;
-    if (!ahead) return { gz, size, checksum: this.digests.digest('sha256', gz), openSize, openChecksum: this.digests.digest('sha256', openParts) };
+    if (!ahead) return { gz, size, checksum: this.digests.digest('sha256', gzParts), openSize, openChecksum: this.digests.digest('sha256', openParts) };
     // The parts after the prefix: chunks sealed since it was hashed, then the tail and the footer.
     const from = 1 + ahead.sealed;
     return {
       gz,
       size,
-      checksum: this.digests.finish(ahead.gz, gz.slice(from), gz),
+      checksum: this.digests.finish(ahead.gz, gzParts.slice(from), gzParts),
       openSize,
       openChecksum: this.digests.finish(ahead.open, openParts.slice(from), openParts),
     };

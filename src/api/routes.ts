@@ -24,7 +24,9 @@ export async function authenticate(app: App, req: IncomingMessage): Promise<Prin
  */
 async function repoFor(app: App, p: Principal, org: string, name: string, scope: Scope): Promise<RepositoryInfo> {
   const ref = parseRepoRef(`${org}/${name}`);
-  const repo = await app.repos.find(ref.org, ref.repo);
+  // Pushes (the hot write path: CI jobs, bulk imports) read the repository through the short cache the download path
+  // uses (2 s; creations reach every node at once through the cluster bus). Management requests read it fresh.
+  const repo = scope === 'push' ? await app.repos.findCached(ref.org, ref.repo) : await app.repos.find(ref.org, ref.repo);
   if (!repo || !allows(p, 'read', repo.org_id, repo.id)) throw new WharfError('REPO_NOT_FOUND', [`${ref.org}/${ref.repo}`, `${ref.org}/${ref.repo}`]);
   if (!allows(p, scope, repo.org_id, repo.id)) throw new WharfError('FORBIDDEN');
   return repo;

@@ -240,12 +240,27 @@ export class PackageService {
    * The format of a staged upload, checked against the distribution's (or the one its OS name implies, or the one
    * the rest of its batch has).
    */
+  /**
+   * A distribution's id and kind. Both are fixed once the distribution exists (distributions are never deleted or
+   * converted), so a found one is remembered on this node; a missing one is asked again next time.
+   */
+  async #distribution(repoId: number, os: string, dist: string): Promise<{ id: number; kind: string } | undefined> {
+    const key = `${repoId}/${os}/${dist}`;
+    const hit = this.#distributions.get(key);
+    if (hit) return hit;
+    const row = await this.#d.db.selectFrom('distributions').select(['id', 'kind']).where('repo_id', '=', repoId).where('os', '=', os).where('name', '=', dist).executeTakeFirst();
+    if (row) {
+      if (this.#distributions.size >= 10_000) this.#distributions.clear();
+      this.#distributions.set(key, row);
+    }
+    return row;
+  }
+
+  readonly #distributions = new Map<string, { id: number; kind: string }>();
+
   async #kindFor(repo: RepositoryInfo, os: string, dist: string, staged: StagedUpload, batchKind?: PackageKind, found?: { id?: number }): Promise<PackageKind> {
     const kind = sniffPackageKind(staged.head);
-    const existing =
-      batchKind === undefined
-        ? await this.#d.db.selectFrom('distributions').select(['id', 'kind']).where('repo_id', '=', repo.id).where('os', '=', os).where('name', '=', dist).executeTakeFirst()
-        : { kind: batchKind };
+    const existing = batchKind === undefined ? await this.#distribution(repo.id, os, dist) : { kind: batchKind };
     if (found && existing && 'id' in existing) found.id = existing.id;
     const known = (existing?.kind as PackageKind | undefined) ?? distributionKindOf(os);
     if (!kind) {

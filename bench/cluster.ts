@@ -11,8 +11,10 @@
 // PostgreSQL, Redis, s3rver, the client) and of the whole machine, the nodes' wharf_publish_duration_seconds, S3
 // requests by method, and pg_stat_activity sampled every 100 ms (who waits on what).
 //
-// Everything shares one machine: the nodes, PostgreSQL, Redis, s3rver (a Node S3 emulator writing to local disk)
-// and the client. The generated packages are built in memory before the clock starts.
+// Everything shares one machine: the nodes, PostgreSQL, Redis, s3rver (a Node S3 emulator writing files) and the
+// client. s3rver keeps its objects in /dev/shm by default (--cluster-s3-dir): on disk its cost per request varied
+// 2-4x from run to run with the file system's state (the emulator's own files, nothing a real S3 service would charge
+// to this machine), and that noise swamped what the nodes do. The generated packages are built in memory before the clock starts.
 import { cpus, loadavg, totalmem } from 'node:os';
 import { readFileSync, readdirSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,6 +34,8 @@ export interface ClusterBenchOptions {
   runs: number;
   formats: ClusterFormat[];
   s3: 'child' | 'in-process';
+  /** where s3rver (in its child process) keeps the objects; undefined: the system's temporary directory */
+  s3Dir: string | undefined;
   /** run the nodes under --cpu-prof (one extra run per format, not counted) */
   profile: boolean;
   profileDir: string;
@@ -186,7 +190,7 @@ function buildPackages(format: ClusterFormat, n: number): Pkg[] {
 
 async function oneRun(o: ClusterBenchOptions, format: ClusterFormat, pkgs: Pkg[], label: string, nodeEnv: Record<string, string> = {}): Promise<ClusterRun> {
   const loadBefore = loadavg()[0]!;
-  const cluster = await startCluster({ nodes: o.nodes, s3: o.s3, env: { WHARF_LOG_LEVEL: o.logLevel, ...nodeEnv } });
+  const cluster = await startCluster({ nodes: o.nodes, s3: o.s3, ...(o.s3Dir ? { s3Dir: o.s3Dir } : {}), env: { WHARF_LOG_LEVEL: o.logLevel, ...nodeEnv } });
   try {
     const { os, dist } = DIST[format];
     const created = await fetch(`${cluster.node(0).url}/api/v1/repos`, {
@@ -390,7 +394,7 @@ export async function benchCluster(o: ClusterBenchOptions): Promise<string> {
     '',
     `Scale-out benchmark: ${o.n} packages pushed by ${o.clients} parallel clients round-robin over ${o.nodes} nodes (directly to each node) into one distribution, on PostgreSQL + S3 (s3rver) + Redis; ` +
       `${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, load average ${loadavg()[0]!.toFixed(1)}, Wharf ${o.wharfVersion || '?'}, WHARF_LOG_LEVEL=${o.logLevel}, WHARF_FSYNC=false`,
-    `One machine for everything: the ${o.nodes} nodes, PostgreSQL, Redis, s3rver (a Node S3 emulator writing to local disk, ${o.s3 === 'child' ? 'in a process of its own' : 'in the client process'}) and the client. ` +
+    `One machine for everything: the ${o.nodes} nodes, PostgreSQL, Redis, s3rver (a Node S3 emulator writing files, ${o.s3 === 'child' ? `in a process of its own, its objects in ${o.s3Dir ?? 'the temporary directory'}` : 'in the client process'}) and the client. ` +
       'Timed from the first request to the last 201 (a push answers once metadata containing it is live).',
     '',
   );

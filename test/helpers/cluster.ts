@@ -43,7 +43,7 @@ export interface Cluster {
  * The s3rver harness in a child process, talking over IPC. `server.requests` and `server.fail` are not available across
  * the process boundary (reading or setting them throws): use `requests()`.
  */
-async function startS3ChildForWharf(bucket: string): Promise<S3ForWharf & { pid: number; requests(): Promise<LoggedRequest[]> }> {
+async function startS3ChildForWharf(bucket: string, dir?: string): Promise<S3ForWharf & { pid: number; requests(): Promise<LoggedRequest[]> }> {
   const harness = pathToFileURL(new URL('../../src/storage/s3/s3rver-harness.ts', import.meta.url).pathname).href;
   const script = `
     import { startTestS3Server } from ${JSON.stringify(harness)};
@@ -63,7 +63,7 @@ async function startS3ChildForWharf(bucket: string): Promise<S3ForWharf & { pid:
     });
     process.send({ ready: { endpoint: s.endpoint, accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } });
   `;
-  const child = fork('-', [], { execArgv: ['--input-type=module', '--eval', script], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork('-', [], { execArgv: ['--input-type=module', '--eval', script], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: dir ? { ...process.env, TMPDIR: dir } : process.env });
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let nextId = 0;
   const ready = new Promise<{ endpoint: string; accessKeyId: string; secretAccessKey: string }>((resolve, reject) => {
@@ -143,7 +143,11 @@ async function startS3ChildForWharf(bucket: string): Promise<S3ForWharf & { pid:
   };
 }
 
-export async function startCluster(opts: { nodes?: number; env?: Record<string, string>; s3?: 'in-process' | 'child' } = {}): Promise<Cluster> {
+/**
+ * `s3Dir`: where the s3rver child keeps its objects (a temporary directory in it), for s3: 'child'; default the
+ * system's temporary directory.
+ */
+export async function startCluster(opts: { nodes?: number; env?: Record<string, string>; s3?: 'in-process' | 'child'; s3Dir?: string } = {}): Promise<Cluster> {
   const count = opts.nodes ?? 3;
   const dbName = `wharf_cluster_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: PG_SERVER });
@@ -152,7 +156,7 @@ export async function startCluster(opts: { nodes?: number; env?: Record<string, 
   const databaseUrl = Object.assign(new URL(PG_SERVER), { pathname: `/${dbName}` }).href;
   const db = new pg.Client({ connectionString: databaseUrl });
   await db.connect();
-  const s3Child = opts.s3 === 'child' ? await startS3ChildForWharf('wharf-cluster') : undefined;
+  const s3Child = opts.s3 === 'child' ? await startS3ChildForWharf('wharf-cluster', opts.s3Dir) : undefined;
   const s3: S3ForWharf = s3Child ?? (await startS3ForWharf({ bucket: 'wharf-cluster' }));
 
   const nodes: (WharfInstance | undefined)[] = new Array(count).fill(undefined);

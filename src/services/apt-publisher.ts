@@ -22,6 +22,7 @@ import { IncrementalIndex, type BuiltIndex, type ChunkPieces } from './apt-index
 import { repoTreePrefix, INTERNAL_PREFIX } from './tree.ts';
 import { PublishQueue, phaseTimer, type PublishResult, type PublishRequestOptions } from './publish-queue.ts';
 import { collectRetiredFiles } from './retention.ts';
+import { recordPublish } from './distributions.ts';
 import type { Logger } from '../log.ts';
 import type { UploadTracker } from './upload-tracker.ts';
 import type { Metrics } from '../metrics.ts';
@@ -122,6 +123,8 @@ export class AptPublisher {
    */
   async #indexes(distributionId: number, changes: number): Promise<DistIndexCache> {
     const { db, config } = this.#deps;
+    const cached = this.#indexCache.get(distributionId);
+    if (cached && (await this.#addNewRows(distributionId, cached, changes))) return cached;
     const stats = await db
       .selectFrom('deb_packages')
       .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.max('id').as('m')])
@@ -175,17 +178,50 @@ export class AptPublisher {
         this.#indexCache.delete(distributionId);
         return this.#indexes(distributionId, changes);
       }
-      for (const [dir, index] of cache.indexes) {
-        const [component, binArch] = dir.split('/') as [string, string];
-        const arch = binArch.slice('binary-'.length);
-        await index.add(rows.filter((r) => r.component === component && (r.architecture === arch || r.architecture === 'all')));
-      }
-      cache.count += rows.length;
-      if (rows.length > 0) cache.maxId = rows[rows.length - 1]!.id;
+      await addRows(cache, rows);
       if (rows.length < AptPublisher.rowsPerRead) break;
     }
     cache.changes = changes;
     return cache;
+  }
+
+  /**
+   * The usual publish (a few new rows since the last one, nothing removed) in one statement: the new rows and the
+   * distribution's row count, read in one snapshot, so they agree. Adds them and answers true when every check of
+   * the general path holds: all new rows fit one page, none was removed (the count adds up, and `changes` moved by
+   * no more than the new rows), and they fit the known components and architectures. Otherwise it changes nothing
+   * and answers false, and the general path reads again.
+   */
+  async #addNewRows(distributionId: number, cache: DistIndexCache, changes: number): Promise<boolean> {
+    const { db } = this.#deps;
+    const page = await db
+      .selectFrom(
+        db
+          .selectFrom('deb_packages')
+          .select((eb) => eb.fn.countAll<number>().as('total'))
+          .where('distribution_id', '=', distributionId)
+          .as('t'),
+      )
+      .leftJoin(
+        db
+          .selectFrom('deb_packages')
+          .select(['id', 'component', 'architecture', 'sha256', 'stanza'])
+          .where('distribution_id', '=', distributionId)
+          .where('id', '>', cache.maxId)
+          .orderBy('id')
+          .limit(AptPublisher.rowsPerRead)
+          .as('p'),
+        (join) => join.onTrue(),
+      )
+      .select(['t.total', 'p.id', 'p.component', 'p.architecture', 'p.sha256', 'p.stanza'])
+      .orderBy('p.id')
+      .execute();
+    const total = Number(page[0]?.total);
+    const rows = page.filter((r): r is typeof r & { id: number; component: string; architecture: string; sha256: string; stanza: string } => r.id !== null);
+    if (rows.length >= AptPublisher.rowsPerRead || cache.count + rows.length !== total || changes - cache.changes > rows.length || !rows.every((r) => fitsIndexes(cache, r))) return false;
+    await addRows(cache, rows);
+    cache.changes = changes;
+    return true;
   }
 
   /** Rows read from the database at once while bringing the indexes up to date (tests lower it). */
@@ -281,19 +317,7 @@ export class AptPublisher {
     const state: PublishedState = { date, architectures, components, indexes, plainStored: false };
     const generation = dist.generation + 1;
     const t = now();
-    await db.transaction().execute(async (tx) => {
-      await tx
-        .updateTable('distributions')
-        .set({ generation, published_state: JSON.stringify(state), published_at: t, published_changes: Number(dist.changes) })
-        .where('id', '=', distributionId)
-        .execute();
-      if (retired.length > 0) {
-        await tx
-          .insertInto('retired_files')
-          .values(retired.map((k) => ({ distribution_id: distributionId, key: k, retired_at: t })))
-          .execute();
-      }
-    });
+    await recordPublish(db, distributionId, { generation, published_state: JSON.stringify(state), published_at: t, published_changes: Number(dist.changes) }, retired);
     // Deleting what was retired long enough ago waits until the pushes are answered (afterPublish).
     this.#pendingCleanup.set(distributionId, async () => {
       await Promise.all(stalePlain.map((k) => store.delete(k)));
@@ -417,6 +441,17 @@ export class AptPublisher {
 }
 
 /** Whether the cached indexes have a place for a row of this component and architecture ('all': every one). */
+/** Adds rows (in id order, all above cache.maxId) to the indexes of their component and architecture. */
+async function addRows(cache: DistIndexCache, rows: readonly { id: number; component: string; architecture: string; sha256: string; stanza: string }[]): Promise<void> {
+  for (const [dir, index] of cache.indexes) {
+    const [component, binArch] = dir.split('/') as [string, string];
+    const arch = binArch.slice('binary-'.length);
+    await index.add(rows.filter((r) => r.component === component && (r.architecture === arch || r.architecture === 'all')));
+  }
+  cache.count += rows.length;
+  if (rows.length > 0) cache.maxId = rows[rows.length - 1]!.id;
+}
+
 function fitsIndexes(cache: { components: string[]; architectures: string[] }, r: { component: string; architecture: string }): boolean {
   return cache.components.includes(r.component) && (r.architecture === 'all' || cache.architectures.includes(r.architecture));
 }

@@ -2,6 +2,7 @@
 import type { Db } from '../db/database.ts';
 import { WharfError } from '../errors.ts';
 import { isUniqueViolation } from '../db/errors.ts';
+import { capabilities } from '../db/capabilities.ts';
 
 export type DistributionKind = 'deb' | 'rpm';
 
@@ -43,4 +44,41 @@ export async function bumpChanges(tx: Db, distributionId: number, count = 1): Pr
     .returning('changes')
     .executeTakeFirstOrThrow();
   return Number(row.changes);
+}
+
+/** What a publish records about the distribution it made live. */
+export interface PublishRecord {
+  generation: number;
+  published_state: string;
+  published_at: number;
+  published_changes: number;
+}
+
+/** Retired files recorded in one statement, at most (3 parameters each, well under every dialect's limit). */
+const RETIRED_PER_STATEMENT = 5000;
+
+/**
+ * Records a publish: the distribution's new generation and state, and the files it retired (deleted after the
+ * retention period), atomically. On PostgreSQL one statement (the update in a WITH clause): every round trip of a
+ * publish delays the pushes waiting for it. A lone update is atomic by itself; elsewhere a transaction.
+ */
+export async function recordPublish(db: Db, distributionId: number, record: PublishRecord, retired: readonly string[]): Promise<void> {
+  const rows = retired.map((key) => ({ distribution_id: distributionId, key, retired_at: record.published_at }));
+  const update = () => db.updateTable('distributions').set(record).where('id', '=', distributionId);
+  if (rows.length === 0) {
+    await update().execute();
+    return;
+  }
+  if (capabilities(db).dataModifyingCte && rows.length <= RETIRED_PER_STATEMENT) {
+    await db
+      .with('published', (qc) => qc.updateTable('distributions').set(record).where('id', '=', distributionId).returning('id'))
+      .insertInto('retired_files')
+      .values(rows)
+      .execute();
+    return;
+  }
+  await db.transaction().execute(async (tx) => {
+    await tx.updateTable('distributions').set(record).where('id', '=', distributionId).execute();
+    for (let i = 0; i < rows.length; i += RETIRED_PER_STATEMENT) await tx.insertInto('retired_files').values(rows.slice(i, i + RETIRED_PER_STATEMENT)).execute();
+  });
 }

@@ -33,6 +33,7 @@ import { collectRetiredFiles } from './retention.ts';
 import type { UploadTracker } from './upload-tracker.ts';
 import type { Metrics } from '../metrics.ts';
 import { rpmBlobDir } from './rpm-packages.ts';
+import { recordPublish } from './distributions.ts';
 
 export interface RpmPublisherDeps {
   readonly db: Db;
@@ -338,12 +339,7 @@ export class RpmPublisher {
 
     const generation = dist.generation + 1;
     const t = now();
-    await db.transaction().execute(async (tx) => {
-      await tx.updateTable('distributions').set({ generation, published_state: JSON.stringify(state), published_at: t, published_changes: Number(dist.changes) }).where('id', '=', distributionId).execute();
-      if (retired.length > 0) {
-        await tx.insertInto('retired_files').values(retired.map((key) => ({ distribution_id: distributionId, key, retired_at: t }))).execute();
-      }
-    });
+    await recordPublish(db, distributionId, { generation, published_state: JSON.stringify(state), published_at: t, published_changes: Number(dist.changes) }, retired);
     // Deleting what was retired long enough ago waits until the pushes are answered (afterPublish).
     this.#pendingCleanup.set(distributionId, () => this.#collectGarbage(distributionId, treePrefix, dist.os, distDir, state, t));
     lap('release');

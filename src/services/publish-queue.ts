@@ -162,6 +162,8 @@ export class PublishQueue {
               w.done = true;
               w.d.resolve(r);
             }
+            // So are the pushes queued meanwhile whose changes it includes (committed before it read the rows).
+            this.published(id, r);
             if (this.#afterPublish) await this.#afterPublish(id, !q.waiting.some((w) => !w.done)).catch((e: unknown) => this.#log.warn({ err: e, distributionId: id }, 'cleanup after a publish failed'));
             return r;
           });

@@ -76,9 +76,14 @@ export class KeyService {
     this.#urlSecrets = undefined;
   }
 
-  async #sealingKey(): Promise<Buffer> {
-    return scryptSync(await this.#passphrase(), 'wharf/server-secrets/v1', 32);
+  /** Derived once (scrypt costs tens of milliseconds, and start-up unseals several secrets). */
+  #sealingKey(): Promise<Buffer> {
+    this.#sealingKeyOnce ??= this.#passphrase().then((p) => scryptSync(p, 'wharf/server-secrets/v1', 32));
+    this.#sealingKeyOnce.catch(() => (this.#sealingKeyOnce = undefined));
+    return this.#sealingKeyOnce;
   }
+
+  #sealingKeyOnce?: Promise<Buffer>;
 
   /** Encrypts `value` for storage (AES-256-GCM under the key derived from the signing passphrase), as base64. */
   async seal(value: Buffer): Promise<string> {

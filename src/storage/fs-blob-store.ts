@@ -74,6 +74,16 @@ async function writevAll(fh: fsp.FileHandle, pieces: readonly Uint8Array[]): Pro
   }
 }
 
+/**
+ * A name no other write uses: random per process (processes may share a data directory), then a counter. The files
+ * are opened with 'wx' as well. (A random name per file cost ~9 µs of randomFillSync: 90 ms per 10,000 files.)
+ */
+const PROCESS_TAG = randomBytes(6).toString('base64url');
+let tmpCounter = 0;
+function uniqueSuffix(): string {
+  return `${PROCESS_TAG}${(++tmpCounter).toString(36)}`;
+}
+
 export class FsBlobStore implements BlobStore {
   readonly root: string;
   /** copy() hard-links */
@@ -105,7 +115,7 @@ export class FsBlobStore implements BlobStore {
 
   async #tmpPath(): Promise<string> {
     await this.#ensureTmpDir();
-    return join(this.#tmpDir, `.tmp-${randomBytes(12).toString('hex')}`);
+    return join(this.#tmpDir, `.tmp-${uniqueSuffix()}`);
   }
 
   /** rename a staged temp file onto `dest`, creating parent directories (retrying if a concurrent delete prunes them). */
@@ -228,7 +238,7 @@ export class FsBlobStore implements BlobStore {
 
   #putSmall(key: string, dest: string, bytes: Uint8Array, deferSync: boolean): BlobStat {
     const dir = dirname(dest);
-    const tmp = join(dir, `${RESERVED_SEGMENT_PREFIX}${randomBytes(9).toString('base64url')}`);
+    const tmp = join(dir, `${RESERVED_SEGMENT_PREFIX}${uniqueSuffix()}`);
     let fd: number;
     for (let attempt = 0; ; attempt++) {
       try {

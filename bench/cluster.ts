@@ -87,8 +87,15 @@ export interface ClusterRun {
   pgWaits: Record<string, number>;
   pgSamples: number;
   loadBefore: number;
-  /** mean milliseconds per phase of a publish, from the nodes' "published" log lines (log level info only) */
-  publishPhases?: Record<string, number>;
+  /** milliseconds per phase of a publish, from the nodes' "published" log lines (log level info only) */
+  publishPhases?: Record<string, PhaseStats>;
+}
+
+interface PhaseStats {
+  mean: number;
+  p50: number;
+  p90: number;
+  max: number;
 }
 
 function procStat(pid: number): number {
@@ -288,23 +295,25 @@ async function oneRun(o: ClusterBenchOptions, format: ClusterFormat, pkgs: Pkg[]
       waitS.push((t.done - Number(row.created_at)) / 1000);
     }
     const split = ingestS.length ? { ingestP50: percentile(ingestS, 50), ingestP95: percentile(ingestS, 95), waitP50: percentile(waitS, 50), waitP95: percentile(waitS, 95) } : undefined;
-    let publishPhases: Record<string, number> | undefined;
-    const phaseSums: Record<string, number> = {};
-    let phaseCount = 0;
+    let publishPhases: Record<string, PhaseStats> | undefined;
+    const phaseValues: Record<string, number[]> = {};
     for (let i = 0; i < o.nodes; i++) {
       for (const l of cluster.node(i).output().split('\n')) {
         if (!l.includes('"published"')) continue;
         try {
           const j = JSON.parse(l) as { msg?: string; ms?: Record<string, number> };
           if (j.msg !== 'published' || !j.ms) continue;
-          phaseCount++;
-          for (const [k, v] of Object.entries(j.ms)) phaseSums[k] = (phaseSums[k] ?? 0) + v;
+          for (const [k, v] of Object.entries(j.ms)) (phaseValues[k] ??= []).push(v);
         } catch {
           // not a JSON log line
         }
       }
     }
-    if (phaseCount) publishPhases = Object.fromEntries(Object.entries(phaseSums).map(([k, v]) => [k, v / phaseCount]));
+    if (Object.keys(phaseValues).length) {
+      publishPhases = Object.fromEntries(
+        Object.entries(phaseValues).map(([k, v]) => [k, { mean: v.reduce((a, b) => a + b, 0) / v.length, p50: percentile(v, 50), p90: percentile(v, 90), max: Math.max(...v) }]),
+      );
+    }
     const changes = Number(row.changes ?? NaN);
     const publishedChanges = Number(row.published_changes ?? NaN);
     const run: ClusterRun = {
@@ -421,7 +430,7 @@ export async function benchCluster(o: ClusterBenchOptions): Promise<string> {
           `commit and wait for a generation p50 ${fmtSeconds(r.split.waitP50)}, p95 ${fmtSeconds(r.split.waitP95)}; ${(r.changes / r.generations).toFixed(1)} packages per generation`,
       );
     }
-    if (r.publishPhases) out.push(`    publish phases (mean ms, from the nodes' logs): ${Object.entries(r.publishPhases).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`);
+    if (r.publishPhases) out.push(`    publish phases (ms from the nodes' logs: mean / p50 / p90 / max): ${Object.entries(r.publishPhases).map(([k, v]) => `${k} ${v.mean.toFixed(0)}/${v.p50.toFixed(0)}/${v.p90.toFixed(0)}/${v.max.toFixed(0)}`).join(', ')}`);
     for (const f of r.failures.slice(0, 5)) out.push(`    failed: ${f}`);
   }
   for (const p of profiles) {

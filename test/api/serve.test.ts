@@ -9,6 +9,7 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startWharf, buildDeb, type WharfInstance } from '../helpers/wharf.ts';
+import { requestLog } from '../helpers/access-log.ts';
 
 let w: WharfInstance;
 let work: string;
@@ -404,5 +405,37 @@ describe('install instructions', () => {
     assert.match(text, /signed-by=\/usr\/share\/keyrings\/acme-tools\.gpg\] http:\/\/127\.0\.0\.1:\d+\/acme\/tools\/debian\/ bookworm main/);
     assert.match(text, /curl -fsSL http:\/\/127\.0\.0\.1:\d+\/acme\/tools\/gpgkey \| sudo gpg --dearmor/);
     assert.match(r.headers.get('cache-control') ?? '', /public/);
+  });
+});
+
+describe('access log', () => {
+  test('a download the client abandons halfway is logged, marked aborted; a whole one is not marked', async () => {
+    // 24 MB uncompressed: more than the loopback socket buffers hold, so the answer is still being written when the
+    // client goes away.
+    const big = await readFile(await buildDeb(work, 'Package: big\nVersion: 1.0\nArchitecture: amd64\nDescription: big\n', { 'usr/share/big/blob': 'x'.repeat(24 * 1024 * 1024) }, { compression: 'none' }));
+    assert.equal((await api('POST', '/api/v1/repos/acme/tools/distributions/debian/bookworm/packages', big)).status, 201);
+    const path = '/acme/tools/debian/pool/bookworm/main/b/big/big_1.0_amd64.deb';
+    const whole = await get(path);
+    assert.equal(whole.body.length, big.length);
+    await new Promise<void>((resolve, reject) => {
+      const u = new URL(w.url);
+      const req = httpRequest({ host: u.hostname, port: u.port, method: 'GET', path, headers: { 'X-Test': 'abandon' } }, (res) => {
+        assert.equal(res.statusCode, 200);
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', (e) => ((e as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(e)));
+      req.end();
+    });
+    const lines = async () => requestLog(w).filter((l) => l.path === path);
+    for (let i = 0; i < 100 && (await lines()).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    const [first, second] = await lines();
+    assert.ok(first && second, `two access lines for ${path}: ${JSON.stringify(await lines())}`);
+    assert.equal(first.status, 200);
+    assert.equal((first as { aborted?: boolean }).aborted, undefined, 'the whole download is not marked');
+    assert.equal(second.status, 200);
+    assert.equal((second as { aborted?: boolean }).aborted, true, 'the abandoned download is marked aborted');
   });
 });

@@ -566,6 +566,40 @@ describe('upload size limit', () => {
     assert.deepEqual(await listFiles(join(small.dataDir, 'storage/public')), publishedBefore);
   });
 
+  test('a refused upload still arriving: the answer comes while the client sends, the rest is read, the connection stays usable', async () => {
+    const { connect } = await import('node:net');
+    const u = new URL(small.url);
+    const sock = connect(Number(u.port), u.hostname);
+    await new Promise<void>((r, j) => sock.once('connect', r).once('error', j));
+    let received = '';
+    sock.on('data', (c: Buffer) => (received += c.toString('latin1')));
+    const errors: Error[] = [];
+    sock.on('error', (e) => errors.push(e));
+    const waitFor = async (re: RegExp, what: string) => {
+      for (let i = 0; i < 200 && !re.test(received); i++) await new Promise((r) => setTimeout(r, 25));
+      assert.match(received, re, what);
+    };
+    sock.write(`POST ${PUSH} HTTP/1.1\r\nHost: ${u.host}\r\nAuthorization: Bearer ${small.token}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+    const body = big();
+    const half = 120_000; // past the 100,000-byte limit, and not the whole body
+    sock.write(`${half.toString(16)}\r\n`);
+    sock.write(body.subarray(0, half));
+    sock.write('\r\n');
+    // The answer arrives while the client has not finished sending.
+    await waitFor(/^HTTP\/1\.1 413 [^]*\r\n\r\n[^]*PAYLOAD_TOO_LARGE[^]*\}/, 'a 413 before the upload ended');
+    assert.doesNotMatch(received, /connection: close/i, 'a short remainder is read, not cut off');
+    // The rest goes through without a reset, and the same connection answers the next request.
+    const rest = body.subarray(half);
+    sock.write(`${rest.length.toString(16)}\r\n`);
+    sock.write(rest);
+    sock.write('\r\n0\r\n\r\n');
+    sock.write(`GET /healthz HTTP/1.1\r\nHost: ${u.host}\r\n\r\n`);
+    await waitFor(/HTTP\/1\.1 200 [^]*"status":\s*"ok"/, 'the next request on the same connection is answered');
+    sock.destroy();
+    assert.deepEqual(errors, []);
+    await assertAlive('lingering after a refused upload');
+  });
+
   test('an oversized JSON body (> 64 KiB) to POST /repos → 413 PAYLOAD_TOO_LARGE and the server survives', async () => {
     const body = JSON.stringify({ name: 'acme/big', pad: 'x'.repeat(100_000) });
     let status = 0;

@@ -164,14 +164,7 @@ export class AptPublisher {
       this.#indexCache.set(distributionId, cache);
     }
     for (;;) {
-      const rows = await db
-        .selectFrom('deb_packages')
-        .select(['id', 'component', 'architecture', 'sha256', 'stanza'])
-        .where('distribution_id', '=', distributionId)
-        .where('id', '>', cache.maxId)
-        .orderBy('id')
-        .limit(AptPublisher.rowsPerRead)
-        .execute();
+      const rows = await this.#rowsAfter(distributionId, cache.maxId).execute();
       const known = cache;
       // A row committed since the check above, of a component or architecture the indexes lack: built from scratch next time.
       if (!rows.every((r) => fitsIndexes(known, r))) {
@@ -202,17 +195,7 @@ export class AptPublisher {
           .where('distribution_id', '=', distributionId)
           .as('t'),
       )
-      .leftJoin(
-        db
-          .selectFrom('deb_packages')
-          .select(['id', 'component', 'architecture', 'sha256', 'stanza'])
-          .where('distribution_id', '=', distributionId)
-          .where('id', '>', cache.maxId)
-          .orderBy('id')
-          .limit(AptPublisher.rowsPerRead)
-          .as('p'),
-        (join) => join.onTrue(),
-      )
+      .leftJoin(this.#rowsAfter(distributionId, cache.maxId).as('p'), (join) => join.onTrue())
       .select(['t.total', 'p.id', 'p.component', 'p.architecture', 'p.sha256', 'p.stanza'])
       .orderBy('p.id')
       .execute();
@@ -222,6 +205,17 @@ export class AptPublisher {
     await addRows(cache, rows);
     cache.changes = changes;
     return true;
+  }
+
+  /** A page of the distribution's rows above `afterId`, in id order. */
+  #rowsAfter(distributionId: number, afterId: number) {
+    return this.#deps.db
+      .selectFrom('deb_packages')
+      .select(['id', 'component', 'architecture', 'sha256', 'stanza'])
+      .where('distribution_id', '=', distributionId)
+      .where('id', '>', afterId)
+      .orderBy('id')
+      .limit(AptPublisher.rowsPerRead);
   }
 
   /** Rows read from the database at once while bringing the indexes up to date (tests lower it). */

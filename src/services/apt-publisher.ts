@@ -21,7 +21,7 @@ import { assembleXz, parseXzStream, XZ_CHECK_CRC32, type XzPart } from '../forma
 import { IncrementalIndex, type BuiltIndex, type ChunkPieces } from './apt-index.ts';
 import { repoTreePrefix, INTERNAL_PREFIX } from './tree.ts';
 import { PublishQueue, phaseTimer, type PublishResult, type PublishRequestOptions } from './publish-queue.ts';
-import { collectRetiredFiles } from './retention.ts';
+import { collectRetiredFiles, RetentionSchedule } from './retention.ts';
 import { recordPublish } from './distributions.ts';
 import type { Logger } from '../log.ts';
 import type { UploadTracker } from './upload-tracker.ts';
@@ -83,8 +83,11 @@ export class AptPublisher {
   #chunkCacheBytes = 0;
   static readonly CHUNK_CACHE_LIMIT = 64 * 1024 * 1024;
 
+  readonly #retention: RetentionSchedule;
+
   constructor(deps: AptPublisherDeps) {
     this.#deps = deps;
+    this.#retention = new RetentionSchedule(deps.config.retentionSeconds, deps.now);
     this.#queue = new PublishQueue({
       db: deps.db,
       locks: deps.locks,
@@ -359,7 +362,7 @@ export class AptPublisher {
         for (const r of rows) live.add(`${osDir}/${r.pool_key}`);
       }
       return live;
-    });
+    }, this.#retention);
   }
 
 

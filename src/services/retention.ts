@@ -14,7 +14,9 @@ export async function collectRetiredFiles(
   distributionId: number,
   cutoff: number,
   stillLive: (keys: string[]) => Promise<Set<string>>,
+  schedule?: RetentionSchedule,
 ): Promise<void> {
+  if (schedule && !schedule.due(distributionId)) return;
   const due = await db
     .selectFrom('retired_files')
     .select(['id', 'key'])
@@ -22,10 +24,41 @@ export async function collectRetiredFiles(
     .where('retired_at', '<=', cutoff)
     .limit(1000)
     .execute();
+  schedule?.checked(distributionId, due.length > 0);
   if (due.length === 0) return;
   const live = await stillLive(due.map((r) => r.key));
   for (const r of due) if (!live.has(r.key)) await store.delete(r.key);
   for (let i = 0; i < due.length; i += 500) {
     await db.deleteFrom('retired_files').where('id', 'in', due.slice(i, i + 500).map((r) => r.id)).execute();
+  }
+}
+
+/**
+ * When a distribution's retired files are worth looking for. Publishes follow each other quickly under load (several a
+ * second), while a retired file waits the whole retention period (an hour by default): after a look found nothing
+ * due, the next waits a tenth of the retention period, at most 5 s. One database round trip fewer under the publish
+ * lock for most publishes; files are deleted at most that much later than they could be.
+ */
+export class RetentionSchedule {
+  readonly #quietUntil = new Map<number, number>();
+  readonly #pauseMs: number;
+  readonly #now: () => number;
+
+  constructor(retentionSeconds: number, now: () => number = Date.now) {
+    this.#pauseMs = Math.min(5000, (retentionSeconds * 1000) / 10);
+    this.#now = now;
+  }
+
+  due(distributionId: number): boolean {
+    const until = this.#quietUntil.get(distributionId);
+    return until === undefined || this.#now() >= until;
+  }
+
+  checked(distributionId: number, foundSome: boolean): void {
+    if (foundSome || this.#pauseMs <= 0) this.#quietUntil.delete(distributionId);
+    else {
+      if (this.#quietUntil.size >= 10_000) this.#quietUntil.clear();
+      this.#quietUntil.set(distributionId, this.#now() + this.#pauseMs);
+    }
   }
 }

@@ -29,7 +29,7 @@ import { endsChunk } from './apt-index.ts';
 import { repoTreePrefix } from './tree.ts';
 import { PublishQueue, phaseTimer, type PublishResult, type PublishRequestOptions } from './publish-queue.ts';
 import type { Locks } from './locks.ts';
-import { collectRetiredFiles } from './retention.ts';
+import { collectRetiredFiles, RetentionSchedule } from './retention.ts';
 import type { UploadTracker } from './upload-tracker.ts';
 import type { Metrics } from '../metrics.ts';
 import { rpmBlobDir } from './rpm-packages.ts';
@@ -213,8 +213,11 @@ export class RpmPublisher {
   /** hashes the whole uncompressed documents off the main thread */
   readonly #digests = new DigestWorker();
 
+  readonly #retention: RetentionSchedule;
+
   constructor(deps: RpmPublisherDeps) {
     this.#d = deps;
+    this.#retention = new RetentionSchedule(deps.config.retentionSeconds, deps.now);
     this.#queue = new PublishQueue({
       db: deps.db,
       locks: deps.locks,
@@ -375,7 +378,7 @@ export class RpmPublisher {
         for (const r of rows) live.add(`${osDir}/${r.blob_key}`);
       }
       return live;
-    });
+    }, this.#retention);
   }
 
   /** Drops a distribution's documents (and their prefixes hashed ahead). */

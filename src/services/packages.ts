@@ -237,10 +237,6 @@ export class PackageService {
   }
 
   /**
-   * The format of a staged upload, checked against the distribution's (or the one its OS name implies, or the one
-   * the rest of its batch has).
-   */
-  /**
    * A distribution's id and kind. Both are fixed once the distribution exists (distributions are never deleted or
    * converted), so a found one is remembered on this node; a missing one is asked again next time.
    */
@@ -258,6 +254,10 @@ export class PackageService {
 
   readonly #distributions = new Map<string, { id: number; kind: string }>();
 
+  /**
+   * The format of a staged upload, checked against the distribution's (or the one its OS name implies, or the one
+   * the rest of its batch has).
+   */
   async #kindFor(repo: RepositoryInfo, os: string, dist: string, staged: StagedUpload, batchKind?: PackageKind, found?: { id?: number }): Promise<PackageKind> {
     const kind = sniffPackageKind(staged.head);
     const existing = batchKind === undefined ? await this.#distribution(repo.id, os, dist) : { kind: batchKind };

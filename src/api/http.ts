@@ -64,6 +64,13 @@ export function presentedCredentials(req: IncomingMessage): Credentials | undefi
  * The request body as an async iterable that, unlike `for await (... of req)`, leaves the request open when the
  * consumer stops early (a limit exceeded, a parse error), so the error response can still be sent.
  */
+/** Whether the request carries `Prefer: respond-async` (RFC 7240; preferences are case-insensitive tokens). */
+export function prefersAsync(req: IncomingMessage): boolean {
+  const prefer = req.headers.prefer;
+  if (!prefer) return false;
+  return (Array.isArray(prefer) ? prefer.join(',') : prefer).split(',').some((p) => p.split(';', 1)[0]!.trim().toLowerCase() === 'respond-async');
+}
+
 export function requestBody(req: IncomingMessage): AsyncIterable<Buffer> {
   return req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>;
 }

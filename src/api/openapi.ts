@@ -101,9 +101,20 @@ export function openApiDocument(serverUrl: string): object {
       '/repos/{org}/{repo}/distributions/{os}/{dist}/packages': {
         get: { parameters: distParams, summary: 'List the packages of a distribution', responses: { 200: { description: '{"packages": [Package]}' } } },
         post: {
-          parameters: distParams,
+          parameters: [
+            ...distParams,
+            {
+              name: 'Prefer',
+              in: 'header',
+              required: false,
+              description:
+                'respond-async (RFC 7240): answer 202 once the package is stored (its file and row are durable); the signed metadata follows with the ' +
+                'pushes around it. Refusals (conflicts, bad packages) are still answered at once. The answer carries Preference-Applied: respond-async.',
+              schema: { type: 'string' },
+            },
+          ],
           summary:
-            'Push a package: the request body is the .deb or .rpm file, streamed. Answers once the signed metadata including it is live. ' +
+            'Push a package: the request body is the .deb or .rpm file, streamed. Answers once the signed metadata including it is live (unless Prefer: respond-async). ' +
             'With Content-Type application/x-tar the body is a tar archive of several package files (plain file names, regular files only; what `wharf push` sends for ' +
             'several files): each is checked and stored like a single push, then one publish lists them all.',
           requestBody: {
@@ -118,6 +129,7 @@ export function openApiDocument(serverUrl: string): object {
           responses: {
             201: { description: '{"status": "created", "package": Package}; a batch: {"results": [{"file", "status", "package"}], "generation"}' },
             200: { description: '{"status": "unchanged", "package": Package}: the identical file was already published (a batch: every file was)' },
+            202: { description: 'Prefer: respond-async: stored, metadata to follow; the body as for 201/200 (a batch: no "generation")' },
             400: error,
             409: error,
             413: error,

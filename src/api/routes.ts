@@ -6,7 +6,7 @@ import { WharfError } from '../errors.ts';
 import { parseRepoRef, validateOrgName } from '../names.ts';
 import { allows, SCOPES, type Principal, type Scope } from '../services/tokens.ts';
 import type { RepositoryInfo } from '../services/repositories.ts';
-import { readJson, requestBody, sendJson } from './http.ts';
+import { prefersAsync, readJson, requestBody, sendJson } from './http.ts';
 import { authenticateRequest, clientIp } from './auth.ts';
 import { actorOf } from '../services/audit.ts';
 import { openApiDocument } from './openapi.ts';
@@ -219,9 +219,13 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
     if (seg.length === 7) {
       if (method === 'POST' || method === 'PUT') {
         const repo = await repoFor(app, p, org, name, 'push');
+        // `Prefer: respond-async`: answer 202 once the package is stored; the metadata follows (group commit).
+        const wait = !prefersAsync(req);
+        const applied: Record<string, string> = wait ? {} : { 'Preference-Applied': 'respond-async' };
+        const pushOpts = { repo, ...(p.provenance ? { provenance: p.provenance } : {}), ...(wait ? {} : { wait: false }) };
         // Several packages in one request: a tar archive of the files (what `wharf push` sends for many files).
         if (/^application\/(x-)?tar\b/i.test(req.headers['content-type'] ?? '')) {
-          const batch = await app.packages.pushBatch({ org: repo.org, repo: repo.name }, os, dist, requestBody(req), { repo, ...(p.provenance ? { provenance: p.provenance } : {}) });
+          const batch = await app.packages.pushBatch({ org: repo.org, repo: repo.name }, os, dist, requestBody(req), pushOpts);
           const actor = actorOf(p);
           const ip = clientIp(req, app.config);
           await app.audit.recordMany(
@@ -244,19 +248,19 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
           const refused = batch.results.filter((r) => r.status === 'refused').length;
           if (refused > 0) {
             const e = new WharfError('BATCH_PARTIAL', [refused, batch.results.length]);
-            return sendJson(res, e.status, { error: { code: e.code, message: e.message }, ...batch }, { 'X-Wharf-Error': e.code });
+            return sendJson(res, e.status, { error: { code: e.code, message: e.message }, ...batch }, { 'X-Wharf-Error': e.code, ...applied });
           }
-          return sendJson(res, batch.results.some((r) => r.status === 'created') ? 201 : 200, batch);
+          return sendJson(res, !wait ? 202 : batch.results.some((r) => r.status === 'created') ? 201 : 200, batch, applied);
         }
         const len = req.headers['content-length'];
         if (len !== undefined && Number(len) > app.config.maxUploadBytes) throw new WharfError('PAYLOAD_TOO_LARGE', [app.config.maxUploadBytes]);
-        const result = await app.packages.push({ org: repo.org, repo: repo.name }, os, dist, requestBody(req), { repo, ...(p.provenance ? { provenance: p.provenance } : {}) });
+        const result = await app.packages.push({ org: repo.org, repo: repo.name }, os, dist, requestBody(req), pushOpts);
         await audit('package.push', repo.org_id, repo.id, `${repo.org}/${repo.name}/${os}/${dist}/${result.package.filename}`, {
           status: result.status,
           sha256: result.package.sha256,
           ...(p.provenance ? { ci: p.provenance } : {}),
         });
-        return sendJson(res, result.status === 'created' ? 201 : 200, result);
+        return sendJson(res, !wait ? 202 : result.status === 'created' ? 201 : 200, result, applied);
       }
       if (method === 'GET') {
         const repo = await repoFor(app, p, org, name, 'read');

@@ -47,14 +47,14 @@ export class WharfClient {
   }
 
   /** Sends one API request (under /api/v1/); `body` is JSON or a stream of `length` bytes. */
-  request<T>(method: string, path: string, body?: RequestBody): Promise<T> {
-    return this.send<T>(method, `api/v1/${path}`, body);
+  request<T>(method: string, path: string, body?: RequestBody, extraHeaders?: Record<string, string>): Promise<T> {
+    return this.send<T>(method, `api/v1/${path}`, body, extraHeaders);
   }
 
   /** Sends one request to a path relative to the server's base URL (e.g. `_/oidc/audience`). */
-  send<T>(method: string, path: string, body?: RequestBody): Promise<T> {
+  send<T>(method: string, path: string, body?: RequestBody, extraHeaders?: Record<string, string>): Promise<T> {
     const url = new URL(path, this.#base);
-    const headers: Record<string, string | number> = { Accept: 'application/json' };
+    const headers: Record<string, string | number> = { Accept: 'application/json', ...extraHeaders };
     if (this.#token) headers.Authorization = `Bearer ${this.#token}`;
     let payload: Buffer | undefined;
     if (body && 'json' in body) {

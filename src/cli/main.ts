@@ -40,7 +40,8 @@ Client (WHARF_URL / --url, default http://127.0.0.1:8080; WHARF_TOKEN / --token)
   yank ORG/REPO/OS/DIST FILENAME       remove a package and republish
 
 Options: --json (machine-readable output), --jobs N (parallel uploads for push, default 4),
-         --batch-size N (push: files per request when pushing several, default 5000, and at most 512 MiB; 1 = one request per file)
+         --batch-size N (push: files per request when pushing several, default 5000, and at most 512 MiB; 1 = one request per file),
+         --no-wait (push: return once the packages are stored; the signed metadata follows within moments)
 `;
 
 class UsageError extends Error {}
@@ -115,6 +116,7 @@ async function main(argv: string[]): Promise<number> {
       'no-package-signing': { type: 'boolean' },
       jobs: { type: 'string' },
       'batch-size': { type: 'string' },
+      'no-wait': { type: 'boolean' },
       oidc: { type: 'boolean' },
       long: { type: 'boolean' },
       gitlab: { type: 'string' },
@@ -241,9 +243,12 @@ async function main(argv: string[]): Promise<number> {
         failures.push({ file, code, message: (e as Error).message });
         if (!json) process.stderr.write(`wharf: error ${code}: ${file}: ${(e as Error).message}\n`);
       };
+      // --no-wait: the server answers once the packages are stored (202); the signed metadata follows.
+      const noWait = values['no-wait'] === true;
+      const prefer = noWait ? { Prefer: 'respond-async' } : undefined;
       const report = (file: string, r: any) => {
         results.push({ file, ...r });
-        if (!json) process.stdout.write(`${r.status === 'created' ? 'pushed' : 'unchanged'} ${r.package.filename} to ${target}\n`);
+        if (!json) process.stdout.write(`${r.status === 'created' ? (noWait ? 'stored' : 'pushed') : 'unchanged'} ${r.package.filename} to ${target}${noWait ? ' (metadata follows)' : ''}\n`);
       };
       // Several files go as tar archives of up to --batch-size files: one request and one metadata generation per
       // batch instead of per file. Files whose names a batch cannot carry go one by one.
@@ -274,7 +279,7 @@ async function main(argv: string[]): Promise<number> {
         }
         await mapLimit(batches, Math.min(jobs, 2), async ({ ok, sizes }) => {
           try {
-            const r = await client.request<{ results: any[] }>('POST', path, { stream: Readable.from(tarOf(tar, ok, sizes)), length: tar.tarSize(sizes), type: 'application/x-tar' }).catch((e) => {
+            const r = await client.request<{ results: any[] }>('POST', path, { stream: Readable.from(tarOf(tar, ok, sizes)), length: tar.tarSize(sizes), type: 'application/x-tar' }, prefer).catch((e) => {
               // Some packages refused: the answer still lists every file's result.
               if (e instanceof ApiError && e.code === 'BATCH_PARTIAL' && e.body && Array.isArray((e.body as any).results)) return e.body as { results: any[] };
               throw e;
@@ -296,12 +301,17 @@ async function main(argv: string[]): Promise<number> {
           // A small file goes in one write (no progress bar below 1 MiB anyway); a large one streams with its bar.
           const r =
             st.size < 1024 * 1024
-              ? await client.request<any>('POST', path, { data: readFileSync(file), type: 'application/octet-stream' })
-              : await client.request<any>('POST', path, {
-                  stream: createReadStream(file).pipe(progressBar(basename(file), st.size, files.length === 1 || jobs === 1)),
-                  length: st.size,
-                  type: 'application/octet-stream',
-                });
+              ? await client.request<any>('POST', path, { data: readFileSync(file), type: 'application/octet-stream' }, prefer)
+              : await client.request<any>(
+                  'POST',
+                  path,
+                  {
+                    stream: createReadStream(file).pipe(progressBar(basename(file), st.size, files.length === 1 || jobs === 1)),
+                    length: st.size,
+                    type: 'application/octet-stream',
+                  },
+                  prefer,
+                );
           report(file, r);
         } catch (e) {
           fail(file, e);

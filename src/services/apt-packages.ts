@@ -84,8 +84,11 @@ const DEB_PACKAGES_TABLE: PackageTable<DebRow, DebExisting, DebPackageInfo> = {
 export type PreparedDeb = PreparedPackage<DebRow>;
 
 export interface IngestOptions {
-  /** false: store only; the caller requests one publish for many packages (a batch push) */
-  publish?: boolean;
+  /**
+   * false: store only; the caller requests one publish for many packages (a batch push). 'background': request the
+   * publish and answer without waiting for it (an asynchronous push). Default: wait until the metadata is live.
+   */
+  publish?: boolean | 'background';
   /** the distribution's id when the caller already knows it exists with this kind (a batch, after its first package) */
   distributionId?: number;
   /** called once the package is stored, with its distribution and change number (undefined: it was there already) */
@@ -99,9 +102,14 @@ export class AptPackageService {
     this.#d = deps;
   }
 
+  /** Makes the package files stored so far durable (an asynchronous push answers before any publish does it). */
+  flushStored(): Promise<void> {
+    return this.#d.store.flush();
+  }
+
   /**
-   * Adds a staged .deb to a distribution and waits for the publish that lists it. `ingested` is called once the
-   * package is stored (so the publisher stops waiting for this upload).
+   * Adds a staged .deb to a distribution and waits for the publish that lists it (see IngestOptions.publish for the
+   * other ways). `ingested` is called once the package is stored (so the publisher stops waiting for this upload).
    */
   async ingest(
     ref: RepoRef,
@@ -121,7 +129,12 @@ export class AptPackageService {
     opts.onStored?.(distributionId, target);
     // An identical re-push still waits for a publish: it may follow an interrupted one.
     if (opts.publish !== false) {
-      await this.#d.publisher.request(distributionId, { label: `${ref.org}/${ref.repo}/${os}/${dist}`, coalesce: true, ...(target !== undefined ? { target } : {}) });
+      // Answered before a publish flushes it: the package's file is made durable now.
+      if (opts.publish === 'background') await this.#d.store.flush();
+      const published = this.#d.publisher.request(distributionId, { label: `${ref.org}/${ref.repo}/${os}/${dist}`, coalesce: true, ...(target !== undefined ? { target } : {}) });
+      // In the background the publish queue logs a failure, and the reconciler publishes what is still unpublished.
+      if (opts.publish === 'background') published.catch(() => {});
+      else await published;
     }
     return result;
   }

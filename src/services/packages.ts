@@ -42,6 +42,11 @@ export interface PushOptions {
   provenance?: Provenance;
   /** the repository `ref` names, when the caller has just read it (the API, checking permissions) */
   repo?: RepositoryInfo;
+  /**
+   * false: answer once the package is stored (durably: its file and row), and publish in the background with the
+   * pushes around it (an asynchronous push, `Prefer: respond-async`). Default: answer once the metadata lists it.
+   */
+  wait?: boolean;
 }
 
 const EXAMPLE: Record<PackageKind, string> = { deb: 'debian/bookworm', rpm: 'el/9' };
@@ -67,7 +72,7 @@ export class PackageService {
         const found: { id?: number } = {};
         const kind = await this.#kindFor(repo, os, dist, staged, undefined, found);
         // The distribution was just looked up: the ingest does not look it up again.
-        const ingestOpts = found.id !== undefined ? { distributionId: found.id } : {};
+        const ingestOpts = { ...(found.id !== undefined ? { distributionId: found.id } : {}), ...(opts.wait === false ? { publish: 'background' as const } : {}) };
         return kind === 'deb'
           ? await this.#d.apt.ingest(ref, repo, os, dist, staged, ingested, opts.provenance, ingestOpts)
           : await this.#d.rpm.ingest(ref, repo, os, dist, staged, ingested, opts.provenance, ingestOpts);
@@ -223,6 +228,13 @@ export class PackageService {
       return { results };
     }
     const service = kind === 'rpm' ? this.#d.rpm : this.#d.apt;
+    if (opts.wait === false && !failure) {
+      // Asynchronous: stored (and durable) is the answer; the publish follows (the queue logs a failure, the
+      // reconciler publishes what is left unpublished).
+      await service.flushStored();
+      if (target !== undefined || unchanged) service.publish(distributionId, { label, coalesce: true, ...(target !== undefined ? { target } : {}) }).catch(() => {});
+      return { results };
+    }
     if (failure) {
       if (target !== undefined) await service.publish(distributionId, { label, coalesce: true, target }).catch(() => {}); // else the reconciler will
       throw failure;

@@ -84,6 +84,15 @@ export class RpmPackageService {
     this.#d = deps;
   }
 
+  /** Makes the package files stored so far durable (an asynchronous push answers before any publish does it). */
+  flushStored(): Promise<void> {
+    return this.#d.store.flush();
+  }
+
+  /**
+   * Adds a staged RPM to a distribution (re-signed unless the repository opts out) and, unless told otherwise,
+   * waits for the publish that lists it. `ingested` is called once the package is stored.
+   */
   async ingest(
     ref: RepoRef,
     repo: RepositoryInfo,
@@ -103,7 +112,12 @@ export class RpmPackageService {
       opts.onStored?.(distributionId, target);
       // An identical re-push still waits for a publish: it may follow an interrupted one.
       if (opts.publish !== false) {
-        await this.#d.publisher.request(distributionId, { label: `${ref.org}/${ref.repo}/${os}/${dist}`, coalesce: true, ...(target !== undefined ? { target } : {}) });
+        // Answered before a publish flushes it: the package's file is made durable now.
+      if (opts.publish === 'background') await this.#d.store.flush();
+      const published = this.#d.publisher.request(distributionId, { label: `${ref.org}/${ref.repo}/${os}/${dist}`, coalesce: true, ...(target !== undefined ? { target } : {}) });
+      // In the background the publish queue logs a failure, and the reconciler publishes what is still unpublished.
+      if (opts.publish === 'background') published.catch(() => {});
+      else await published;
       }
       return result;
     } finally {

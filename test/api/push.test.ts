@@ -308,6 +308,31 @@ describe('idempotence and immutability', () => {
   });
 });
 
+describe('asynchronous pushes (Prefer: respond-async)', () => {
+  test('202 with Preference-Applied once stored; the package is published after; a refusal is still an error', async () => {
+    const deb = await readFile(await buildDeb(await mkdtemp(join(work, 'async-')), 'Package: later\nVersion: 1.0\nArchitecture: amd64\nDescription: published after the answer\n'));
+    const res = await fetch(w.url + PUSH, { method: 'POST', headers: { Authorization: `Bearer ${w.token}`, Prefer: 'wait=5, respond-async' }, body: new Uint8Array(deb) });
+    const j = await res.json();
+    assert.equal(res.status, 202, JSON.stringify(j));
+    assert.equal(res.headers.get('preference-applied'), 'respond-async');
+    assert.equal(j.status, 'created');
+    assert.equal(j.package.sha256, sha256(deb));
+    let listed = false;
+    for (let i = 0; i < 100 && !listed; i++) {
+      listed = /^Package: later$/m.test((await get(PACKAGES)).body.toString());
+      if (!listed) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(listed, 'the package reaches the signed metadata');
+    // Without the preference: the usual answers.
+    assert.equal((await api('POST', PUSH, deb)).status, 200);
+    // Refusals are not deferred: the same name with other bytes is a conflict at once.
+    const other = await readFile(await buildDeb(await mkdtemp(join(work, 'async-')), 'Package: later\nVersion: 1.0\nArchitecture: amd64\nDescription: other bytes\n'));
+    const conflict = await api('POST', PUSH, other, { Prefer: 'respond-async' });
+    assert.equal(conflict.status, 409, conflict.text);
+    assert.equal(conflict.json.error.code, 'PACKAGE_CONFLICT');
+  });
+});
+
 describe('bad input is rejected with a stable code and leaves nothing behind', () => {
   test('empty body → 400 EMPTY_UPLOAD', async () => {
     await expectRejected('empty body', Buffer.alloc(0), 400, 'EMPTY_UPLOAD', /empty/i);

@@ -282,3 +282,26 @@ describe('admin token bootstrap', () => {
     }
   });
 });
+
+describe('push --no-wait', () => {
+  test('returns once stored (human and --json); the packages reach the signed metadata after', async () => {
+    assert.equal((await w.cli(['repo', 'create', 'acme/later'])).code, 0);
+    const dir = await mkdtemp(join(work, 'nowait-'));
+    const one = await buildDeb(dir, 'Package: soon\nVersion: 1.0\nArchitecture: amd64\nDescription: soon\n');
+    const c = await w.cli(['push', 'acme/later/debian/bookworm', one, '--no-wait']);
+    assert.equal(c.code, 0, c.stderr);
+    assert.deepEqual(lines(c.stdout), ['stored soon_1.0_amd64.deb to acme/later/debian/bookworm (metadata follows)']);
+    // Several files: one batch request with the same preference.
+    const two = [await buildDeb(dir, 'Package: soon2\nVersion: 1.0\nArchitecture: amd64\nDescription: s\n'), await buildDeb(dir, 'Package: soon3\nVersion: 1.0\nArchitecture: all\nDescription: s\n')];
+    const j = await w.cli(['push', 'acme/later/debian/bookworm', ...two, '--no-wait', '--json']);
+    assert.equal(j.code, 0, j.stderr);
+    assert.deepEqual(JSON.parse(j.stdout).pushed.map((p: any) => p.status), ['created', 'created']);
+    let names: string[] = [];
+    for (let i = 0; i < 100 && names.length < 3; i++) {
+      const res = await fetch(`${w.url}/acme/later/debian/dists/bookworm/main/binary-amd64/Packages`);
+      names = res.ok ? [...(await res.text()).matchAll(/^Package: (.+)$/gm)].map((m) => m[1]!).sort() : [];
+      if (names.length < 3) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.deepEqual(names, ['soon', 'soon2', 'soon3']);
+  });
+});

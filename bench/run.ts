@@ -20,7 +20,7 @@
 //   for the server), BENCH_WRK_DURATION, BENCH_WRK_THREADS, BENCH_WRK_CONNECTIONS, BENCH_WRK_WARMUP (seconds, 0 = none),
 //   BENCH_WRK_ROUNDS (interleaved rounds of bare, (a), (b); the median round per scenario counts),
 //   BENCH_SERVE_OUT (JSON path of the serving results), BENCH_CLUSTER_N, BENCH_CLUSTER_CLIENTS, BENCH_CLUSTER_NODES,
-//   BENCH_CLUSTER_RUNS, BENCH_CLUSTER_FORMAT, BENCH_CLUSTER_S3, BENCH_CLUSTER_S3_DIR (where s3rver keeps objects; default /dev/shm, "tmp" for the temporary directory), BENCH_CLUSTER_LOG_LEVEL (info adds the time per publish phase from the nodes' logs), BENCH_CLUSTER_OUT (JSON path of the scale-out results)
+//   BENCH_CLUSTER_RUNS, BENCH_CLUSTER_FORMAT, BENCH_CLUSTER_S3, BENCH_CLUSTER_MODE (wait, async or both: pushes answered when live and/or when stored), BENCH_CLUSTER_S3_DIR (where s3rver keeps objects; default /dev/shm, "tmp" for the temporary directory), BENCH_CLUSTER_LOG_LEVEL (info adds the time per publish phase from the nodes' logs), BENCH_CLUSTER_OUT (JSON path of the scale-out results)
 //
 // cluster: --profile adds one run per format with the nodes under --cpu-prof (not counted) and summarises the profiles.
 //
@@ -76,6 +76,7 @@ const { values } = parseArgs({
     'cluster-format': { type: 'string' },
     'cluster-s3': { type: 'string' },
     'cluster-s3-dir': { type: 'string' },
+    'cluster-mode': { type: 'string' },
     'cluster-log-level': { type: 'string' },
   },
 });
@@ -116,6 +117,10 @@ const CLUSTER_FORMATS = (values['cluster-format'] ?? env.BENCH_CLUSTER_FORMAT ??
 for (const f of CLUSTER_FORMATS) if (f !== 'deb' && f !== 'rpm') throw new Error(`--cluster-format must be deb, rpm or deb,rpm, got ${f}`);
 const CLUSTER_S3 = (values['cluster-s3'] ?? env.BENCH_CLUSTER_S3 ?? 'child') as 'child' | 'in-process';
 if (CLUSTER_S3 !== 'child' && CLUSTER_S3 !== 'in-process') throw new Error(`--cluster-s3 must be child or in-process, got ${CLUSTER_S3}`);
+// How the cluster clients push: wait (answered once live), async (Prefer: respond-async), or both (the default).
+const CLUSTER_MODE = values['cluster-mode'] ?? env.BENCH_CLUSTER_MODE ?? 'both';
+if (!['wait', 'async', 'both'].includes(CLUSTER_MODE)) throw new Error(`--cluster-mode must be wait, async or both, got ${CLUSTER_MODE}`);
+const CLUSTER_MODES: ('wait' | 'async')[] = CLUSTER_MODE === 'both' ? ['wait', 'async'] : [CLUSTER_MODE as 'wait' | 'async'];
 // s3rver's objects: in memory (tmpfs) unless told otherwise ("" or "tmp": the system's temporary directory, on disk).
 const CLUSTER_S3_DIR_OPT = values['cluster-s3-dir'] ?? env.BENCH_CLUSTER_S3_DIR ?? (existsSync('/dev/shm') ? '/dev/shm' : '');
 const CLUSTER_S3_DIR = CLUSTER_S3_DIR_OPT === '' || CLUSTER_S3_DIR_OPT === 'tmp' ? undefined : CLUSTER_S3_DIR_OPT;
@@ -240,6 +245,7 @@ async function main(): Promise<void> {
       profile: PROFILE,
       profileDir: tmpdir(),
       logLevel: values['cluster-log-level'] ?? env.BENCH_CLUSTER_LOG_LEVEL ?? 'warn',
+      modes: CLUSTER_MODES,
       out: CLUSTER_OUT,
       wharfVersion,
     });

@@ -95,7 +95,7 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
   const metrics = new Metrics();
   const publisher = new AptPublisher({ db, store, config, signingKey: () => keys.metadataKey(), log, uploads, locks, metrics, onPublished });
   // On PostgreSQL a commit waits for its WAL to reach the disk: concurrent pushes share commits. SQLite (WAL,
-  // synchronous=NORMAL) commits without a disk flush, and the savepoints would cost more than they save.
+  // synchronous=NORMAL) commits without a disk flush: sharing would only make pushes wait for each other.
   const writes = new WriteBatcher(db, { enabled: capabilities(db).dialect === 'postgres' });
   const apt = new AptPackageService({ db, store, config, repos, publisher, locks, writes });
   const rpmPublisher = new RpmPublisher({ db, store, config, metadataKey: () => keys.metadataKey(), packageKey: (repoId) => keys.packageKey(repoId), log, uploads, locks, metrics, onPublished });

@@ -22,7 +22,7 @@ export class WriteBatcher {
 
   readonly #enabled: boolean;
 
-  /** `enabled` false: every unit is a transaction of its own (where commits are cheap, savepoints cost more). */
+  /** `enabled` false: every unit is a transaction of its own (where commits are cheap). */
   constructor(db: Db, opts: { enabled?: boolean } = {}) {
     this.#db = db;
     this.#enabled = opts.enabled ?? true;

@@ -43,8 +43,9 @@ export interface PushOptions {
   /** the repository `ref` names, when the caller has just read it (the API, checking permissions) */
   repo?: RepositoryInfo;
   /**
-   * false: answer once the package is stored (its file flushed, its row committed), and publish in the background with the
-   * pushes around it (an asynchronous push, `Prefer: respond-async`). Default: answer once the metadata lists it.
+   * false: answer once the package is stored (its file flushed, its row committed), and publish in the background
+   * with the pushes around it (an asynchronous push, `Prefer: respond-async`). Default: answer once the metadata
+   * lists it.
    */
   wait?: boolean;
 }

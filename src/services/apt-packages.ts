@@ -16,7 +16,7 @@ import type { WriteBatcher } from './write-batcher.ts';
 import type { PublishRequestOptions, PublishResult } from './publish-queue.ts';
 import type { RepositoryInfo, RepositoryService } from './repositories.ts';
 import type { AptPublisher } from './apt-publisher.ts';
-import { ingestLockName, storeInDistribution, type PackageTable, type PreparedPackage } from './ingest.ts';
+import { ingestLockName, publishStored, storeInDistribution, type PackageTable, type PreparedPackage } from './ingest.ts';
 import type { Insertable, Selectable } from 'kysely';
 import type { DebPackageTable } from '../db/schema.ts';
 
@@ -127,15 +127,7 @@ export class AptPackageService {
     const result = results[0]!;
     if (result instanceof WharfError) throw result;
     opts.onStored?.(distributionId, target);
-    // An identical re-push still waits for a publish: it may follow an interrupted one.
-    if (opts.publish !== false) {
-      // Answered before a publish flushes it: the package's file is made durable now.
-      if (opts.publish === 'background') await this.#d.store.flush();
-      const published = this.#d.publisher.request(distributionId, { label: `${ref.org}/${ref.repo}/${os}/${dist}`, coalesce: true, ...(target !== undefined ? { target } : {}) });
-      // In the background the publish queue logs a failure, and the reconciler publishes what is still unpublished.
-      if (opts.publish === 'background') published.catch(() => {});
-      else await published;
-    }
+    await publishStored(this.#d, `${ref.org}/${ref.repo}/${os}/${dist}`, distributionId, target, opts.publish);
     return result;
   }
 

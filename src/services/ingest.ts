@@ -10,6 +10,7 @@ import type { WriteBatcher } from './write-batcher.ts';
 import { mapLimit } from './async.ts';
 import { createHash } from 'node:crypto';
 import { bumpChanges, findOrCreateDistribution, type DistributionKind } from './distributions.ts';
+import type { PublishRequestOptions } from './publish-queue.ts';
 
 /**
  * Ingest locks per distribution. A file name hashes to one of these stripes: two pushes of one file name always
@@ -167,4 +168,24 @@ export async function storeInDistribution<Row extends object, Existing, Info>(
       : { status: o.status, package: table.info(distribution, o.status === 'created' ? o.row : o.existing) },
   );
   return { distributionId, target, results };
+}
+
+/**
+ * The publish a single push asks for once its package is stored (an identical re-push too: it may follow an
+ * interrupted publish): waited for (the default), requested in the background after the package's file is flushed
+ * (an asynchronous push; the queue logs a failure, the reconciler publishes what is left), or none (`false`: the
+ * caller publishes, as a batch does).
+ */
+export async function publishStored(
+  deps: { store: BlobStore; publisher: { request(distributionId: number, opts: PublishRequestOptions): Promise<unknown> } },
+  label: string,
+  distributionId: number,
+  target: number | undefined,
+  publish: boolean | 'background' | undefined,
+): Promise<void> {
+  if (publish === false) return;
+  if (publish === 'background') await deps.store.flush();
+  const published = deps.publisher.request(distributionId, { label, coalesce: true, ...(target !== undefined ? { target } : {}) });
+  if (publish === 'background') published.catch(() => {});
+  else await published;
 }

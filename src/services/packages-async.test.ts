@@ -1,5 +1,5 @@
 // Asynchronous pushes (`Prefer: respond-async`, `wharf push --no-wait`): answered once stored, published after.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
@@ -15,7 +15,8 @@ const body = (i: number) =>
     yield buildDebBytes(debMeta(i));
   })();
 
-test('an asynchronous push answers while the publish cannot run, and its package is published once it can; a waiting push does not answer until then', async (t) => {
+/** A fresh app (SQLite, files in a temporary directory) with the public repository acme/tools. */
+async function newApp(t: TestContext) {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-async-push-'));
   const app = await createApp(loadConfig({ data: dir, 'signing-passphrase': 'test-passphrase', fsync: 'false' }, {}), { log: createLogger('silent') });
   t.after(async () => {
@@ -24,6 +25,11 @@ test('an asynchronous push answers while the publish cannot run, and its package
   });
   const ref = { org: 'acme', repo: 'tools' };
   await app.repos.create(ref, { private: false });
+  return { app, ref };
+}
+
+test('an asynchronous push answers while the publish cannot run, and its package is published once it can; a waiting push does not answer until then', async (t) => {
+  const { app, ref } = await newApp(t);
   await app.packages.push(ref, 'debian', 'bookworm', body(1));
   const dist = await app.db.selectFrom('distributions').select('id').executeTakeFirstOrThrow();
   const listed = async () => {
@@ -61,14 +67,7 @@ test('an asynchronous push answers while the publish cannot run, and its package
 });
 
 test('an asynchronous batch answers with every file stored and is published after', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'wharf-async-batch-'));
-  const app = await createApp(loadConfig({ data: dir, 'signing-passphrase': 'test-passphrase', fsync: 'false' }, {}), { log: createLogger('silent') });
-  t.after(async () => {
-    await app.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-  const ref = { org: 'acme', repo: 'tools' };
-  await app.repos.create(ref, { private: false });
+  const { app, ref } = await newApp(t);
   const { tarHeader, tarPadding, TAR_END } = await import('../formats/tar-stream.ts');
   const parts: Uint8Array[] = [];
   for (let i = 10; i < 15; i++) {

@@ -115,6 +115,7 @@ export class PublishQueue {
    */
   published(distributionId: number, result: PublishResult): void {
     const q = this.#queues.get(distributionId);
+    if (result.changes > (this.#known.get(distributionId) ?? -1)) this.#known.set(distributionId, result.changes);
     if (!q) return;
     for (const w of [...q.batch, ...q.waiting]) {
       if (!w.done && w.coalesce && w.target !== undefined && w.target <= result.changes) {
@@ -139,7 +140,13 @@ export class PublishQueue {
           const r = await this.#locks.run('publish', id, async () => {
             // Answered meanwhile by another node's publish (the bus): nothing to do.
             if (open().length === 0) return undefined;
-            if (open().every((w) => w.coalesce)) {
+            // Whether a publish by another node already covers them. Not asked when this node has heard of the
+            // last publish (the bus announces every one before its lock is released) and it covers none of them:
+            // then they need a publish, and the query would only delay it. (A publish not heard of yet only makes
+            // this one unnecessary, never wrong.)
+            const known = this.#known.get(id);
+            const surelyUncovered = known !== undefined && open().every((w) => w.target !== undefined && w.target > known);
+            if (open().every((w) => w.coalesce) && !surelyUncovered) {
               const current = await this.#current(id);
               if (current) {
                 for (const w of open()) {
@@ -188,6 +195,9 @@ export class PublishQueue {
       this.#queues.delete(id);
     }
   }
+
+  /** per distribution, the highest `changes` a publish heard of on this node (its own or announced) included */
+  readonly #known = new Map<number, number>();
 
   /** The last publish's result with the `changes` it included, and the latest committed `changes`; undefined before the first. */
   async #current(id: number): Promise<(PublishResult & { latest: number }) | undefined> {

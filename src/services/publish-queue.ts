@@ -115,7 +115,10 @@ export class PublishQueue {
    */
   published(distributionId: number, result: PublishResult): void {
     const q = this.#queues.get(distributionId);
-    if (result.changes > (this.#known.get(distributionId) ?? -1)) this.#known.set(distributionId, result.changes);
+    if (result.changes > (this.#known.get(distributionId) ?? -1)) {
+      if (this.#known.size >= 10_000 && !this.#known.has(distributionId)) this.#known.clear(); // bounded, like every cache here
+      this.#known.set(distributionId, result.changes);
+    }
     if (!q) return;
     for (const w of [...q.batch, ...q.waiting]) {
       if (!w.done && w.coalesce && w.target !== undefined && w.target <= result.changes) {

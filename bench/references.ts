@@ -2,7 +2,7 @@
 // (RSA 4096, like Wharf's metadata key) so that every side does the same work.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { discard, log, median, run, which } from './util.ts';
+import { discard, log, median, quiesceDisk, run, which } from './util.ts';
 
 /** Installs aptly and apt-ftparchive (apt-utils) when missing. Needs root. */
 export async function ensureTools(): Promise<void> {
@@ -76,6 +76,7 @@ export async function benchAptly(work: string, poolDir: string, extras: readonly
 
   await aptly('repo', 'create', '-distribution=bench', '-component=main', 'bench');
   log(`aptly: repo add ${readdirSync(poolDir).length} files`);
+  quiesceDisk();
   const add = (await aptly('repo', 'add', 'bench', poolDir)).seconds;
   log(`aptly: repo add ${add.toFixed(2)} s; publish repo`);
   const publish = (await aptly('publish', 'repo', '-distribution=bench', '-architectures=amd64,all', ...sign, 'bench')).seconds;
@@ -89,6 +90,7 @@ export async function benchAptly(work: string, poolDir: string, extras: readonly
   // The same without Contents indexes (Wharf does not write Contents-*).
   await aptly('publish', 'drop', 'bench');
   log('aptly: publish repo -skip-contents');
+  quiesceDisk();
   const publishSkipContents = (await aptly('publish', 'repo', '-distribution=bench', '-architectures=amd64,all', '-skip-contents', ...sign, 'bench')).seconds;
   const updateSkipContents: AptlyResults['update'] = [];
   for (let k = repeat; k < 2 * repeat; k++) {
@@ -129,6 +131,7 @@ export async function benchFtparchive(work: string, debDir: string, key: GpgKey)
   const bin = join(work, 'dists/bench/main/binary-amd64');
   mkdirSync(bin, { recursive: true });
   const packagesFile = join(bin, 'Packages');
+  quiesceDisk();
   const packages = (await run('apt-ftparchive', ['packages', 'pool'], { cwd: debDir, stdoutFile: packagesFile })).seconds;
   const gzip = (await run('gzip', ['-9', '-k', '-n', packagesFile])).seconds;
   const xz = (await run('xz', ['-k', packagesFile])).seconds;

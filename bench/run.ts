@@ -12,9 +12,10 @@
 //   npm run bench [-- --only apt|rpm|serve --n 10000 --repeat 5 --cold-runs 3 --jobs 8 --concurrency 64 --skip-aptly --skip-ftparchive
 //                     --skip-http --skip-createrepo --skip-cli --no-package-signing --profile
 //                     --wrk-duration 10 --wrk-threads 2 --wrk-connections 64 --wrk-warmup 2 --wrk-rounds 3
+//                     --deb-profile tiny|typical
 //                     --cluster-n 1000 --cluster-clients 32 --cluster-nodes 3 --cluster-runs 3 --cluster-format deb[,rpm]
 //                     --cluster-s3 child|in-process --cluster-log-level warn|info]
-//   env: BENCH_N, BENCH_REPEAT, BENCH_JOBS, BENCH_CONCURRENCY (comma list), BENCH_DIR (cache of debs, default
+//   env: BENCH_N, BENCH_DEB_PROFILE (tiny or typical: what the generated .deb files hold, bench/debgen.ts), BENCH_REPEAT, BENCH_JOBS, BENCH_CONCURRENCY (comma list), BENCH_DIR (cache of debs, default
 //   /tmp/wharf-bench-N), BENCH_RPM_DIR (cache of rpms, default /tmp/wharf-bench-rpm-N), BENCH_OUT (JSON path of the
 //   APT results), BENCH_RPM_OUT (JSON path of the RPM results), BENCH_PROFILE=1, BENCH_FSYNC=true|false (WHARF_FSYNC
 //   for the server), BENCH_WRK_DURATION, BENCH_WRK_THREADS, BENCH_WRK_CONNECTIONS, BENCH_WRK_WARMUP (seconds, 0 = none),
@@ -36,8 +37,8 @@ import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { ensureDebs, debMeta } from './debgen.ts';
-import { discard, log, run, median, peakRss, resetPeakRss, cpuSeconds, settle, fmtSeconds, fmtBytes } from './util.ts';
+import { ensureDebs, debMeta, type DebProfile } from './debgen.ts';
+import { discard, log, run, median, peakRss, resetPeakRss, cpuSeconds, settle, fmtSeconds, fmtBytes, quiesceDisk } from './util.ts';
 import { startWharf, createRepo, cliPush, httpPush, verifyPublished, publishCount, type WharfServer } from './wharf.ts';
 import { ensureTools, ensureGpgKey, benchAptly, benchFtparchive, type AptlyResults, type FtparchiveResults } from './references.ts';
 import { summariseProfile, type ProfileSummary } from './profile.ts';
@@ -78,6 +79,7 @@ const { values } = parseArgs({
     'cluster-s3-dir': { type: 'string' },
     'cluster-mode': { type: 'string' },
     'cluster-log-level': { type: 'string' },
+    'deb-profile': { type: 'string' },
   },
 });
 const env = process.env;
@@ -94,7 +96,10 @@ const CONCURRENCY = (values.concurrency ?? env.BENCH_CONCURRENCY ?? '64').split(
 const COLD_RUNS = Math.max(1, Number(values['cold-runs'] ?? env.BENCH_COLD_RUNS ?? 3));
 const FSYNC = values.fsync ?? env.BENCH_FSYNC; // passed to the server as WHARF_FSYNC; unset = Wharf's default (true)
 const PROFILE = values.profile === true || env.BENCH_PROFILE === '1';
-const CACHE = env.BENCH_DIR ?? join(tmpdir(), `wharf-bench-${N}`);
+// What the generated .deb files hold (bench/debgen.ts): 'tiny' (the default: one file, ~700 bytes) or 'typical'.
+const DEB_PROFILE = (values['deb-profile'] ?? env.BENCH_DEB_PROFILE ?? 'tiny') as DebProfile;
+if (DEB_PROFILE !== 'typical' && DEB_PROFILE !== 'tiny') throw new Error(`--deb-profile must be typical or tiny, got ${DEB_PROFILE}`);
+const CACHE = env.BENCH_DIR ?? join(tmpdir(), DEB_PROFILE === 'tiny' ? `wharf-bench-${N}` : `wharf-bench-${DEB_PROFILE}-${N}`);
 const WORK = join(tmpdir(), `wharf-bench-work-${process.pid}`);
 const ONLY = values.only ?? env.BENCH_ONLY;
 if (ONLY !== undefined && ONLY !== 'apt' && ONLY !== 'rpm' && ONLY !== 'serve' && ONLY !== 'cluster') throw new Error(`--only must be apt, rpm, serve or cluster, got ${ONLY}`);
@@ -154,6 +159,7 @@ async function wharfColdRun(name: string, dataDir: string, push: (s: WharfServer
     const canReset = resetPeakRss(s.pid);
     const cpu0 = cpuSeconds(s.pid);
     log(`wharf (${name}): cold publish of ${N} packages`);
+    quiesceDisk();
     const coldSeconds = await push(s);
     const coldServerCpuSeconds = cpuSeconds(s.pid) - cpu0;
     const coldPeakRss = peakRss(s.pid);
@@ -257,12 +263,12 @@ async function mainApt(): Promise<void> {
   const started = performance.now();
   log(`N=${N}, repeat=${REPEAT}, CLI --jobs ${JOBS}, HTTP concurrency ${CONCURRENCY.join(',')}, server fsync ${FSYNC ?? 'default'}; ${cpus().length} CPUs, ${fmtBytes(totalmem())} RAM, load average ${loadavg()[0]!.toFixed(1)}`);
   await ensureTools();
-  const debs = ensureDebs(CACHE, N, 2 * REPEAT, log);
+  const debs = ensureDebs(CACHE, N, 2 * REPEAT, log, DEB_PROFILE);
   // Validate a few generated packages with dpkg-deb.
   for (const f of [debs.pool[0]!, debs.pool[Math.min(9, N - 1)]!, debs.extra[0]!]) {
     const info = (await run('dpkg-deb', ['--info', f])).stdout;
     const contents = (await run('dpkg-deb', ['-c', f])).stdout;
-    if (!/Package: bench-pkg-/.test(info) || !/README/.test(contents)) throw new Error(`dpkg-deb does not read ${f} as expected`);
+    if (!/Package: bench-pkg-/.test(info) || !/README|copyright/.test(contents)) throw new Error(`dpkg-deb does not read ${f} as expected`);
   }
   log('dpkg-deb reads the generated packages');
   mkdirSync(WORK, { recursive: true });

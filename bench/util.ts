@@ -95,6 +95,16 @@ export function cpuSeconds(pid: number): number {
  * while the server still does the previous step's background work (garbage collection, checksums hashed ahead) and
  * the harness still digests its verification of it: on 2 cores that overlap alone moved the CLI figure by 10-15 ms.
  */
+/**
+ * Waits until the kernel has written every dirty page to disk (sync(1)). Called before each timed cold run, of
+ * Wharf and of the reference tools alike: the writeback of the previous run's tens of thousands of files otherwise
+ * lands in the middle of the next one and slows whichever tool happens to run then (seen here: the same cold
+ * publish taking 3.7 s or 9 s from one minute to the next).
+ */
+export function quiesceDisk(): void {
+  spawnSync('sync', [], { stdio: 'ignore' });
+}
+
 export async function settle(pid: number, quietMs = 100, maxMs = 3000): Promise<void> {
   const start = performance.now();
   let last = cpuSeconds(pid);

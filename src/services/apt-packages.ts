@@ -73,10 +73,8 @@ type DebExisting = Selectable<DebPackageTable>;
 /** The deb_packages table, for storeInDistribution. */
 const DEB_PACKAGES_TABLE: PackageTable<DebRow, DebExisting, DebPackageInfo> = {
   kind: 'deb',
-  findExisting: (db, id, filenames) => db.selectFrom('deb_packages').selectAll().where('distribution_id', '=', id).where('filename', 'in', filenames).execute(),
-  filenameOf: (e) => e.filename,
+  table: 'deb_packages',
   uploadSha256Of: (e) => e.sha256,
-  insert: async (tx, rows) => void (await tx.insertInto('deb_packages').values(rows).execute()),
   info: (distribution, r) => info(distribution, r),
 };
 
@@ -160,8 +158,8 @@ export class AptPackageService {
       identity: `${deb.package} ${deb.version} (${deb.architecture})`,
       // Durable with the publish that lists it (the publisher flushes the store before InRelease). A small package
       // never touched the disk: written straight into place; a large one is moved from its scratch file.
-      write: async (store) => {
-        if (staged.bytes) await store.put(key, staged.bytes, WRITE);
+      write: async (store, opts) => {
+        if (staged.bytes) await store.put(key, staged.bytes, opts?.concurrent ? { ...WRITE, concurrent: true } : WRITE);
         else await store.putFile(key, await staged.localPath(), WRITE);
       },
       row: {

@@ -326,10 +326,33 @@ export class AptPublisher {
     return { generation, date, changes: Number(dist.changes) };
   }
 
+  /** compressions of provisionally sealed chunks still running (close() waits for them) */
+  readonly #background = new Set<Promise<unknown>>();
+  #closed = false;
+
+  /** Waits for the background work started after publishes; starts none after. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
+  }
+
   /** Garbage collection left by the last publish of each distribution (run by the queue once its pushes are answered). */
   readonly #pendingCleanup = new Map<number, () => Promise<void>>();
 
   async #cleanup(distributionId: number): Promise<void> {
+    // Chunks this publish sealed provisionally are compressed for the next publishes, outside the lock: nothing
+    // waits for it (an index the queue drops on a failure simply loses the work).
+    const cache = this.#indexCache.get(distributionId);
+    if (cache && !this.#closed) {
+      for (const index of cache.indexes.values()) {
+        if (index.provisionalChunks === 0) continue;
+        const work = index
+          .finishPending()
+          .catch((e: unknown) => this.#deps.log.warn({ err: e, distributionId }, 'compressing sealed index chunks failed; they stay stored until the next try'))
+          .finally(() => this.#background.delete(work));
+        this.#background.add(work);
+      }
+    }
     const run = this.#pendingCleanup.get(distributionId);
     this.#pendingCleanup.delete(distributionId);
     await run?.();

@@ -3,6 +3,7 @@ import type { Db } from '../db/database.ts';
 import { WharfError } from '../errors.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { capabilities } from '../db/capabilities.ts';
+import { sql } from 'kysely';
 
 export type DistributionKind = 'deb' | 'rpm';
 
@@ -43,6 +44,44 @@ export async function bumpChanges(tx: Db, distributionId: number, count = 1): Pr
     .where('id', '=', distributionId)
     .returning('changes')
     .executeTakeFirstOrThrow();
+  return Number(row.changes);
+}
+
+/** The package tables whose rows bumpAndInsert writes. */
+export type PackageTableName = 'deb_packages' | 'rpm_packages';
+
+/**
+ * Whether bumpAndInsert can store these rows in one statement: PostgreSQL (a WITH clause holding an UPDATE), and
+ * rows that all name the same columns (a column some row leaves out keeps its default only in a per-row insert).
+ */
+export function canBumpAndInsert(db: Db, rows: readonly object[]): boolean {
+  if (!capabilities(db).dataModifyingCte || rows.length === 0) return false;
+  const cols = Object.keys(rows[0]!).filter((k) => (rows[0] as Record<string, unknown>)[k] !== undefined);
+  return rows.every((r) => {
+    const keys = Object.keys(r).filter((k) => (r as Record<string, unknown>)[k] !== undefined);
+    return keys.length === cols.length && keys.every((k) => cols.includes(k));
+  });
+}
+
+/**
+ * bumpChanges and the insert of `rows` in one statement (check canBumpAndInsert first): one round trip, atomic on
+ * its own, where a transaction costs four. The rows come in as one JSON parameter that json_populate_recordset types
+ * by the table's own columns. They join the UPDATE's result, so the distribution's row is locked before any row
+ * draws its id, as bumpChanges-then-insert guarantees in a transaction: ids of one distribution follow commit order.
+ * Returns the new change count.
+ */
+export async function bumpAndInsert(db: Db, table: PackageTableName, distributionId: number, rows: readonly object[]): Promise<number> {
+  const cols = Object.keys(rows[0]!).filter((k) => (rows[0] as Record<string, unknown>)[k] !== undefined);
+  const r = await sql<{ changes: string | number }>`
+    with bumped as (update distributions set changes = changes + ${rows.length} where id = ${distributionId} returning changes),
+    inserted as (
+      insert into ${sql.table(table)} (${sql.join(cols.map((c) => sql.ref(c)))})
+      select ${sql.join(cols.map((c) => sql.ref(`r.${c}`)))}
+      from bumped, json_populate_recordset(null::${sql.table(table)}, ${JSON.stringify(rows)}::json) as r
+    )
+    select changes from bumped`.execute(db);
+  const row = r.rows[0];
+  if (!row) throw new Error(`distribution ${distributionId} not found`);
   return Number(row.changes);
 }
 

@@ -9,7 +9,7 @@ import type { Locks } from './locks.ts';
 import type { WriteBatcher } from './write-batcher.ts';
 import { mapLimit } from './async.ts';
 import { createHash } from 'node:crypto';
-import { bumpChanges, findOrCreateDistribution, type DistributionKind } from './distributions.ts';
+import { bumpAndInsert, bumpChanges, canBumpAndInsert, findOrCreateDistribution, type DistributionKind, type PackageTableName } from './distributions.ts';
 import type { PublishRequestOptions } from './publish-queue.ts';
 
 /**
@@ -34,8 +34,8 @@ export interface PreparedPackage<Row> {
   readonly uploadSha256: string;
   /** the blob key of the package file */
   readonly key: string;
-  /** writes the package file under `key` */
-  write(store: BlobStore): Promise<void>;
+  /** writes the package file under `key` (`concurrent`: one of many writes in flight, see WriteOptions) */
+  write(store: BlobStore, opts?: { concurrent?: boolean }): Promise<void>;
   /** the row to insert, without its distribution */
   readonly row: Row;
 }
@@ -62,6 +62,8 @@ export interface StoreSpec<Row, Existing> {
   insert(tx: Db, rows: (Row & { distribution_id: number })[]): Promise<void>;
   /** records `count` changes; returns the distribution's new change count */
   bump(tx: Db, distributionId: number, count: number): Promise<number>;
+  /** where the database can (canBumpAndInsert), bump and insert in one statement instead */
+  bumpAndInsert?(db: Db, distributionId: number, rows: (Row & { distribution_id: number })[]): Promise<number>;
 }
 
 /** Rows per INSERT: 16 columns each stay well below SQLite's 32,766 and PostgreSQL's 65,535 parameters. */
@@ -109,16 +111,23 @@ export async function storePackages<Row extends object, Existing>(
     if (fresh.length === 0) return { outcomes, target: undefined };
     // Content first: each file exists before any index can name it. After a failed write none is left running
     // (mapLimit): the locks are released, and the inputs disposed of, only once every write has ended.
-    await mapLimit(fresh, WRITES_IN_FLIGHT, (i) => items[i]!.write(spec.store));
+    // Several files (a batch) are written through the thread pool, overlapping the parsing of the next ones.
+    const concurrent = fresh.length > 1;
+    await mapLimit(fresh, WRITES_IN_FLIGHT, (i) => items[i]!.write(spec.store, { concurrent }));
     const rows = fresh.map((i) => ({ ...items[i]!.row, distribution_id: distributionId }));
     // The rows and the bump of `changes` commit together: a publish that saw the bump sees the rows. The bump comes
     // first: it locks the distribution's row until commit, so rows of one distribution get their ids in commit order,
     // and a publisher reading "ids above the last it saw" never misses one committed late.
-    const target = await spec.writes.run(async (tx) => {
-      const change = await spec.bump(tx, distributionId, rows.length);
-      for (let i = 0; i < rows.length; i += INSERT_ROWS) await spec.insert(tx, rows.slice(i, i + INSERT_ROWS));
-      return change;
-    });
+    // On PostgreSQL a chunk is one statement (bumpAndInsert keeps that order), run without a transaction of its own
+    // when no other push's write shares the commit.
+    const oneStatement = spec.bumpAndInsert !== undefined && rows.length <= INSERT_ROWS && canBumpAndInsert(spec.db, rows);
+    const target = oneStatement
+      ? await spec.writes.run((db) => spec.bumpAndInsert!(db, distributionId, rows), { atomic: true })
+      : await spec.writes.run(async (tx) => {
+          const change = await spec.bump(tx, distributionId, rows.length);
+          for (let i = 0; i < rows.length; i += INSERT_ROWS) await spec.insert(tx, rows.slice(i, i + INSERT_ROWS));
+          return change;
+        });
     for (const i of fresh) outcomes[i] = { status: 'created', row: items[i]!.row };
     return { outcomes, target };
   });
@@ -127,10 +136,9 @@ export async function storePackages<Row extends object, Existing>(
 /** What differs between the Debian and the RPM package table, for storeInDistribution. */
 export interface PackageTable<Row, Existing, Info> {
   readonly kind: DistributionKind;
-  findExisting(db: Db, distributionId: number, filenames: string[]): Promise<Existing[]>;
-  filenameOf(existing: Existing): string;
+  /** the table: both have `distribution_id` and `filename`, which is all the lookup and the insert need to know */
+  readonly table: PackageTableName;
   uploadSha256Of(existing: Existing): string;
-  insert(tx: Db, rows: (Row & { distribution_id: number })[]): Promise<void>;
   /** what a push reports about a package (`distribution` is OS/DIST) */
   info(distribution: string, row: Row | Existing): Info;
 }
@@ -151,12 +159,16 @@ export async function storeInDistribution<Row extends object, Existing, Info>(
     {
       ...deps,
       lockPrefix: where.label,
-      findExisting: (db, id, filenames) => table.findExisting(db, id, filenames),
-      filenameOf: (e) => table.filenameOf(e),
+      // The two tables differ in their columns, not in these: one lookup and one insert serve both (the rows are
+      // the table's own, as its PackageTable types them).
+      findExisting: (db, id, filenames) =>
+        db.selectFrom(table.table as 'deb_packages').selectAll().where('distribution_id', '=', id).where('filename', 'in', filenames).execute() as Promise<unknown[]> as Promise<Existing[]>,
+      filenameOf: (e) => (e as { filename: string }).filename,
       uploadSha256Of: (e) => table.uploadSha256Of(e),
       conflict: (p, sha) => new WharfError('PACKAGE_CONFLICT', [p.identity, where.label, sha]),
-      insert: (tx, rows) => table.insert(tx, rows),
+      insert: async (tx, rows) => void (await tx.insertInto(table.table as 'deb_packages').values(rows as never).execute()),
       bump: bumpChanges,
+      bumpAndInsert: (db, id, rows) => bumpAndInsert(db, table.table, id, rows),
     },
     distributionId,
     items,

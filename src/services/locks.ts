@@ -100,7 +100,8 @@ export class Locks {
     let broken: Error | undefined;
     try {
       // The sub-select's order is the order the locks are taken in.
-      await conn.query('select count(pg_advisory_lock(k)) from (select unnest($1::bigint[]) as k order by 1) s', [keys]).catch((e: Error) => {
+      // Named: each lock connection parses and plans these two statements once, not on every push.
+      await conn.query({ name: 'wharf_advisory_lock', text: 'select count(pg_advisory_lock(k)) from (select unnest($1::bigint[]) as k order by 1) s', values: [keys] }).catch((e: Error) => {
         broken = e;
         throw e;
       });
@@ -108,7 +109,7 @@ export class Locks {
         return await fn();
       } finally {
         // If the connection broke meanwhile, the server has already released the locks with it.
-        await conn.query('select count(pg_advisory_unlock(k)) from unnest($1::bigint[]) as k', [keys]).catch((e: Error) => (broken = e));
+        await conn.query({ name: 'wharf_advisory_unlock', text: 'select count(pg_advisory_unlock(k)) from unnest($1::bigint[]) as k', values: [keys] }).catch((e: Error) => (broken = e));
       }
     } finally {
       // A connection whose lock or unlock failed is discarded, never reused with a lock it might still hold.

@@ -60,10 +60,8 @@ type RpmExisting = Selectable<RpmPackageTable>;
 /** The rpm_packages table, for storeInDistribution. */
 const RPM_PACKAGES_TABLE: PackageTable<RpmRow, RpmExisting, DebPackageInfo> = {
   kind: 'rpm',
-  findExisting: (db, id, filenames) => db.selectFrom('rpm_packages').selectAll().where('distribution_id', '=', id).where('filename', 'in', filenames).execute(),
-  filenameOf: (e) => e.filename,
+  table: 'rpm_packages',
   uploadSha256Of: (e) => e.upload_sha256,
-  insert: async (tx, rows) => void (await tx.insertInto('rpm_packages').values(rows).execute()),
   info: (distribution, r) => info(distribution, r),
 };
 
@@ -168,9 +166,9 @@ export class RpmPackageService {
         uploadSha256: staged.sha256,
         key,
         identity: `${meta.name} ${evr(meta)} (${arch})`,
-        write: async (store) => {
+        write: async (store, opts) => {
           // A small package never touched the disk: written straight into place.
-          if (body) await store.put(key, body, WRITE);
+          if (body) await store.put(key, body, opts?.concurrent ? { ...WRITE, concurrent: true } : WRITE);
           else {
             await store.putFile(key, scratch ?? (await staged.localPath()), WRITE);
             moved = scratch !== undefined; // consumed by putFile only when it succeeded

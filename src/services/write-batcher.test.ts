@@ -44,6 +44,37 @@ for (const dialect of testDialects()) {
       }
     });
 
+    test('an atomic unit (one statement) alone runs without a transaction; with others it shares theirs', async () => {
+      const t = await dialect.open();
+      try {
+        const w = new WriteBatcher(t.db);
+        const seen: boolean[] = [];
+        const atomic = (name: string) =>
+          w.run(
+            async (db) => {
+              seen.push(db.isTransaction);
+              await db.insertInto('orgs').values({ name, created_at: 1 }).execute();
+            },
+            { atomic: true },
+          );
+        await atomic('alone');
+        assert.deepEqual(seen, [false], 'alone: straight on the database');
+        assert.equal(w.commits, 1);
+        seen.length = 0;
+        await Promise.all(Array.from({ length: 10 }, (_, i) => atomic(`together${i}`)));
+        assert.equal(seen[0], false, 'the first arrives alone');
+        assert.ok(seen.slice(1).every((s) => s), 'the others share one transaction');
+        // A failing atomic unit among others: the rest still commit, each once.
+        const outcomes = await Promise.allSettled([atomic('x1'), atomic('alone'), atomic('x2'), atomic('x3')]);
+        assert.deepEqual(outcomes.map((o) => o.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+        const names = (await t.db.selectFrom('orgs').select('name').execute()).map((r) => r.name);
+        assert.equal(names.length, 14);
+        assert.equal(new Set(names).size, 14);
+      } finally {
+        await t.close();
+      }
+    });
+
     test('disabled, every unit is a transaction of its own', async () => {
       const t = await dialect.open();
       try {

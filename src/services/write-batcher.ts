@@ -9,6 +9,8 @@ import { deferred, type Deferred } from './async.ts';
 interface Unit {
   fn: (tx: Db) => Promise<unknown>;
   d: Deferred<unknown>;
+  /** fn is one statement, atomic by itself: alone it needs no transaction (no BEGIN and COMMIT round trips) */
+  atomic: boolean;
 }
 
 export class WriteBatcher {
@@ -28,16 +30,17 @@ export class WriteBatcher {
     this.#enabled = opts.enabled ?? true;
   }
 
-  /** Runs `fn` in a transaction (possibly shared with other units) and resolves once it is committed. */
-  run<T>(fn: (tx: Db) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` in a transaction (possibly shared with other units) and resolves once it is committed. `atomic`: fn
+   * runs a single statement, so when it runs alone it runs without a transaction of its own (autocommit).
+   */
+  run<T>(fn: (tx: Db) => Promise<T>, opts: { atomic?: boolean } = {}): Promise<T> {
+    const atomic = opts.atomic === true;
     if (!this.#enabled) {
-      return this.#db
-        .transaction()
-        .execute(fn)
-        .finally(() => this.commits++);
+      return (atomic ? fn(this.#db) : this.#db.transaction().execute(fn)).finally(() => this.commits++);
     }
     const d = deferred<unknown>();
-    this.#queue.push({ fn, d });
+    this.#queue.push({ fn, d, atomic });
     if (!this.#running) void this.#drain();
     return d.promise as Promise<T>;
   }
@@ -47,6 +50,17 @@ export class WriteBatcher {
     try {
       while (this.#queue.length > 0) {
         const batch = this.#queue.splice(0, WriteBatcher.MAX_UNITS);
+        if (batch.length === 1 && batch[0]!.atomic) {
+          const u = batch[0]!;
+          try {
+            const value = await u.fn(this.#db);
+            this.commits++;
+            u.d.resolve(value);
+          } catch (error) {
+            u.d.reject(error);
+          }
+          continue;
+        }
         // Optimistic: the units run one after the other in one transaction, without savepoints (two round trips
         // fewer per unit, while the transaction holds the locks its units took). Units rarely fail (a conflict is
         // found before the write); when one does, the whole transaction is rolled back and each unit runs again in
@@ -68,7 +82,7 @@ export class WriteBatcher {
         }
         for (const u of batch) {
           try {
-            const value = await this.#db.transaction().execute(u.fn);
+            const value = await (u.atomic ? u.fn(this.#db) : this.#db.transaction().execute(u.fn));
             this.commits++;
             u.d.resolve(value);
           } catch (error) {

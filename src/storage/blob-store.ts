@@ -30,6 +30,13 @@ export interface WriteOptions {
    * come from the local clock — stores that would need another request to learn it (S3: a HEAD) skip it.
    */
   readonly exactStat?: boolean;
+  /**
+   * true: one of many writes the caller has in flight at once (a batch import). The filesystem store then writes
+   * even small bodies through the thread pool, so the writes overlap the caller's own work (parsing the next
+   * packages) instead of running one after the other on its thread. Default false: a lone small write is made
+   * with direct calls, the cheapest in CPU and latency.
+   */
+  readonly concurrent?: boolean;
 }
 
 export interface BlobStore {

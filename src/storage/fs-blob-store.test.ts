@@ -155,3 +155,32 @@ test('FsBlobStore.flush of many deferred writes completes through syncfs, and wi
     }
   }
 });
+
+test('FsBlobStore: concurrent small writes (a batch) go through the thread pool and land like direct ones', async () => {
+  for (const fsync of [true, false]) {
+    const root = await tempRoot();
+    try {
+      const store = new FsBlobStore(root, { fsync });
+      const key = (i: number) => `pool/main/p/p${i % 40}/p${i}_1.0_amd64.deb`;
+      const body = (i: number) => new TextEncoder().encode(`package ${i} `.repeat(1 + (i % 7)));
+      // 200 at once into 40 new directories: parents are created on demand, concurrent creators do not collide.
+      const stats = await Promise.all(Array.from({ length: 200 }, (_, i) => store.put(key(i), body(i), { sync: 'deferred', concurrent: true })));
+      await store.flush();
+      for (let i = 0; i < 200; i++) {
+        assert.deepEqual(await store.get(key(i)), body(i), key(i));
+        const st = await store.stat(key(i));
+        assert.equal(st?.size, body(i).byteLength);
+        assert.equal(st?.etag, stats[i]!.etag, 'the stat put() returned is the stored one');
+      }
+      // Only the blobs: no temporary file is left next to them.
+      const files = (await tree(root)).filter((p) => !p.endsWith('/'));
+      assert.deepEqual(files.sort(), Array.from({ length: 200 }, (_, i) => key(i)).sort());
+      // Overwriting works the same way, and a key under a blob is refused as with a direct write.
+      await store.put(key(0), body(1), { sync: 'deferred', concurrent: true });
+      assert.deepEqual(await store.get(key(0)), body(1));
+      await assert.rejects(store.put(`${key(0)}/x`, body(0), { sync: 'deferred', concurrent: true }), /STORAGE_BAD_KEY|parent path is a blob/);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  }
+});

@@ -75,6 +75,43 @@ async function writevAll(fh: fsp.FileHandle, pieces: readonly Uint8Array[]): Pro
 }
 
 /**
+ * The calls a small write makes (#putSmall), in two kinds. Direct: synchronous calls — open, write, fstat, close and
+ * rename of a few KB cost a few tens of microseconds in the kernel, where five trips through the thread pool cost
+ * three times as much CPU. Through the thread pool: for a writer with many writes in flight (WriteOptions.concurrent,
+ * a batch import), so that creating thousands of files runs beside the caller's own work instead of on its thread.
+ */
+interface SmallWriteOps<F> {
+  mkdir(dir: string): unknown;
+  open(path: string): F | Promise<F>;
+  /** writes from `off` on; returns how many bytes it wrote */
+  write(file: F, bytes: Uint8Array, off: number): number | Promise<number>;
+  stat(file: F): BigIntStats | Promise<BigIntStats>;
+  close(file: F): unknown;
+  rename(from: string, to: string): unknown;
+  rm(path: string): unknown;
+}
+
+const DIRECT_OPS: SmallWriteOps<number> = {
+  mkdir: (dir) => mkdirSync(dir, { recursive: true }),
+  open: (path) => openSync(path, 'wx', 0o644),
+  write: (fd, bytes, off) => writeSync(fd, bytes, off, bytes.byteLength - off),
+  stat: (fd) => fstatSync(fd, { bigint: true }),
+  close: (fd) => closeSync(fd),
+  rename: (from, to) => renameSync(from, to),
+  rm: (path) => rmSync(path, { force: true }),
+};
+
+const THREAD_POOL_OPS: SmallWriteOps<fsp.FileHandle> = {
+  mkdir: (dir) => fsp.mkdir(dir, { recursive: true }),
+  open: (path) => fsp.open(path, 'wx', 0o644),
+  write: async (fh, bytes, off) => (await fh.write(bytes, off, bytes.byteLength - off)).bytesWritten,
+  stat: (fh) => fh.stat({ bigint: true }),
+  close: (fh) => fh.close(),
+  rename: (from, to) => fsp.rename(from, to),
+  rm: (path) => fsp.rm(path, { force: true }),
+};
+
+/**
  * A name no other write uses: random per process (processes may share a data directory), then a counter. The files
  * are opened with 'wx' as well. (A random name per file cost ~9 µs of randomFillSync: 90 ms per 10,000 files.)
  */
@@ -227,24 +264,23 @@ export class FsBlobStore implements BlobStore {
   }
 
   /**
-   * Small in-memory bodies whose durability is deferred (or off) are written with synchronous calls: open, write,
-   * fstat, close and rename of a few KB cost a few tens of microseconds in the kernel, while five trips through the
-   * thread pool cost three times as much CPU (a bulk import writes thousands of such files). The temporary file is
+   * Small in-memory bodies whose durability is deferred (or off) take a short path (#putSmall): with direct calls,
+   * or through the thread pool for a writer with many writes in flight (SmallWriteOps). The temporary file is
    * created in the destination directory (a hidden `.wharf-tmp-*` name no key can have, skipped by list()): on ext4,
    * creating it in the shared staging directory while thousands of new pool directories appear made each create
    * ten times slower.
    */
   static readonly SYNC_WRITE_BYTES = 512 * 1024;
 
-  #putSmall(key: string, dest: string, bytes: Uint8Array, deferSync: boolean): BlobStat {
+  async #putSmall<F>(ops: SmallWriteOps<F>, key: string, dest: string, bytes: Uint8Array, deferSync: boolean): Promise<BlobStat> {
     const dir = dirname(dest);
     const tmp = join(dir, `${RESERVED_SEGMENT_PREFIX}${uniqueSuffix()}`);
-    let fd: number;
+    let file: F;
     for (let attempt = 0; ; attempt++) {
       try {
         // Most keys land in an existing directory: create the parents only when the open says so.
-        if (attempt > 0) mkdirSync(dir, { recursive: true });
-        fd = openSync(tmp, 'wx', 0o644);
+        if (attempt > 0) await ops.mkdir(dir);
+        file = await ops.open(tmp);
         break;
       } catch (e) {
         // No parent yet, or one pruned by a concurrent delete between the mkdir and the open: again.
@@ -255,19 +291,19 @@ export class FsBlobStore implements BlobStore {
     let st: BigIntStats;
     try {
       try {
-        for (let off = 0; off < bytes.byteLength; ) off += writeSync(fd, bytes, off, bytes.byteLength - off);
-        st = fstatSync(fd, { bigint: true });
+        for (let off = 0; off < bytes.byteLength; ) off += await ops.write(file, bytes, off);
+        st = await ops.stat(file);
       } finally {
-        closeSync(fd);
+        await ops.close(file);
       }
       try {
-        renameSync(tmp, dest);
+        await ops.rename(tmp, dest);
       } catch (e) {
         throw this.#keyError(key, e);
       }
       this.#generation++;
     } catch (e) {
-      rmSync(tmp, { force: true });
+      await ops.rm(tmp);
       throw e;
     }
     if (this.#fsync && deferSync) {
@@ -290,7 +326,7 @@ export class FsBlobStore implements BlobStore {
     const deferSync = options.sync === 'deferred';
     const dest = this.#path(key);
     if (body instanceof Uint8Array && body.byteLength <= FsBlobStore.SYNC_WRITE_BYTES && (deferSync || !this.#fsync)) {
-      return this.#putSmall(key, dest, body, deferSync);
+      return options.concurrent ? this.#putSmall(THREAD_POOL_OPS, key, dest, body, deferSync) : this.#putSmall(DIRECT_OPS, key, dest, body, deferSync);
     }
     const tmp = await this.#tmpPath();
     const fh = await fsp.open(tmp, 'wx', 0o644);

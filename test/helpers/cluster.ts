@@ -63,7 +63,8 @@ async function startS3ChildForWharf(bucket: string, dir?: string): Promise<S3For
     });
     process.send({ ready: { endpoint: s.endpoint, accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } });
   `;
-  const child = fork('-', [], { execArgv: ['--input-type=module', '--eval', script], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: dir ? { ...process.env, TMPDIR: dir } : process.env });
+  // WHARF_S3RVER_PROF=DIR: the child writes a CPU profile of s3rver into DIR (to see what the emulator costs).
+  const child = fork('-', [], { execArgv: [...(process.env.WHARF_S3RVER_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.WHARF_S3RVER_PROF] : []), '--input-type=module', '--eval', script], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: dir ? { ...process.env, TMPDIR: dir } : process.env });
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let nextId = 0;
   const ready = new Promise<{ endpoint: string; accessKeyId: string; secretAccessKey: string }>((resolve, reject) => {

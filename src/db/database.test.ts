@@ -251,6 +251,33 @@ for (const dialect of testDialects()) {
       }
     });
 
+    test('PostgreSQL: opening a database is not disturbed by other clients dropping their schemas meanwhile', async (c) => {
+      if (dialect.name !== 'postgres') return c.skip('PostgreSQL only');
+      // Test processes run in parallel, each creating and dropping schemas of its own. Kysely's own introspector read
+      // every schema and then looked each up by name, so a drop in between failed the migration ("schema … does not
+      // exist"); the churn below made that happen within a few opens.
+      const churn = `${t.options.schema}_churn`;
+      let stop = false;
+      const dropper = (async () => {
+        for (let i = 0; !stop; i++) {
+          await sql`create schema ${sql.id(`${churn}${i}`)}`.execute(db);
+          await sql`create table ${sql.id(`${churn}${i}`)}.t (id integer)`.execute(db);
+          await sql`drop schema ${sql.id(`${churn}${i}`)} cascade`.execute(db);
+        }
+      })();
+      try {
+        for (let i = 0; i < 30; i++) {
+          const again = await openDatabase(t.target, t.options);
+          await again.destroy();
+        }
+        const tables = await db.introspection.getTables();
+        assert.ok(tables.length > 0 && tables.every((x) => x.schema === t.options.schema), 'only the search_path schema is read');
+      } finally {
+        stop = true;
+        await dropper;
+      }
+    });
+
     test('opening the same database again migrates nothing and keeps the data', async () => {
       const before = await db.selectFrom('kysely_migration' as never).select([sql<string>`name`.as('name'), sql<string>`timestamp`.as('timestamp')]).orderBy(sql`name`).execute();
       const second = await openDatabase(t.target, t.options);

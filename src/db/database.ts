@@ -1,4 +1,14 @@
-import { Kysely, Migrator, PostgresDialect, sql, type Dialect, type MigrationProvider } from 'kysely';
+import {
+  Kysely,
+  Migrator,
+  PostgresDialect,
+  PostgresIntrospector,
+  sql,
+  type DatabaseMetadataOptions,
+  type Dialect,
+  type MigrationProvider,
+  type TableMetadata,
+} from 'kysely';
 import type { Pool, PoolConfig } from 'pg';
 import { NodeSqliteDialect } from './sqlite-dialect.ts';
 import { MIGRATIONS } from './migrations.ts';
@@ -105,4 +115,70 @@ class WharfPostgresDialect extends PostgresDialect {
   override createAdapter() {
     return new WharfPostgresAdapter();
   }
+
+  override createIntrospector(db: Kysely<any>) {
+    return new SearchPathIntrospector(db);
+  }
+}
+
+/**
+ * Kysely's PostgreSQL introspector (the Migrator asks it whether its tables exist) reads every schema of the database
+ * and calls has_schema_privilege() on each schema's *name*. A schema another client drops between the catalog read and
+ * that call fails the whole query ("schema … does not exist"): CI saw a migration fail that way while other test
+ * processes dropped their schemas. Wharf only ever works in the schemas of its search_path, so this one reads those
+ * alone, and looks them up by oid.
+ */
+class SearchPathIntrospector extends PostgresIntrospector {
+  readonly #db: Kysely<any>;
+
+  constructor(db: Kysely<any>) {
+    super(db);
+    this.#db = db;
+  }
+
+  override async getTables(options: DatabaseMetadataOptions = { withInternalKyselyTables: false }): Promise<TableMetadata[]> {
+    const internal = options.withInternalKyselyTables ? sql`true` : sql`c.relname not in ('kysely_migration', 'kysely_migration_lock')`;
+    const { rows } = await sql<ColumnRow>`
+      select ns.nspname as schema, c.relname as table, c.relkind as kind, a.attname as column, a.attnotnull as not_null,
+             a.atthasdef as has_default, typ.typname as type, tns.nspname as type_schema,
+             col_description(a.attrelid, a.attnum) as comment,
+             pg_get_serial_sequence(c.oid::regclass::text, a.attname) as serial
+        from pg_catalog.pg_class c
+        join pg_catalog.pg_namespace ns on ns.oid = c.relnamespace
+        join pg_catalog.pg_attribute a on a.attrelid = c.oid
+        join pg_catalog.pg_type typ on typ.oid = a.atttypid
+        join pg_catalog.pg_namespace tns on tns.oid = typ.typnamespace
+       where ns.nspname = any (current_schemas(false)) and c.relkind in ('r', 'v', 'p')
+         and has_schema_privilege(ns.oid, 'USAGE') and a.attnum >= 0 and not a.attisdropped and ${internal}
+       order by ns.nspname, c.relname, a.attnum`.execute(this.#db);
+    const tables = new Map<string, TableMetadata & { columns: TableMetadata['columns'][number][] }>();
+    for (const r of rows) {
+      const key = `${r.schema}.${r.table}`;
+      let table = tables.get(key);
+      if (!table) tables.set(key, (table = { name: r.table, schema: r.schema, isView: r.kind === 'v', columns: [] }));
+      table.columns.push({
+        name: r.column,
+        dataType: r.type,
+        dataTypeSchema: r.type_schema,
+        isNullable: !r.not_null,
+        isAutoIncrementing: r.serial !== null,
+        hasDefaultValue: r.has_default,
+        comment: r.comment ?? undefined,
+      });
+    }
+    return [...tables.values()];
+  }
+}
+
+interface ColumnRow {
+  schema: string;
+  table: string;
+  kind: string;
+  column: string;
+  not_null: boolean;
+  has_default: boolean;
+  type: string;
+  type_schema: string;
+  comment: string | null;
+  serial: string | null;
 }

@@ -291,8 +291,12 @@ export async function benchRpm(o: RpmBenchOptions): Promise<string> {
   if (o.profile) {
     const dir = join(o.work, '..', `wharf-bench-rpm-profile-${process.pid}`);
     mkdirSync(dir, { recursive: true });
+    // The profile follows the client the target is judged on: CLI batches unless --skip-cli.
     const c = o.concurrency[0]!;
-    const prof = await wharfRun(o, `HTTP x${c}, --cpu-prof`, join(o.work, 'wharf-rpm-prof'), c, [], [], rpms.pool, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+    const flags = ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+    const prof = o.skipCli
+      ? await wharfRun(o, `HTTP x${c}, --cpu-prof`, join(o.work, 'wharf-rpm-prof'), c, [], [], rpms.pool, flags)
+      : await wharfRun(o, 'CLI batches, --cpu-prof', join(o.work, 'wharf-rpm-prof'), 0, [], [], rpms.pool, flags, (s) => cliPush(s, rpms.pool, 8, RPM_TARGET));
     const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
     if (files.length) {
       profileFile = join(dir, files[0]!);

@@ -150,3 +150,52 @@ export function discard(path: string): void {
   }
 }
 let trashRegistered = false;
+
+/**
+ * The least any design that stores packages as files must spend on N packages: read each file and write it into a
+ * pool layout (a directory per package, a temporary name renamed into place), with no parsing, hashing, database or
+ * metadata at all. Run both one file at a time (synchronous calls) and 16 at a time through the thread pool (as
+ * Wharf's batch import writes); the faster counts. Printed next to the reference tools, it shows how much of a cold
+ * publish is the machine's file system rather than anyone's code: createrepo_c reads the files in place and stores
+ * nothing, so on a VM whose file creation is slow this floor alone can exceed its whole run.
+ */
+export async function storageFloor(files: readonly string[], work: string): Promise<{ seconds: number; sequential: number; concurrent: number }> {
+  const { readFile, writeFile, mkdir, rename } = await import('node:fs/promises');
+  const { basename } = await import('node:path');
+  const poolPath = (root: string, f: string) => {
+    const name = basename(f);
+    return { dir: joinPath(root, name.slice(0, 1), name.slice(0, 16)), name };
+  };
+  const seq = joinPath(work, 'floor-sequential');
+  rmSync(seq, { recursive: true, force: true });
+  quiesceDisk();
+  let t0 = performance.now();
+  for (const [i, f] of files.entries()) {
+    const bytes = readFileSync(f);
+    const { dir, name } = poolPath(seq, f);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(joinPath(dir, `.tmp-${i}`), bytes, { flag: 'wx' });
+    renameSync(joinPath(dir, `.tmp-${i}`), joinPath(dir, name));
+  }
+  const sequential = (performance.now() - t0) / 1000;
+  rmSync(seq, { recursive: true, force: true });
+  const conc = joinPath(work, 'floor-concurrent');
+  rmSync(conc, { recursive: true, force: true });
+  quiesceDisk();
+  t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      for (let i = next++; i < files.length; i = next++) {
+        const bytes = await readFile(files[i]!);
+        const { dir, name } = poolPath(conc, files[i]!);
+        await mkdir(dir, { recursive: true });
+        await writeFile(joinPath(dir, `.tmp-${i}`), bytes, { flag: 'wx' });
+        await rename(joinPath(dir, `.tmp-${i}`), joinPath(dir, name));
+      }
+    }),
+  );
+  const concurrent = (performance.now() - t0) / 1000;
+  rmSync(conc, { recursive: true, force: true });
+  return { seconds: Math.min(sequential, concurrent), sequential, concurrent };
+}

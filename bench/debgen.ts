@@ -3,6 +3,7 @@
 import { gzipSync } from 'node:zlib';
 import { existsSync, mkdirSync, readdirSync, writeFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { xorshift32 } from '../test/helpers/xorshift.ts';
 
 export interface SyntheticDeb {
   index: number;
@@ -111,17 +112,7 @@ export function controlText(m: SyntheticDeb): string {
 export type DebProfile = 'tiny' | 'typical';
 
 /** Deterministic bytes: a small xorshift generator seeded per package and file. */
-function prng(seed: number): () => number {
-  let x = (seed ^ 0x9e3779b9) >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
+const prng = (seed: number): (() => number) => xorshift32(seed ^ 0x9e3779b9);
 
 const WORDS = ('the of and to in is for on with as by that this from at be are or an it not which have has ' +
   'package library data file system user config value default option error return function module version ' +

@@ -16,6 +16,7 @@ import {
   xzDecompress,
   type CompressedChunk,
 } from './compress.ts';
+import { xorshift32 } from '../../test/helpers/xorshift.ts';
 
 const APT_HELPER = '/usr/lib/apt/apt-helper';
 const ENV = { ...process.env, XZ_OPT: '', XZ_DEFAULTS: '' };
@@ -68,21 +69,8 @@ function checkGzReaders(gz: Uint8Array, expected: Uint8Array): void {
   if (existsSync(APT_HELPER)) assert.deepEqual(run(APT_HELPER, ['cat-file', file]), expected, 'apt-helper cat-file');
 }
 
-/** Deterministic pseudo-random generator (xorshift32). */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
-
 function randomChunk(n: number, seed: number): Uint8Array {
-  const r = rng(seed);
+  const r = xorshift32(seed);
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) out[i] = r() & 0xff;
   return out;
@@ -90,7 +78,7 @@ function randomChunk(n: number, seed: number): Uint8Array {
 
 /** A run of whole Packages stanzas of about n bytes. */
 function packagesChunk(n: number, seed: number): Uint8Array {
-  const r = rng(seed);
+  const r = xorshift32(seed);
   const words = ['lib', 'python3', 'data', 'utils', 'common', 'dev', 'doc', 'tools', 'server', 'client'];
   let s = '';
   for (let i = 0; s.length < n; i++) {

@@ -29,7 +29,7 @@ import type { Metrics } from '../metrics.ts';
 import type { Locks } from './locks.ts';
 
 export interface PublishedIndex {
-  /** sha256 of the plain Packages: equal fingerprints mean identical files */
+  /** sha256 of the plain Packages: equal fingerprints mean the same text (its .gz and .xz bytes may still differ) */
   fingerprint: string;
   files: IndexFileEntry[];
 }
@@ -266,8 +266,12 @@ export class AptPublisher {
       const built = await index.build();
       builds.push([dir, built]);
       indexes[dir] = publishedIndexOf(dir, built);
-      if (old && old.fingerprint !== indexes[dir]!.fingerprint) {
-        for (const f of old.files) retired.push(...byHashKeys(distDir, f));
+      // Retired file by file, not when the plain fingerprint changes: the same plain text can be compressed into
+      // other bytes (chunks stored provisionally on one build, compressed on another, after a restart or on another
+      // node), and a by-hash file no longer named must not be kept forever.
+      if (old) {
+        const kept = new Set(indexes[dir]!.files.map((f) => f.sha256));
+        for (const f of old.files) if (!kept.has(f.sha256)) retired.push(...byHashKeys(distDir, f));
       }
     }
     // Indexes that disappeared (an architecture or component no longer listed) are retired as a whole.

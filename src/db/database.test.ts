@@ -272,6 +272,12 @@ for (const dialect of testDialects()) {
         }
         const tables = await db.introspection.getTables();
         assert.ok(tables.length > 0 && tables.every((x) => x.schema === t.options.schema), 'only the search_path schema is read');
+        const orgs = tables.find((x) => x.name === 'orgs')!.columns;
+        assert.deepEqual(
+          orgs.filter((c) => c.isAutoIncrementing).map((c) => c.name),
+          ['id'],
+          'auto-increment columns are told apart without looking tables up by name',
+        );
       } finally {
         stop = true;
         await dropper;

@@ -126,7 +126,8 @@ class WharfPostgresDialect extends PostgresDialect {
  * and calls has_schema_privilege() on each schema's *name*. A schema another client drops between the catalog read and
  * that call fails the whole query ("schema … does not exist"): CI saw a migration fail that way while other test
  * processes dropped their schemas. Wharf only ever works in the schemas of its search_path, so this one reads those
- * alone, and looks them up by oid.
+ * alone, and looks everything up by oid (auto-increment too: from the column's identity or its nextval() default,
+ * where Kysely asks pg_get_serial_sequence() by table name).
  */
 class SearchPathIntrospector extends PostgresIntrospector {
   readonly #db: Kysely<any>;
@@ -142,12 +143,13 @@ class SearchPathIntrospector extends PostgresIntrospector {
       select ns.nspname as schema, c.relname as table, c.relkind as kind, a.attname as column, a.attnotnull as not_null,
              a.atthasdef as has_default, typ.typname as type, tns.nspname as type_schema,
              col_description(a.attrelid, a.attnum) as comment,
-             pg_get_serial_sequence(c.oid::regclass::text, a.attname) as serial
+             (a.attidentity <> '' or coalesce(pg_get_expr(d.adbin, d.adrelid) like 'nextval(%', false)) as serial
         from pg_catalog.pg_class c
         join pg_catalog.pg_namespace ns on ns.oid = c.relnamespace
         join pg_catalog.pg_attribute a on a.attrelid = c.oid
         join pg_catalog.pg_type typ on typ.oid = a.atttypid
         join pg_catalog.pg_namespace tns on tns.oid = typ.typnamespace
+        left join pg_catalog.pg_attrdef d on d.adrelid = c.oid and d.adnum = a.attnum
        where ns.nspname = any (current_schemas(false)) and c.relkind in ('r', 'v', 'p')
          and has_schema_privilege(ns.oid, 'USAGE') and a.attnum >= 0 and not a.attisdropped and ${internal}
        order by ns.nspname, c.relname, a.attnum`.execute(this.#db);
@@ -161,7 +163,7 @@ class SearchPathIntrospector extends PostgresIntrospector {
         dataType: r.type,
         dataTypeSchema: r.type_schema,
         isNullable: !r.not_null,
-        isAutoIncrementing: r.serial !== null,
+        isAutoIncrementing: r.serial,
         hasDefaultValue: r.has_default,
         comment: r.comment ?? undefined,
       });
@@ -180,5 +182,6 @@ interface ColumnRow {
   type: string;
   type_schema: string;
   comment: string | null;
-  serial: string | null;
+  /** an identity column, or a serial one (its default draws from a sequence) */
+  serial: boolean;
 }

@@ -6,7 +6,7 @@ import { testDialects } from '../db/test-dialects.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { capabilities } from '../db/capabilities.ts';
 import type { Db } from '../db/database.ts';
-import { bumpAndInsert, canBumpAndInsert } from './distributions.ts';
+import { BUMP_AND_INSERT_MAX_TEXT, bumpAndInsert, canBumpAndInsert } from './distributions.ts';
 
 async function seed(db: Db): Promise<number> {
   const org = await db.insertInto('orgs').values({ name: 'acme', created_at: 1 }).returning('id').executeTakeFirstOrThrow();
@@ -41,7 +41,7 @@ function debRow(distributionId: number, i: number) {
 
 for (const dialect of testDialects()) {
   describe(`recording stored packages on ${dialect.name}`, { skip: dialect.skip }, () => {
-    test('canBumpAndInsert: PostgreSQL only, and only rows that name the same columns', async () => {
+    test('canBumpAndInsert: PostgreSQL only, only rows that name the same columns, and not too much text', async () => {
       const t = await dialect.open();
       try {
         const rows = [debRow(1, 1), debRow(1, 2)];
@@ -50,6 +50,10 @@ for (const dialect of testDialects()) {
         const { provenance: _, ...withoutProvenance } = debRow(1, 3);
         assert.equal(canBumpAndInsert(t.db, [...rows, withoutProvenance]), false, 'a row without a column others have');
         assert.equal(canBumpAndInsert(t.db, [...rows, { ...debRow(1, 4), provenance: undefined }]), false, 'undefined is left out');
+        // Rows whose text would make one parameter too large for a string go one parameter per value instead.
+        const half = 'x'.repeat(BUMP_AND_INSERT_MAX_TEXT / 2);
+        assert.equal(canBumpAndInsert(t.db, [{ ...debRow(1, 5), stanza: half }, { ...debRow(1, 6), stanza: half }]), false, 'more than the limit in all');
+        assert.equal(canBumpAndInsert(t.db, [{ ...debRow(1, 5), stanza: half.slice(1000) }]), capabilities(t.db).dataModifyingCte, 'under the limit');
       } finally {
         await t.close();
       }

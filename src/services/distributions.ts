@@ -51,15 +51,28 @@ export async function bumpChanges(tx: Db, distributionId: number, count = 1): Pr
 export type PackageTableName = 'deb_packages' | 'rpm_packages';
 
 /**
- * Whether bumpAndInsert can store these rows in one statement: PostgreSQL (a WITH clause holding an UPDATE), and
- * rows that all name the same columns (a column some row leaves out keeps its default only in a per-row insert).
+ * The most text (in UTF-16 code units, before JSON escaping) bumpAndInsert sends as its one JSON parameter. The
+ * parameter is one string: RPMs with huge file lists (a kernel-devel's filelists run to megabytes each) could
+ * otherwise push a chunk of rows past V8's string limit. Above it, the rows go one parameter per value.
+ */
+export const BUMP_AND_INSERT_MAX_TEXT = 64 * 1024 * 1024;
+
+/**
+ * Whether bumpAndInsert can store these rows in one statement: PostgreSQL (a WITH clause holding an UPDATE), rows
+ * that all name the same columns (a column some row leaves out keeps its default only in a per-row insert), and
+ * no more than BUMP_AND_INSERT_MAX_TEXT of text in them.
  */
 export function canBumpAndInsert(db: Db, rows: readonly object[]): boolean {
   if (!capabilities(db).dataModifyingCte || rows.length === 0) return false;
   const cols = Object.keys(rows[0]!).filter((k) => (rows[0] as Record<string, unknown>)[k] !== undefined);
+  let text = 0;
   return rows.every((r) => {
     const keys = Object.keys(r).filter((k) => (r as Record<string, unknown>)[k] !== undefined);
-    return keys.length === cols.length && keys.every((k) => cols.includes(k));
+    for (const k of keys) {
+      const v = (r as Record<string, unknown>)[k];
+      if (typeof v === 'string') text += v.length;
+    }
+    return keys.length === cols.length && keys.every((k) => cols.includes(k)) && text <= BUMP_AND_INSERT_MAX_TEXT;
   });
 }
 

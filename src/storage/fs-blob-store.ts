@@ -288,14 +288,23 @@ export class FsBlobStore implements BlobStore {
         throw this.#keyError(key, e);
       }
     }
-    let st: BigIntStats;
+    let st: BigIntStats | undefined;
     try {
+      // The first failure is the one reported: a close or a clean-up failing after a failed write must not hide
+      // why the write failed (ENOSPC, EIO).
+      let failure: { e: unknown } | undefined;
       try {
         for (let off = 0; off < bytes.byteLength; ) off += await ops.write(file, bytes, off);
         st = await ops.stat(file);
-      } finally {
-        await ops.close(file);
+      } catch (e) {
+        failure = { e };
       }
+      try {
+        await ops.close(file);
+      } catch (e) {
+        failure ??= { e };
+      }
+      if (failure) throw failure.e;
       try {
         await ops.rename(tmp, dest);
       } catch (e) {
@@ -303,14 +312,18 @@ export class FsBlobStore implements BlobStore {
       }
       this.#generation++;
     } catch (e) {
-      await ops.rm(tmp);
+      try {
+        await ops.rm(tmp);
+      } catch {
+        // best effort: a hidden temporary name, skipped by list(); the write's own error is what the caller needs
+      }
       throw e;
     }
     if (this.#fsync && deferSync) {
       this.#pendingFiles.add(dest);
       this.#pendingDirs.add(dir);
     }
-    return statOf(st);
+    return statOf(st!); // set: every path that leaves it unset throws above
   }
 
   /** A key that collides with the tree's shape (a blob where a directory must be, or the reverse). */

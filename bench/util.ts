@@ -2,7 +2,8 @@
 import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
 import { createWriteStream, readFileSync, writeFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join as joinPath } from 'node:path';
+import { basename, join as joinPath } from 'node:path';
+import { readFile, writeFile, mkdir, rename } from 'node:fs/promises';
 
 export function log(s: string): void {
   process.stderr.write(`[bench] ${s}\n`);
@@ -160,8 +161,6 @@ let trashRegistered = false;
  * nothing, so on a VM whose file creation is slow this floor alone can exceed its whole run.
  */
 export async function storageFloor(files: readonly string[], work: string): Promise<{ seconds: number; sequential: number; concurrent: number }> {
-  const { readFile, writeFile, mkdir, rename } = await import('node:fs/promises');
-  const { basename } = await import('node:path');
   const poolPath = (root: string, f: string) => {
     const name = basename(f);
     return { dir: joinPath(root, name.slice(0, 1), name.slice(0, 16)), name };

@@ -11,6 +11,7 @@ import { basename, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { ensureRpms, rpmMeta } from './rpmgen.ts';
+import { rpmFormatFloor, fmtFloorSteps } from './format-floor.ts';
 import { discard, log, run, which, median, peakRss, resetPeakRss, cpuSeconds, settle, fmtSeconds, fmtBytes, quiesceDisk, storageFloor } from './util.ts';
 import { startWharf, createRepo, cliPush, httpPush, publishCount, get, type Target, type WharfServer } from './wharf.ts';
 import type { GpgKey } from './references.ts';
@@ -310,6 +311,9 @@ export async function benchRpm(o: RpmBenchOptions): Promise<string> {
   log(`storage floor: reading the ${N} packages and writing them into a pool, nothing else`);
   const floor = await storageFloor(rpms.pool, o.work);
   log(`storage floor ${fmtSeconds(floor.seconds)} (one at a time ${fmtSeconds(floor.sequential)}, 16 at a time ${fmtSeconds(floor.concurrent)})`);
+  log(`format floor: Wharf's RPM checks, SHA-256 and XML fragments on the ${N} packages, in memory, one thread`);
+  const formatFloor = await rpmFormatFloor(rpms.pool);
+  log(`format floor ${fmtSeconds(formatFloor.seconds)} (${fmtFloorSteps(formatFloor)})`);
   rmSync(o.work, { recursive: true, force: true });
 
   // ---- report ----
@@ -331,6 +335,8 @@ export async function benchRpm(o: RpmBenchOptions): Promise<string> {
   // What storing the packages costs by itself on this machine: when it is above 1/need of the reference, no design
   // that keeps each package as a file (the tree a CDN serves) can meet the target here.
   rows.push([`    (info) floor: read the ${N} files and write them into a pool, nothing else (no parsing, hashing, database, metadata)`, fmtSeconds(floor.seconds), fmtSeconds(cr?.coldNoDatabase), ratio(cr?.coldNoDatabase, floor.seconds), '']);
+  rows.push([`    (info) floor: Wharf's format code alone (parse, SHA-256, XML; in memory, one thread)`, fmtSeconds(formatFloor.seconds), fmtSeconds(cr?.coldNoDatabase), ratio(cr?.coldNoDatabase, formatFloor.seconds), '']);
+  rows.push([`    (info) both floors`, fmtSeconds(floor.seconds + formatFloor.seconds), fmtSeconds(cr?.coldNoDatabase), ratio(cr?.coldNoDatabase, floor.seconds + formatFloor.seconds), '']);
   addTarget('cold_vs_createrepo_no_database', best.coldSeconds, cr?.coldNoDatabase, 1);
   if (main.httpUpdateMedian !== undefined) {
     rows.push([`(b) +1 package over one HTTP request, until signed repomd.xml live (median of ${REPEAT}) vs createrepo_c --update (>= 20x)`, fmtSeconds(main.httpUpdateMedian), fmtSeconds(cr?.updateMedian), ratio(cr?.updateMedian, main.httpUpdateMedian), target(cr?.updateMedian, main.httpUpdateMedian, 20)]);
@@ -378,6 +384,7 @@ export async function benchRpm(o: RpmBenchOptions): Promise<string> {
     wharf: { version: o.wharfVersion, runs },
     createrepo_c: cr,
     storageFloor: floor,
+    formatFloor,
     targets,
     profile: profile ? { file: profileFile, ...profile } : undefined,
   };

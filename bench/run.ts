@@ -45,6 +45,7 @@ import { summariseProfile, type ProfileSummary } from './profile.ts';
 import { benchRpm } from './rpm.ts';
 import { benchServe } from './serve.ts';
 import { benchCluster, type ClusterFormat } from './cluster.ts';
+import { debFormatFloor, fmtFloorSteps } from './format-floor.ts';
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -327,6 +328,9 @@ async function mainApt(): Promise<void> {
   log(`storage floor: reading the ${N} packages and writing them into a pool, nothing else`);
   const floor = await storageFloor(debs.pool, WORK);
   log(`storage floor ${fmtSeconds(floor.seconds)} (one at a time ${fmtSeconds(floor.sequential)}, 16 at a time ${fmtSeconds(floor.concurrent)})`);
+  log(`format floor: Wharf's .deb checks, digests and Packages stanza on the ${N} packages, in memory, one thread`);
+  const formatFloor = await debFormatFloor(debs.pool);
+  log(`format floor ${fmtSeconds(formatFloor.seconds)} (${fmtFloorSteps(formatFloor)})`);
   rmSync(WORK, { recursive: true, force: true });
 
   // ---- report ----
@@ -351,6 +355,8 @@ async function mainApt(): Promise<void> {
     rows.push([`    (info) vs aptly add + publish -skip-contents`, fmtSeconds(cli.coldSeconds), fmtSeconds(refSc), ratio(refSc, cli.coldSeconds), '']);
     // Storing the packages by itself on this machine (aptly stores them too): a 4x target needs it below 1/4 of aptly.
     rows.push([`    (info) floor: read the ${N} files and write them into a pool, nothing else (no parsing, hashing, database, metadata)`, fmtSeconds(floor.seconds), fmtSeconds(ref), ratio(ref, floor.seconds), '']);
+    rows.push([`    (info) floor: Wharf's format code alone (parse, digests, stanza; in memory, one thread)`, fmtSeconds(formatFloor.seconds), fmtSeconds(ref), ratio(ref, formatFloor.seconds), '']);
+    rows.push([`    (info) both floors`, fmtSeconds(floor.seconds + formatFloor.seconds), fmtSeconds(ref), ratio(ref, floor.seconds + formatFloor.seconds), '']);
     addTarget('cold_vs_aptly', cli.coldSeconds, ref, 4);
   }
   if (aptly && cli.updateMedian !== undefined) {
@@ -400,6 +406,7 @@ async function mainApt(): Promise<void> {
     wharf: { version: wharfVersion, cli, http },
     aptly,
     storageFloor: floor,
+    formatFloor,
     apt_ftparchive: ftp,
     targets,
     profile: profile ? { file: profileFile, ...profile } : undefined,

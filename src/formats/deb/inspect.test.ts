@@ -130,3 +130,21 @@ test('stops decompression bombs', async () => {
   assert.equal((await decompressCapped(new Uint8Array(execFileSync('xz', ['-c'], { input: fits })), 'xz', fits.length)).length, fits.length);
   assert.equal((await decompressCapped(zstdCompressSync(fits), 'zstd', fits.length)).length, fits.length);
 });
+
+test('control.tar.xz: decoded in process, and through the xz program for filters the decoder does not implement', async () => {
+  const deb = buildDeb(MINI);
+  const tar = tarWith(MINI);
+  const withControl = (data: Uint8Array) => rebuild(deb, (m) => [m[0]!, { name: 'control.tar.xz', data }, m[2]!]);
+  for (const args of [['-6'], ['-9e', '--check=sha256'], ['--x86', '--lzma2=preset=1'], ['--delta=dist=2', '--lzma2=preset=1']]) {
+    const packed = new Uint8Array(execFileSync('xz', ['-z', '-c', ...args], { input: tar }));
+    const info = await inspectDeb(bufferSource(await withControl(packed)));
+    assert.equal(info.package, 'mini', args.join(' '));
+  }
+  // damaged: a stable code, whichever decoder saw it
+  const packed = Buffer.from(execFileSync('xz', ['-z', '-c', '-6'], { input: tar }));
+  packed[packed.length >> 1] ^= 0x55;
+  await rejectsWith(async () => inspectDeb(bufferSource(await withControl(packed))), 'DEB_BAD_CONTROL_ARCHIVE', /xz/);
+  const bcj = Buffer.from(execFileSync('xz', ['-z', '-c', '--x86', '--lzma2=preset=1'], { input: tar }));
+  bcj[bcj.length >> 1] ^= 0x55;
+  await rejectsWith(async () => inspectDeb(bufferSource(await withControl(bcj))), 'DEB_BAD_CONTROL_ARCHIVE', /xz/);
+});

@@ -7,6 +7,7 @@ import { listArMembers, type ArMember } from './ar.ts';
 import { findControlFile } from './tar.ts';
 import { getField, parseControl, type ControlStanza } from './control.ts';
 import { parseDebVersion } from './version.ts';
+import { XzCorruptError, XzTooLargeError, XzUnsupportedError, decodeXz } from '../xz-decode.ts';
 
 export interface InspectDebOptions {
   /** Largest accepted control.tar member as stored (compressed). Default 16 MiB. */
@@ -88,7 +89,15 @@ export async function decompressCapped(input: Uint8Array, compression: Compressi
         throw new WharfError('DEB_BAD_CONTROL_ARCHIVE', [`${compression} decompression failed: ${(e as Error).message}`]);
       }
     case 'xz':
-      return xzDecompressCapped(input, cap);
+      // In process (LZMA2, what dpkg-deb writes); the xz program only for what that decoder does not implement.
+      try {
+        return decodeXz(input, cap);
+      } catch (e) {
+        if (e instanceof XzTooLargeError) throw tooLarge();
+        if (e instanceof XzCorruptError) throw new WharfError('DEB_BAD_CONTROL_ARCHIVE', [`xz decompression failed: ${e.message}`]);
+        if (e instanceof XzUnsupportedError) return xzDecompressCapped(input, cap);
+        throw e;
+      }
   }
 }
 

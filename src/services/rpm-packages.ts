@@ -47,6 +47,20 @@ export function rpmBlobDir(arch: string): string {
   return arch === 'src' || arch === 'nosrc' ? 'SRPMS' : arch;
 }
 
+/** Where the publisher links a noarch package (blob key DIST/noarch/Packages/x/FILE) in architecture directory `dir`. */
+export function noarchCopyKey(blobKey: string, dir: string): string {
+  return blobKey.replace(/^([^/]+)\/noarch\//, `$1/${dir}/`);
+}
+
+/** The noarch package a key in an architecture directory may be a copy of (undefined for any other key). */
+export function noarchOriginKey(key: string): string | undefined {
+  const m = /^([^/]+)\/([^/]+)\/(Packages\/[^/]\/[^/]+\.noarch\.rpm)$/.exec(key);
+  return m && m[2] !== 'noarch' ? `${m[1]}/noarch/${m[3]}` : undefined;
+}
+
+/** Directory names inside a distribution that no architecture may take. */
+const RESERVED_ARCH_DIRS = new Set(['SRPMS', 'repodata', 'Packages']);
+
 export function rpmLocation(filename: string): string {
   return `Packages/${filename[0]!.toLowerCase()}/${filename}`;
 }
@@ -127,6 +141,11 @@ export class RpmPackageService {
       await checkPayload(file, staged);
       const meta = rpmPackageMetadata(file);
       const arch = meta.isSource ? 'src' : meta.arch;
+      // The architecture names a directory of the tree (ARCH/Packages/...): letters, digits and _ as every real one
+      // (x86_64, aarch64, ppc64le, i686, noarch); a binary package cannot claim the source packages' names.
+      if (!meta.isSource && (!/^[A-Za-z0-9_]{1,32}$/.test(arch) || arch === 'src' || arch === 'nosrc' || RESERVED_ARCH_DIRS.has(arch))) {
+        throw new WharfError('RPM_BAD_HEADER', [`the architecture ${JSON.stringify(arch.slice(0, 40))} is not one a repository can hold: use letters, digits and _ (x86_64, aarch64, noarch)`]);
+      }
       const filename = `${meta.name}-${meta.version}-${meta.release}.${arch}.rpm`;
       if (!/^[A-Za-z0-9][A-Za-z0-9._+~^-]*\.rpm$/.test(filename) || filename.length > 255) {
         throw new WharfError('RPM_BAD_HEADER', [`the package name, version, release or arch make an unsafe file name: ${JSON.stringify(filename.slice(0, 100))}`]);
@@ -265,7 +284,17 @@ export class RpmPackageService {
       const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
       const target = await this.#d.db.transaction().execute(async (tx) => {
         await tx.deleteFrom('rpm_packages').where('id', '=', row.id).execute();
-        await tx.insertInto('retired_files').values({ distribution_id: distributionId, key: `${treePrefix}/${os}/${row.blob_key}`, retired_at: Date.now() }).execute();
+        const keys = [row.blob_key];
+        if (row.arch === 'noarch') {
+          // A noarch package is linked into every architecture directory: those copies go with it (a directory
+          // with no copy makes a deletion of nothing).
+          const arches = await tx.selectFrom('rpm_packages').select('arch').distinct().where('distribution_id', '=', distributionId).execute();
+          const dirs = new Set([...this.#d.config.defaultRpmArchitectures, ...arches.map((a) => a.arch).filter((a) => a !== 'noarch').map(rpmBlobDir)]);
+          dirs.delete('SRPMS');
+          for (const d of [...dirs].sort()) keys.push(noarchCopyKey(row.blob_key, d));
+        }
+        const retiredAt = Date.now();
+        await tx.insertInto('retired_files').values(keys.map((k) => ({ distribution_id: distributionId, key: `${treePrefix}/${os}/${k}`, retired_at: retiredAt }))).execute();
         return bumpChanges(tx, distributionId);
       });
       return { info: info(`${os}/${dist}`, row), target };

@@ -136,3 +136,61 @@ test('checksums hashed ahead for one more package: single pushes finish them, ot
   assert.match(xml, /packages="\d+"/);
   assert.ok(xml.includes(`<name>${rpmMeta(sealing).name}</name>`) && xml.includes(`<name>${rpmMeta(62).name}</name>`));
 });
+
+test('yank of a noarch package retires its copies in every architecture directory; pushed again, they stay', async () => {
+  const d = await mkdtemp(join(tmpdir(), 'wharf-rpm-yank-'));
+  const a = await createApp(loadConfig({ data: d, 'signing-passphrase': 'test-passphrase', fsync: 'false', 'retention-seconds': '1' }, {}), { log: createLogger('silent') });
+  try {
+    const r = { org: 'acme', repo: 'yank' };
+    await a.repos.create(r, { private: false, signPackages: false });
+    // A push returns once its publish is live; the clean-up after that publish (deleting files retired over a
+    // second ago) runs under the publish lock, so the next push's publish starts after it.
+    const pushOne = async (i: number) => {
+      const bytes = buildRpmBytes({ ...rpmMeta(i), standalone: true });
+      await a.packages.push(r, 'el', '9', (async function* () {
+        yield bytes;
+      })());
+    };
+    const m = rpmMeta(10);
+    assert.equal(m.arch, 'noarch');
+    const keys = ['noarch', 'x86_64', 'aarch64'].map((dir) => `public/acme/yank/el/9/${dir}/Packages/b/${m.filename}`);
+    const present = async () => Promise.all(keys.map(async (k) => (await a.store.stat(k)) !== undefined));
+    await pushOne(1);
+    await pushOne(10);
+    assert.deepEqual(await present(), [true, true, true], 'published into noarch/ and linked into both architectures');
+    // Yanked, then pushed again within the retention period: when the yanked files fall due, all three are live.
+    await a.packages.yank(r, 'el', '9', m.filename);
+    await pushOne(10);
+    await new Promise((res) => setTimeout(res, 1100));
+    await pushOne(2); // collects what the yank retired
+    await pushOne(4);
+    assert.deepEqual(await present(), [true, true, true], 'a copy of a live package was collected');
+    // Yanked for good: collected with every copy once the retention period is over.
+    await a.packages.yank(r, 'el', '9', m.filename);
+    await pushOne(3);
+    assert.deepEqual(await present(), [true, true, true], 'collected before the retention period was over');
+    await new Promise((res) => setTimeout(res, 1100));
+    await pushOne(5); // collects what the yank retired
+    await pushOne(6);
+    assert.deepEqual(await present(), [false, false, false], 'left behind after the yank');
+  } finally {
+    await a.close();
+    await rm(d, { recursive: true, force: true });
+  }
+});
+
+test('an architecture that is not a directory name a repository can hold is refused: RPM_BAD_HEADER, nothing stored', async () => {
+  for (const arch of ['..', 'SRPMS', 'repodata', 'src', 'x86-64', 'a'.repeat(33)]) {
+    const m = { ...rpmMeta(900), arch, filename: `x.rpm` };
+    const bytes = buildRpmBytes({ ...m, standalone: true });
+    await assert.rejects(
+      app.packages.push(ref, 'el', '9', (async function* () {
+        yield bytes;
+      })()),
+      (e: unknown) => (e as { code?: string }).code === 'RPM_BAD_HEADER' && /architecture/.test((e as Error).message),
+      arch,
+    );
+  }
+  const listed = await app.packages.list(ref, { os: 'el', dist: '9' });
+  assert.ok(!listed.some((p) => p.name === rpmMeta(900).name));
+});

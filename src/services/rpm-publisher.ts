@@ -32,7 +32,7 @@ import type { Locks } from './locks.ts';
 import { collectRetiredFiles, RetentionSchedule } from './retention.ts';
 import type { UploadTracker } from './upload-tracker.ts';
 import type { Metrics } from '../metrics.ts';
-import { rpmBlobDir } from './rpm-packages.ts';
+import { noarchCopyKey, noarchOriginKey, rpmBlobDir } from './rpm-packages.ts';
 import { recordPublish } from './distributions.ts';
 
 export interface RpmPublisherDeps {
@@ -373,9 +373,20 @@ export class RpmPublisher {
       for (const [dir, records] of Object.entries(state.dirs)) for (const r of records) live.add(`${distDir}/${dir}/${r.href}`);
       const osDir = `${treePrefix}/${os}`;
       const blobKeys = keys.filter((k) => k.startsWith(`${osDir}/`)).map((k) => k.slice(osDir.length + 1));
-      for (let i = 0; i < blobKeys.length; i += 500) {
-        const rows = await db.selectFrom('rpm_packages').select('blob_key').where('distribution_id', '=', distributionId).where('blob_key', 'in', blobKeys.slice(i, i + 500)).execute();
-        for (const r of rows) live.add(`${osDir}/${r.blob_key}`);
+      // A package file is live while a row names it; a noarch package's copies in the architecture directories
+      // while a row names the package (pushed again after a yank, say).
+      const copiesOf = new Map<string, string[]>();
+      for (const k of blobKeys) {
+        const origin = noarchOriginKey(k);
+        if (origin) copiesOf.set(origin, [...(copiesOf.get(origin) ?? []), k]);
+      }
+      const asked = [...new Set([...blobKeys, ...copiesOf.keys()])];
+      for (let i = 0; i < asked.length; i += 500) {
+        const rows = await db.selectFrom('rpm_packages').select('blob_key').where('distribution_id', '=', distributionId).where('blob_key', 'in', asked.slice(i, i + 500)).execute();
+        for (const r of rows) {
+          live.add(`${osDir}/${r.blob_key}`);
+          for (const copy of copiesOf.get(r.blob_key) ?? []) live.add(`${osDir}/${copy}`);
+        }
       }
       return live;
     }, this.#retention);
@@ -453,7 +464,7 @@ export class RpmPublisher {
           s.count++;
           s.dirty = true;
           // noarch packages are linked into every architecture directory, so locations never need "..".
-          if (r.arch === 'noarch') links.push([`${osDir}/${r.blob_key}`, `${osDir}/${r.blob_key.replace(/^([^/]+)\/noarch\//, `$1/${dir}/`)}`]);
+          if (r.arch === 'noarch') links.push([`${osDir}/${r.blob_key}`, `${osDir}/${noarchCopyKey(r.blob_key, dir)}`]);
         }
       }
       // If compressing or linking fails, the documents have moved ahead of the database: rebuilt next time (onFailure).

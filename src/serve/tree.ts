@@ -189,9 +189,17 @@ async function repoFile(app: App, repo: RepositoryInfo, os: string, dist: string
     `name=${repo.org}/${repo.name} ${os}/${dist}`,
     `baseurl=${base}/${os}/${dist}/$basearch`,
     'enabled=1',
-    'gpgcheck=1',
-    'repo_gpgcheck=1',
-    `gpgkey=${base}/gpgkey ${base}/package-gpgkey`,
+    // Without package signing the packages carry whatever signature they came with, or none: the signed metadata
+    // (repo_gpgcheck) still pins each package's SHA-256, and gpgcheck=1 would refuse every unsigned one.
+    ...(repo.sign_packages
+      ? ['gpgcheck=1', 'repo_gpgcheck=1', `gpgkey=${base}/gpgkey ${base}/package-gpgkey`]
+      : [
+          '# Wharf does not sign the packages of this repository: the signed metadata carries their SHA-256 checksums.',
+          "# If they carry their publisher's signatures, set gpgcheck=1 and add that publisher's key to gpgkey.",
+          'gpgcheck=0',
+          'repo_gpgcheck=1',
+          `gpgkey=${base}/gpgkey`,
+        ]),
     'sslverify=1',
     'metadata_expire=300',
   ];

@@ -264,6 +264,24 @@ describe('dnf against a Wharf RPM repository', { timeout: 170_000 }, () => {
     assert.equal(v.code, 0, show('rpm -V', v));
   });
 
+  test('a repository without package signing: its .repo checks the signed metadata only, and dnf installs its unsigned package', async () => {
+    const c = await wharf.cli(['repo', 'create', 'acme/unsigned', '--no-package-signing']);
+    assert.equal(c.code, 0, c.stdout + c.stderr);
+    const p = await wharf.cli(['push', 'acme/unsigned/el/9', rpms.toollib]);
+    assert.equal(p.code, 0, p.stdout + p.stderr);
+    const text = await (await fetch(`${wharf.url}/acme/unsigned/el/9.repo`)).text();
+    const lines = text.split('\n');
+    assert.ok(lines.includes('gpgcheck=0') && lines.includes('repo_gpgcheck=1'), text);
+    assert.ok(lines.includes(`gpgkey=${wharf.url}/acme/unsigned/gpgkey`), text);
+    const root = await makeRoot('root-unsigned', { 'acme-unsigned.repo': text });
+    const r = await dnf(root, ['-y', 'install', 'toollib']);
+    assert.equal(r.code, 0, show('dnf install (unsigned packages)', r));
+    assert.match(r.out, /toollib-1\.0-1\.noarch[\s\S]*Complete!/, show('dnf install (unsigned packages)', r));
+    // what dnf installed is the package as pushed, unsigned
+    const sig = await run('rpm', ['--dbpath', join(tmp, 'rpmdb-probe'), '-qp', '--qf', '%{RSAHEADER:pgpsig}', rpms.toollib], env);
+    assert.match(sig.out, /none/i, show('rpm -qp', sig));
+  });
+
   test('the host was not touched', async () => {
     await killAgents(tmp);
     assert.deepEqual(diffSnapshots(hostBefore, snapshot(hostPaths)), []);

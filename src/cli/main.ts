@@ -41,7 +41,8 @@ Client (WHARF_URL / --url, default http://127.0.0.1:8080; WHARF_TOKEN / --token)
 
 Options: --json (machine-readable output), --jobs N (parallel uploads for push, default 4),
          --batch-size N (push: files per request when pushing several, default 5000, and at most 512 MiB; 1 = one request per file),
-         --no-wait (push: return once the packages are stored; the signed metadata follows within moments)
+         --no-wait (push: return once the packages are stored; the signed metadata follows within moments),
+         --progress / --no-progress (push: a progress bar on stderr; default: on a terminal, for 1 MiB or more)
 `;
 
 class UsageError extends Error {}
@@ -117,6 +118,8 @@ async function main(argv: string[]): Promise<number> {
       jobs: { type: 'string' },
       'batch-size': { type: 'string' },
       'no-wait': { type: 'boolean' },
+      progress: { type: 'boolean' },
+      'no-progress': { type: 'boolean' },
       oidc: { type: 'boolean' },
       long: { type: 'boolean' },
       gitlab: { type: 'string' },
@@ -253,6 +256,8 @@ async function main(argv: string[]): Promise<number> {
       // Several files go as tar archives of up to --batch-size files: one request and one metadata generation per
       // batch instead of per file. Files whose names a batch cannot carry go one by one.
       let single = files;
+      // One bar for the whole push (every batch and file), on stderr.
+      const progress = new Progress(files.length === 1 ? basename(files[0]!) : `${files.length} files`, values.progress === true ? true : values['no-progress'] === true ? false : undefined);
       if (files.length > 1 && batchSize > 1) {
         // Loaded only here: every other command starts without it.
         const tar = await import('../formats/tar-stream.ts');
@@ -277,9 +282,10 @@ async function main(argv: string[]): Promise<number> {
           b.sizes.push(size);
           b.bytes += size;
         }
+        for (const b of batches) progress.expect(tar.tarSize(b.sizes));
         await mapLimit(batches, Math.min(jobs, 2), async ({ ok, sizes }) => {
           try {
-            const r = await client.request<{ results: any[] }>('POST', path, { stream: Readable.from(tarOf(tar, ok, sizes)), length: tar.tarSize(sizes), type: 'application/x-tar' }, prefer).catch((e) => {
+            const r = await client.request<{ results: any[] }>('POST', path, { stream: Readable.from(tarOf(tar, ok, sizes)).pipe(progress.counter()), length: tar.tarSize(sizes), type: 'application/x-tar' }, prefer).catch((e) => {
               // Some packages refused: the answer still lists every file's result.
               if (e instanceof ApiError && e.code === 'BATCH_PARTIAL' && e.body && Array.isArray((e.body as any).results)) return e.body as { results: any[] };
               throw e;
@@ -294,29 +300,34 @@ async function main(argv: string[]): Promise<number> {
           }
         });
       }
-      await mapLimit(single, jobs, async (file) => {
+      const sized = single.map((file) => {
         try {
           const st = statSync(file);
           if (!st.isFile()) throw new ApiError('NOT_A_FILE', `${file} is not a regular file`, 0);
-          // A small file goes in one write (no progress bar below 1 MiB anyway); a large one streams with its bar.
-          const r =
-            st.size < 1024 * 1024
-              ? await client.request<any>('POST', path, { data: readFileSync(file), type: 'application/octet-stream' }, prefer)
-              : await client.request<any>(
-                  'POST',
-                  path,
-                  {
-                    stream: createReadStream(file).pipe(progressBar(basename(file), st.size, files.length === 1 || jobs === 1)),
-                    length: st.size,
-                    type: 'application/octet-stream',
-                  },
-                  prefer,
-                );
-          report(file, r);
+          progress.expect(st.size);
+          return { file, size: st.size };
         } catch (e) {
           fail(file, e);
+          return undefined;
         }
       });
+      await mapLimit(
+        sized.filter((x) => x !== undefined),
+        jobs,
+        async ({ file, size }) => {
+          try {
+            // A small file goes in one write; a large one streams.
+            const r =
+              size < 1024 * 1024
+                ? await client.request<any>('POST', path, { data: progress.sent(readFileSync(file)), type: 'application/octet-stream' }, prefer)
+                : await client.request<any>('POST', path, { stream: createReadStream(file).pipe(progress.counter()), length: size, type: 'application/octet-stream' }, prefer);
+            report(file, r);
+          } catch (e) {
+            fail(file, e);
+          }
+        },
+      );
+      progress.end();
       if (json) process.stdout.write(JSON.stringify({ pushed: results, failed: failures }, null, 2) + '\n');
       return failures.length > 0 ? 1 : 0;
     }
@@ -421,7 +432,7 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError('usage: wharf keys list | keys create | keys rotate | keys trim [--force]');
     }
     default:
-      throw new UsageError(`unknown command "${command}"\n${USAGE}`);
+      throw new UsageError(`unknown command "${String(command).slice(0, 100)}": \`wharf --help\` lists the commands`);
   }
 }
 
@@ -485,35 +496,74 @@ function parseDuration(v: string): number {
 }
 
 /** A progress bar on stderr for uploads of 1 MiB and more, only on a terminal. */
-function progressBar(label: string, total: number, enabled: boolean): InstanceType<typeof Transform> {
-  const show = enabled && process.stderr.isTTY && total >= 1024 * 1024;
-  let sent = 0;
-  let last = 0;
-  const started = Date.now();
-  const draw = (final: boolean) => {
+/**
+ * The progress bar of a push: bytes sent of the whole push (every batch and file) on stderr, redrawn at most ten
+ * times a second. Shown on a terminal when the push is 1 MiB or more; `force` (--progress / --no-progress) decides
+ * otherwise.
+ */
+class Progress {
+  readonly #label: string;
+  readonly #force: boolean | undefined;
+  readonly #started = Date.now();
+  #total = 0;
+  #sent = 0;
+  #last = 0;
+  #drawn = false;
+
+  constructor(label: string, force: boolean | undefined) {
+    this.#label = label;
+    this.#force = force;
+  }
+
+  get #show(): boolean {
+    return this.#force ?? (process.stderr.isTTY === true && this.#total >= 1024 * 1024);
+  }
+
+  /** adds `bytes` to the total */
+  expect(bytes: number): void {
+    this.#total += bytes;
+  }
+
+  /** counts `bytes` as sent; returns them */
+  sent<T extends Uint8Array>(bytes: T): T {
+    this.#add(bytes.byteLength);
+    return bytes;
+  }
+
+  /** a pass-through stream that counts what goes through it */
+  counter(): InstanceType<typeof Transform> {
+    return new Transform({
+      transform: (chunk: Buffer, _enc, cb) => {
+        this.#add(chunk.length);
+        cb(null, chunk);
+      },
+    });
+  }
+
+  /** the last drawing, with a newline (nothing when no bar was shown) */
+  end(): void {
+    if (this.#show && (this.#drawn || this.#total > 0)) this.#draw(true);
+  }
+
+  #add(n: number): void {
+    this.#sent += n;
+    if (this.#show && Date.now() - this.#last > 100) {
+      this.#last = Date.now();
+      this.#draw(false);
+    }
+  }
+
+  #draw(final: boolean): void {
+    this.#drawn = true;
     const width = 30;
-    const frac = total ? sent / total : 1;
+    const frac = this.#total ? Math.min(1, this.#sent / this.#total) : 1;
     const filled = Math.round(frac * width);
     const mib = (n: number) => (n / 1024 / 1024).toFixed(1);
-    const rate = sent / Math.max(0.001, (Date.now() - started) / 1000);
+    const rate = this.#sent / Math.max(0.001, (Date.now() - this.#started) / 1000);
     process.stderr.write(
-      `\r${label.slice(0, 40)} [${'='.repeat(filled)}${' '.repeat(width - filled)}] ${Math.floor(frac * 100)}% ${mib(sent)}/${mib(total)} MiB ${mib(rate)} MiB/s${final ? '\n' : ''}`,
+      `\r${this.#label.slice(0, 40)} [${'='.repeat(filled)}${' '.repeat(width - filled)}] ${Math.floor(frac * 100)}% ${mib(this.#sent)}/${mib(this.#total)} MiB ${mib(rate)} MiB/s${final ? '\n' : ''}`,
     );
-  };
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      sent += chunk.length;
-      if (show && Date.now() - last > 100) {
-        last = Date.now();
-        draw(false);
-      }
-      cb(null, chunk);
-    },
-    flush(cb) {
-      if (show) draw(true);
-      cb();
-    },
-  });
+  }
 }
 
 async function serve(values: Record<string, string | boolean | undefined>): Promise<number> {
@@ -557,7 +607,9 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`wharf: error USAGE: ${e.message}\n`);
       process.exitCode = 2;
     } else {
-      process.stderr.write(`wharf: error INTERNAL: ${(e as Error)?.stack ?? e}\n`);
+      // One line, as every other error; the stack trace when asked for (WHARF_DEBUG=1), e.g. for a bug report.
+      const detail = process.env.WHARF_DEBUG === '1' ? `\n${(e as Error)?.stack ?? ''}` : ' (WHARF_DEBUG=1 shows where)';
+      process.stderr.write(`wharf: error INTERNAL: ${String((e as Error)?.message ?? e).split('\n')[0]}${detail}\n`);
       process.exitCode = 1;
     }
   },

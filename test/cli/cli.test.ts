@@ -100,6 +100,25 @@ describe('push, ls, yank', () => {
     assert.doesNotMatch(text, /^Package: alpha$/m);
   });
 
+  test('the progress bar: one for the whole push (batched or file by file) with --progress; none off a terminal', async () => {
+    const bars = (stderr: string) => stderr.split(/[\r\n]/).filter((l) => /\[[= ]{30}\] \d+% /.test(l));
+    for (const extra of [[], ['--batch-size', '1']]) {
+      const c = await w.cli(['push', 'acme/cli/debian/bookworm', ...debs, '--progress', ...extra]);
+      assert.equal(c.code, 0, c.stderr);
+      const drawn = bars(c.stderr);
+      assert.ok(drawn.length >= 1, `no bar drawn (${extra.join(' ')}): ${JSON.stringify(c.stderr)}`);
+      assert.match(drawn.at(-1)!, /^3 files \[={30}\] 100% /, c.stderr);
+      assert.ok(c.stderr.endsWith('\n'), 'the bar ends its line');
+      assert.equal(lines(c.stdout).length, 3, 'the results are still on stdout');
+    }
+    // The tests' stderr is a pipe, not a terminal: no bar unless asked for; --no-progress wins over a terminal.
+    const quiet = await w.cli(['push', 'acme/cli/debian/bookworm', debs[0]!]);
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.deepEqual(bars(quiet.stderr), []);
+    const off = await w.cli(['push', 'acme/cli/debian/bookworm', debs[0]!, '--no-progress']);
+    assert.deepEqual(bars(off.stderr), []);
+  });
+
   test('push --json reports pushed and failed files', async () => {
     const d = await buildDeb(await mkdtemp(join(work, 'j-')), 'Package: delta\nVersion: 2.0\nArchitecture: amd64\nDescription: d\n');
     const c = await w.cli(['push', 'acme/cli/ubuntu/jammy', d, debs[0]!, '--json']);
@@ -210,7 +229,10 @@ describe('usage and connection errors', () => {
       const c = await w.cli(args);
       assert.equal(c.code, 2, `exit ${c.code}; stderr: ${c.stderr}; stdout: ${c.stdout}`);
       assert.match(c.stderr + c.stdout, /USAGE|Usage:/);
-      if (args.length > 0) assert.match(c.stderr, /USAGE/);
+      if (args.length > 0) {
+        assert.match(c.stderr, /USAGE/);
+        assert.equal(c.stderr.trimEnd().split('\n').length, 1, `one line: ${c.stderr}`);
+      }
     });
   }
 

@@ -582,6 +582,11 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
     );
   }
   process.stdout.write(`Wharf listening on ${server.url} (public URL ${server.publicUrl}, data in ${config.dataDir})\n`);
+  if (/^https?:\/\/(0\.0\.0\.0|\[::\])(:|$)/.test(server.publicUrl)) {
+    process.stderr.write(
+      `wharf: warning PUBLIC_URL: listening on every interface without --url: .repo files, /ORG/REPO/install, signed download URLs and token issuers name ${server.publicUrl}, which clients cannot reach; set --url (WHARF_PUBLIC_URL) to the address they use\n`,
+    );
+  }
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);

@@ -6,7 +6,7 @@ import { testDialects } from '../db/test-dialects.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { capabilities } from '../db/capabilities.ts';
 import type { Db } from '../db/database.ts';
-import { BUMP_AND_INSERT_MAX_TEXT, bumpAndInsert, canBumpAndInsert } from './distributions.ts';
+import { BUMP_AND_INSERT_MAX_TEXT, bumpAndInsert, canBumpAndInsert, findOrCreateDistribution } from './distributions.ts';
 
 async function seed(db: Db): Promise<number> {
   const org = await db.insertInto('orgs').values({ name: 'acme', created_at: 1 }).returning('id').executeTakeFirstOrThrow();
@@ -54,6 +54,24 @@ for (const dialect of testDialects()) {
         const half = 'x'.repeat(BUMP_AND_INSERT_MAX_TEXT / 2);
         assert.equal(canBumpAndInsert(t.db, [{ ...debRow(1, 5), stanza: half }, { ...debRow(1, 6), stanza: half }]), false, 'more than the limit in all');
         assert.equal(canBumpAndInsert(t.db, [{ ...debRow(1, 5), stanza: half.slice(1000) }]), capabilities(t.db).dataModifyingCte, 'under the limit');
+      } finally {
+        await t.close();
+      }
+    });
+
+    test('an OS holds distributions of one kind: the kind of its first', async () => {
+      const t = await dialect.open();
+      try {
+        const id = await seed(t.db);
+        const { repo_id: repoId } = await t.db.selectFrom('distributions').select('repo_id').where('id', '=', id).executeTakeFirstOrThrow();
+        const a = await findOrCreateDistribution(t.db, repoId, 'myos', 'a', 'deb');
+        assert.equal(await findOrCreateDistribution(t.db, repoId, 'myos', 'a', 'deb'), a, 'found again');
+        await findOrCreateDistribution(t.db, repoId, 'myos', 'c', 'deb');
+        await assert.rejects(findOrCreateDistribution(t.db, repoId, 'myos', 'b', 'rpm'), (e: unknown) => (e as { code?: string }).code === 'UNSUPPORTED_PACKAGE' && /myos holds Debian distributions/.test((e as Error).message));
+        await assert.rejects(findOrCreateDistribution(t.db, repoId, 'myos', 'a', 'rpm'), (e: unknown) => (e as { code?: string }).code === 'UNSUPPORTED_PACKAGE');
+        assert.ok((await findOrCreateDistribution(t.db, repoId, 'otheros', 'b', 'rpm')) > 0, 'another OS name is free');
+        const kinds = await t.db.selectFrom('distributions').select(['os', 'name', 'kind']).where('repo_id', '=', repoId).where('os', '=', 'myos').orderBy('name').execute();
+        assert.deepEqual(kinds.map((k) => `${k.name}:${k.kind}`), ['a:deb', 'c:deb']);
       } finally {
         await t.close();
       }

@@ -28,6 +28,14 @@ async function findOrInsert(db: Db, repoId: number, os: string, name: string, ki
     }
     return found.id;
   }
+  // An OS holds distributions of one kind: its first distribution's (the known OS names imply theirs). Two layouts
+  // under one OS directory (dists/ and pool/ beside ARCH/repodata/) would only confuse whoever reads the tree.
+  const other = await db.selectFrom('distributions').select(['name', 'kind']).where('repo_id', '=', repoId).where('os', '=', os).where('kind', '!=', kind).executeTakeFirst();
+  if (other) {
+    throw new WharfError('UNSUPPORTED_PACKAGE', [
+      `${os} holds ${other.kind === 'rpm' ? 'RPM' : 'Debian'} distributions (${os}/${other.name}): push ${kind === 'rpm' ? 'RPM packages' : '.deb files'} to another OS name, such as ${kind === 'rpm' ? 'el or rpm_any' : 'debian or any'}`,
+    ]);
+  }
   const row = await db
     .insertInto('distributions')
     .values({ repo_id: repoId, kind, os, name, created_at: Date.now(), generation: 0, published_state: null, published_at: null })

@@ -68,3 +68,22 @@ test('bin/wharf.js refuses a Node older than 24 with a clear error instead of a 
   assert.equal(r.code, 1);
   assert.match(r.stderr, /NODE_VERSION/);
 });
+
+test('listening on every interface without --url warns that generated URLs name 0.0.0.0; with --url it does not', async () => {
+  const { startWharf } = await import('../helpers/wharf.ts');
+  const wild = await startWharf({ args: ['--listen', '0.0.0.0:0'] });
+  try {
+    // written to stderr right after the listening line on stdout: wait for it
+    for (let i = 0; i < 100 && !/PUBLIC_URL/.test(wild.output()); i++) await new Promise((res) => setTimeout(res, 20));
+    assert.match(wild.output(), /warning PUBLIC_URL: .*set --url/);
+  } finally {
+    await wild.stop();
+  }
+  const named = await startWharf({ args: ['--listen', '0.0.0.0:0', '--url', 'https://packages.example.com'] });
+  try {
+    assert.doesNotMatch(named.output(), /PUBLIC_URL/);
+    assert.match(named.output(), /public URL https:\/\/packages\.example\.com/);
+  } finally {
+    await named.stop();
+  }
+});

@@ -38,6 +38,8 @@ export interface Config {
   /** admin token to create on first start (otherwise random) */
   readonly adminToken?: string;
   readonly maxUploadBytes: number;
+  /** largest RPM main header data store accepted (rpm's own limit is 256 MiB) */
+  readonly maxRpmHeaderBytes: number;
   /** how long superseded index files (by-hash) and yanked pool files stay downloadable */
   readonly retentionSeconds: number;
   /** architectures every APT distribution lists, besides those of its packages */
@@ -164,6 +166,7 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
     ...(tlsCert ? { tls: { certFile: resolve(tlsCert), keyFile: resolve(tlsKey) } } : {}),
     ...(raw('adminToken') ? { adminToken: raw('adminToken') } : {}),
     maxUploadBytes: positiveInt('maxUploadBytes', raw('maxUploadBytes')),
+    maxRpmHeaderBytes: Math.min(positiveInt('maxRpmHeaderBytes', raw('maxRpmHeaderBytes')), 0x0fffffff),
     retentionSeconds: positiveInt('retentionSeconds', raw('retentionSeconds'), true),
     defaultArchitectures: Object.freeze(arches),
     defaultRpmArchitectures: Object.freeze(rpmArches),

@@ -137,7 +137,7 @@ export class RpmPackageService {
     const src = await stagedByteSource(staged);
     let signedPath: string | undefined;
     try {
-      const file = await readRpm(src);
+      const file = await readRpm(src, { maxHeaderData: this.#d.config.maxRpmHeaderBytes });
       await checkPayload(file, staged);
       const meta = rpmPackageMetadata(file);
       const arch = meta.isSource ? 'src' : meta.arch;

@@ -194,3 +194,28 @@ test('an architecture that is not a directory name a repository can hold is refu
   const listed = await app.packages.list(ref, { os: 'el', dist: '9' });
   assert.ok(!listed.some((p) => p.name === rpmMeta(900).name));
 });
+
+test('maxRpmHeaderBytes: a main header above it is RPM_HEADER_TOO_LARGE (rpm itself allows 256 MiB)', async () => {
+  const d = await mkdtemp(join(tmpdir(), 'wharf-rpm-cap-'));
+  const a = await createApp(loadConfig({ data: d, 'signing-passphrase': 'test-passphrase', fsync: 'false', 'max-rpm-header-bytes': '512' }, {}), { log: createLogger('silent') });
+  try {
+    const r = { org: 'acme', repo: 'cap' };
+    await a.repos.create(r, { private: false, signPackages: false });
+    const bytes = buildRpmBytes({ ...rpmMeta(1), standalone: true });
+    // the main header's data store size: after the 96-byte lead and the signature header (intro, index, data, padding)
+    const sigIl = bytes.readUInt32BE(96 + 8);
+    const sigDl = bytes.readUInt32BE(96 + 12);
+    const main = 96 + 16 + 16 * sigIl + sigDl + ((8 - (sigDl % 8)) % 8);
+    assert.ok(bytes.readUInt32BE(main + 12) > 512, 'the synthetic package has more header data than the cap');
+    await assert.rejects(
+      a.packages.push(r, 'el', '9', (async function* () {
+        yield bytes;
+      })()),
+      (e: unknown) => (e as { code?: string }).code === 'RPM_HEADER_TOO_LARGE' && /limit 512/.test((e as Error).message),
+    );
+    assert.equal(loadConfig({ data: d }, {}).maxRpmHeaderBytes, 64 * 1024 * 1024, 'the default');
+  } finally {
+    await a.close();
+    await rm(d, { recursive: true, force: true });
+  }
+});

@@ -4,6 +4,7 @@ import { gzipSync } from 'node:zlib';
 import { existsSync, mkdirSync, readdirSync, writeFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { xorshift32 } from '../test/helpers/xorshift.ts';
+import { assembleXz, xzCompressParts } from '../src/formats/compress.ts';
 
 export interface SyntheticDeb {
   index: number;
@@ -193,7 +194,8 @@ function typicalFiles(m: SyntheticDeb): DataFile[] {
   return files;
 }
 
-export function buildDebBytes(m: SyntheticDeb, profile: DebProfile = 'tiny'): Buffer {
+/** The two tar archives of a package, uncompressed. */
+function debTars(m: SyntheticDeb, profile: DebProfile): { control: Buffer; data: Buffer } {
   const control = tar([{ path: './' }, { path: './control', data: controlText(m) }]);
   const doc = `./usr/share/doc/${m.name}/`;
   const data =
@@ -207,37 +209,78 @@ export function buildDebBytes(m: SyntheticDeb, profile: DebProfile = 'tiny'): Bu
           { path: doc },
           { path: `${doc}README`, data: `${m.name} ${m.version}\nSynthetic package for benchmarks (${m.index}).\n` },
         ]);
+  return { control, data };
+}
+
+function arDeb(ext: string, control: Uint8Array, data: Uint8Array): Buffer {
   return Buffer.concat([
     Buffer.from('!<arch>\n', 'latin1'),
     arMember('debian-binary', Buffer.from('2.0\n')),
-    arMember('control.tar.gz', gzipSync(control, { level: 6 })),
-    arMember('data.tar.gz', gzipSync(data, { level: 6 })),
+    arMember(`control.tar.${ext}`, Buffer.from(control)),
+    arMember(`data.tar.${ext}`, Buffer.from(data)),
   ]);
+}
+
+export function buildDebBytes(m: SyntheticDeb, profile: DebProfile = 'tiny'): Buffer {
+  const { control, data } = debTars(m, profile);
+  return arDeb('gz', gzipSync(control, { level: 6 }), gzipSync(data, { level: 6 }));
+}
+
+/**
+ * How the members are compressed: gzip (the default, as the earlier figures), or xz as dpkg-deb writes by default
+ * (control.tar.xz and data.tar.xz, xz -6): what most packages built on Debian look like. With xz a publisher that
+ * reads control.tar pays for LZMA, and aptly's Contents pays for decompressing every data.tar.xz.
+ */
+export type DebCompression = 'gzip' | 'xz';
+
+/** Packages `metas` with xz members: compressed by one xz process per CPU (xzCompressParts), each member a stream. */
+async function buildXzDebs(metas: readonly SyntheticDeb[], profile: DebProfile): Promise<Buffer[]> {
+  const tars = metas.flatMap((m) => {
+    const t = debTars(m, profile);
+    return [t.control, t.data];
+  });
+  const parts = await xzCompressParts(tars, { preset: 6 });
+  return metas.map((_, k) => arDeb('xz', assembleXz([parts[2 * k]!]), assembleXz([parts[2 * k + 1]!])));
 }
 
 /**
  * Makes sure `dir/pool` holds packages 1..n and `dir/extra` packages n+1..n+extra. Reuses a complete earlier run
  * (marked by dir/.complete). Returns the file lists (absolute paths).
  */
-export function ensureDebs(dir: string, n: number, extra: number, log: (s: string) => void, profile: DebProfile = 'tiny'): { pool: string[]; extra: string[]; generated: boolean; seconds: number } {
-  const marker = join(dir, `.complete-${n}-${extra}-${profile}`);
+export async function ensureDebs(
+  dir: string,
+  n: number,
+  extra: number,
+  log: (s: string) => void,
+  profile: DebProfile = 'tiny',
+  compression: DebCompression = 'gzip',
+): Promise<{ pool: string[]; extra: string[]; generated: boolean; seconds: number }> {
+  const marker = join(dir, `.complete-${n}-${extra}-${profile}${compression === 'gzip' ? '' : `-${compression}`}`);
   const poolDir = join(dir, 'pool');
   const extraDir = join(dir, 'extra');
   const pool = Array.from({ length: n }, (_, k) => join(poolDir, debMeta(k + 1).filename));
   const extras = Array.from({ length: extra }, (_, k) => join(extraDir, debMeta(n + k + 1).filename));
+  const what = `${profile}${compression === 'gzip' ? '' : `, ${compression}`}`;
   if (existsSync(marker) && readdirSync(poolDir).length === n && readdirSync(extraDir).length === extra) {
-    log(`reusing ${n} + ${extra} synthetic debs (${profile}) in ${dir}`);
+    log(`reusing ${n} + ${extra} synthetic debs (${what}) in ${dir}`);
     return { pool, extra: extras, generated: false, seconds: 0 };
   }
   const t0 = performance.now();
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(poolDir, { recursive: true });
   mkdirSync(extraDir, { recursive: true });
-  for (let k = 0; k < n; k++) writeFileSync(pool[k]!, buildDebBytes(debMeta(k + 1), profile));
-  for (let k = 0; k < extra; k++) writeFileSync(extras[k]!, buildDebBytes(debMeta(n + k + 1), profile));
+  const all = [...pool.map((path, k) => ({ path, m: debMeta(k + 1) })), ...extras.map((path, k) => ({ path, m: debMeta(n + k + 1) }))];
+  if (compression === 'gzip') for (const { path, m } of all) writeFileSync(path, buildDebBytes(m, profile));
+  else {
+    for (let i = 0; i < all.length; i += 1000) {
+      const slice = all.slice(i, i + 1000);
+      const built = await buildXzDebs(slice.map((x) => x.m), profile);
+      slice.forEach(({ path }, k) => writeFileSync(path, built[k]!));
+    }
+  }
   writeFileSync(marker + '.tmp', new Date().toISOString() + '\n');
   renameSync(marker + '.tmp', marker);
   const seconds = (performance.now() - t0) / 1000;
-  log(`generated ${n} + ${extra} synthetic debs (${profile}) in ${dir} (${seconds.toFixed(1)} s)`);
+  log(`generated ${n} + ${extra} synthetic debs (${what}) in ${dir} (${seconds.toFixed(1)} s)`);
   return { pool, extra: extras, generated: true, seconds };
 }

@@ -12,10 +12,10 @@
 //   npm run bench [-- --only apt|rpm|serve --n 10000 --repeat 5 --cold-runs 3 --jobs 8 --concurrency 64 --skip-aptly --skip-ftparchive
 //                     --skip-http --skip-createrepo --skip-cli --no-package-signing --profile
 //                     --wrk-duration 10 --wrk-threads 2 --wrk-connections 64 --wrk-warmup 2 --wrk-rounds 3
-//                     --deb-profile tiny|typical
+//                     --deb-profile tiny|typical --deb-compression gzip|xz
 //                     --cluster-n 1000 --cluster-clients 32 --cluster-nodes 3 --cluster-runs 3 --cluster-format deb[,rpm]
 //                     --cluster-s3 child|in-process --cluster-log-level warn|info]
-//   env: BENCH_N, BENCH_DEB_PROFILE (tiny or typical: what the generated .deb files hold, bench/debgen.ts), BENCH_REPEAT, BENCH_JOBS, BENCH_CONCURRENCY (comma list), BENCH_DIR (cache of debs, default
+//   env: BENCH_N, BENCH_DEB_PROFILE (tiny or typical: what the generated .deb files hold, bench/debgen.ts), BENCH_DEB_COMPRESSION (gzip, or xz as dpkg-deb writes), BENCH_REPEAT, BENCH_JOBS, BENCH_CONCURRENCY (comma list), BENCH_DIR (cache of debs, default
 //   /tmp/wharf-bench-N), BENCH_RPM_DIR (cache of rpms, default /tmp/wharf-bench-rpm-N), BENCH_OUT (JSON path of the
 //   APT results), BENCH_RPM_OUT (JSON path of the RPM results), BENCH_PROFILE=1, BENCH_FSYNC=true|false (WHARF_FSYNC
 //   for the server), BENCH_WRK_DURATION, BENCH_WRK_THREADS, BENCH_WRK_CONNECTIONS, BENCH_WRK_WARMUP (seconds, 0 = none),
@@ -37,7 +37,7 @@ import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { ensureDebs, debMeta, type DebProfile } from './debgen.ts';
+import { ensureDebs, debMeta, type DebCompression, type DebProfile } from './debgen.ts';
 import { discard, log, run, median, peakRss, resetPeakRss, cpuSeconds, settle, fmtSeconds, fmtBytes, quiesceDisk, storageFloor } from './util.ts';
 import { startWharf, createRepo, cliPush, httpPush, verifyPublished, publishCount, type WharfServer } from './wharf.ts';
 import { ensureTools, ensureGpgKey, benchAptly, benchFtparchive, type AptlyResults, type FtparchiveResults } from './references.ts';
@@ -81,6 +81,7 @@ const { values } = parseArgs({
     'cluster-mode': { type: 'string' },
     'cluster-log-level': { type: 'string' },
     'deb-profile': { type: 'string' },
+    'deb-compression': { type: 'string' },
   },
 });
 const env = process.env;
@@ -100,7 +101,9 @@ const PROFILE = values.profile === true || env.BENCH_PROFILE === '1';
 // What the generated .deb files hold (bench/debgen.ts): 'tiny' (the default: one file, ~700 bytes) or 'typical'.
 const DEB_PROFILE = (values['deb-profile'] ?? env.BENCH_DEB_PROFILE ?? 'tiny') as DebProfile;
 if (DEB_PROFILE !== 'typical' && DEB_PROFILE !== 'tiny') throw new Error(`--deb-profile must be typical or tiny, got ${DEB_PROFILE}`);
-const CACHE = env.BENCH_DIR ?? join(tmpdir(), DEB_PROFILE === 'tiny' ? `wharf-bench-${N}` : `wharf-bench-${DEB_PROFILE}-${N}`);
+const DEB_COMPRESSION = (values['deb-compression'] ?? env.BENCH_DEB_COMPRESSION ?? 'gzip') as DebCompression;
+if (DEB_COMPRESSION !== 'gzip' && DEB_COMPRESSION !== 'xz') throw new Error(`--deb-compression must be gzip or xz, got ${DEB_COMPRESSION}`);
+const CACHE = env.BENCH_DIR ?? join(tmpdir(), `wharf-bench-${DEB_PROFILE === 'tiny' ? '' : `${DEB_PROFILE}-`}${DEB_COMPRESSION === 'gzip' ? '' : `${DEB_COMPRESSION}-`}${N}`);
 const WORK = join(tmpdir(), `wharf-bench-work-${process.pid}`);
 const ONLY = values.only ?? env.BENCH_ONLY;
 if (ONLY !== undefined && ONLY !== 'apt' && ONLY !== 'rpm' && ONLY !== 'serve' && ONLY !== 'cluster') throw new Error(`--only must be apt, rpm, serve or cluster, got ${ONLY}`);
@@ -264,7 +267,7 @@ async function mainApt(): Promise<void> {
   const started = performance.now();
   log(`N=${N}, repeat=${REPEAT}, CLI --jobs ${JOBS}, HTTP concurrency ${CONCURRENCY.join(',')}, server fsync ${FSYNC ?? 'default'}; ${cpus().length} CPUs, ${fmtBytes(totalmem())} RAM, load average ${loadavg()[0]!.toFixed(1)}`);
   await ensureTools();
-  const debs = ensureDebs(CACHE, N, 2 * REPEAT, log, DEB_PROFILE);
+  const debs = await ensureDebs(CACHE, N, 2 * REPEAT, log, DEB_PROFILE, DEB_COMPRESSION);
   // Validate a few generated packages with dpkg-deb.
   for (const f of [debs.pool[0]!, debs.pool[Math.min(9, N - 1)]!, debs.extra[0]!]) {
     const info = (await run('dpkg-deb', ['--info', f])).stdout;
@@ -373,7 +376,7 @@ async function mainApt(): Promise<void> {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: Row) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const out: string[] = [];
-  out.push('', `APT publishing benchmark: N=${N} packages, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average ${loadavg()[0]!.toFixed(1)}, Wharf ${wharfVersion || '?'}, server fsync ${FSYNC ?? 'default'}${aptly ? `, ${aptly.version.split('\n')[0]}` : ''}`, '');
+  out.push('', `APT publishing benchmark: N=${N} packages (${DEB_PROFILE}, ${DEB_COMPRESSION === 'xz' ? 'xz members as dpkg-deb writes' : 'gzip members'}), ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average ${loadavg()[0]!.toFixed(1)}, Wharf ${wharfVersion || '?'}, server fsync ${FSYNC ?? 'default'}${aptly ? `, ${aptly.version.split('\n')[0]}` : ''}`, '');
   out.push(line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line), '');
   out.push('Details:');
   for (const r of coldRows) {

@@ -360,6 +360,9 @@ function decodeLzma2(input: Uint8Array, start: number, end: number, out: Output)
       if (lzma.pending > 0) corrupt('LZMA2 data ends inside a match');
       return p;
     }
+    // A match left unfinished by the previous chunk and cut by a reset or an uncompressed chunk: no encoder writes
+    // that, and whether it is valid is the xz program's call (XzUnsupportedError hands the input over).
+    if (lzma.pending > 0 && (control < 0x80 || control >= 0xa0)) throw new XzUnsupportedError('a match continuing across an LZMA2 reset');
     if (control >= 0xe0 || control === 0x01) {
       needProps = true;
       needDictReset = false;
@@ -385,7 +388,6 @@ function decodeLzma2(input: Uint8Array, start: number, end: number, out: Output)
       const size = (input[p]! << 8) + input[p + 1]! + 1;
       p += 2;
       if (p + size > end) corrupt('LZMA2 chunk ends early');
-      if (lzma.pending > 0) corrupt('an uncompressed LZMA2 chunk inside a match');
       out.reserve(size);
       out.buf.set(input.subarray(p, p + size), out.pos);
       out.pos += size;

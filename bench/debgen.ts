@@ -227,9 +227,10 @@ export function buildDebBytes(m: SyntheticDeb, profile: DebProfile = 'tiny'): Bu
 }
 
 /**
- * How the members are compressed: gzip (the default, as the earlier figures), or xz as dpkg-deb writes by default
- * (control.tar.xz and data.tar.xz, xz -6): what most packages built on Debian look like. With xz a publisher that
- * reads control.tar pays for LZMA, and aptly's Contents pays for decompressing every data.tar.xz.
+ * How the members are compressed: xz as dpkg-deb writes by default (control.tar.xz and data.tar.xz, xz -6), what
+ * most packages built on Debian look like and the benchmark's default; or gzip (control.tar.gz, data.tar.gz), as
+ * the benchmark's packages were until session 14. With xz every tool that reads control.tar pays for LZMA (aptly's
+ * repo add, apt-ftparchive, Wharf's push), and aptly's Contents for decompressing every data.tar.xz.
  */
 export type DebCompression = 'gzip' | 'xz';
 
@@ -253,9 +254,9 @@ export async function ensureDebs(
   extra: number,
   log: (s: string) => void,
   profile: DebProfile = 'tiny',
-  compression: DebCompression = 'gzip',
+  compression: DebCompression = 'xz',
 ): Promise<{ pool: string[]; extra: string[]; generated: boolean; seconds: number }> {
-  const marker = join(dir, `.complete-${n}-${extra}-${profile}${compression === 'gzip' ? '' : `-${compression}`}`);
+  const marker = join(dir, `.complete-${n}-${extra}-${profile}-${compression}`);
   const poolDir = join(dir, 'pool');
   const extraDir = join(dir, 'extra');
   const pool = Array.from({ length: n }, (_, k) => join(poolDir, debMeta(k + 1).filename));

@@ -264,7 +264,7 @@ export class RpmPublisher {
       .selectFrom('distributions')
       .innerJoin('repos', 'repos.id', 'distributions.repo_id')
       .innerJoin('orgs', 'orgs.id', 'repos.org_id')
-      .select(['distributions.os', 'distributions.name', 'distributions.generation', 'distributions.published_state', 'distributions.changes', 'repos.id as repoId', 'repos.name as repo', 'repos.private', 'orgs.name as org'])
+      .select(['distributions.os', 'distributions.name', 'distributions.generation', 'distributions.published_state', 'distributions.changes', 'repos.id as repoId', 'repos.name as repo', 'repos.private', 'repos.sign_packages', 'orgs.name as org'])
       .where('distributions.id', '=', distributionId)
       .executeTakeFirstOrThrow();
     const treePrefix = repoTreePrefix(dist.org, dist.repo, dist.private === 1);
@@ -316,11 +316,12 @@ export class RpmPublisher {
       repomds.push({ dir, xml: repomdXml({ revision: String(timestamp), data }) });
     }
     // Package files, data files and keys are durable before any repomd.xml names them.
-    const packageKey = await this.#d.packageKey(dist.repoId);
+    // A repository without package signing has no package key: none is made for it, and none is published.
+    const packageKey = dist.sign_packages ? await this.#d.packageKey(dist.repoId) : undefined;
     const deferred = { sync: 'deferred', exactStat: false } as const;
     if (!prev) {
       write(store.put(`${treePrefix}/gpgkey`, metadataKey.armoredPublicKey, deferred));
-      write(store.put(`${treePrefix}/package-gpgkey`, packageKey.armoredPublicKey, deferred));
+      if (packageKey) write(store.put(`${treePrefix}/package-gpgkey`, packageKey.armoredPublicKey, deferred));
     }
     for (const { dir } of repomds) write(store.put(`${distDir}/${dir}/repodata/repomd.xml.key`, metadataKey.armoredPublicKey, deferred));
     const signatures = Promise.all(repomds.map(({ xml }) => metadataKey.detachSign(xml)));

@@ -273,6 +273,7 @@ describe('dnf against a Wharf RPM repository', { timeout: 170_000 }, () => {
     const lines = text.split('\n');
     assert.ok(lines.includes('gpgcheck=0') && lines.includes('repo_gpgcheck=1'), text);
     assert.ok(lines.includes(`gpgkey=${wharf.url}/acme/unsigned/gpgkey`), text);
+    assert.equal((await fetch(`${wharf.url}/acme/unsigned/package-gpgkey`)).status, 404, 'no package key for a repository that signs no packages');
     const root = await makeRoot('root-unsigned', { 'acme-unsigned.repo': text });
     const r = await dnf(root, ['-y', 'install', 'toollib']);
     assert.equal(r.code, 0, show('dnf install (unsigned packages)', r));

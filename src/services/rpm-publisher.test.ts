@@ -219,3 +219,37 @@ test('maxRpmHeaderBytes: a main header above it is RPM_HEADER_TOO_LARGE (rpm its
     await rm(d, { recursive: true, force: true });
   }
 });
+
+test('superseded repodata files stay downloadable for the retention period, then go', async () => {
+  const d = await mkdtemp(join(tmpdir(), 'wharf-rpm-grace-'));
+  const a = await createApp(loadConfig({ data: d, 'signing-passphrase': 'test-passphrase', fsync: 'false', 'retention-seconds': '1' }, {}), { log: createLogger('silent') });
+  try {
+    const r = { org: 'acme', repo: 'grace' };
+    await a.repos.create(r, { private: false, signPackages: false });
+    const pushOne = async (i: number) => {
+      const bytes = buildRpmBytes({ ...rpmMeta(i), standalone: true });
+      await a.packages.push(r, 'el', '9', (async function* () {
+        yield bytes;
+      })());
+    };
+    const base = 'public/acme/grace/el/9/x86_64/repodata';
+    const hrefs = async () => [...Buffer.from((await a.store.get(`${base}/repomd.xml`))!).toString().matchAll(/<location href="repodata\/([^"]+)"/g)].map((m) => m[1]!);
+    const exist = async (names: string[]) => Promise.all(names.map(async (n) => (await a.store.stat(`${base}/${n}`)) !== undefined));
+    await pushOne(1);
+    const first = await hrefs();
+    assert.equal(first.length, 3);
+    await pushOne(2);
+    const second = await hrefs();
+    assert.ok(first.every((h) => !second.includes(h)), 'every document changed');
+    // A client holding the first repomd.xml still finds what it names.
+    assert.deepEqual(await exist(first), [true, true, true], 'collected within the retention period');
+    await new Promise((res) => setTimeout(res, 1100));
+    await pushOne(3); // collects what the second publish retired
+    await pushOne(4);
+    assert.deepEqual(await exist(first), [false, false, false], 'kept past the retention period');
+    assert.deepEqual(await exist(await hrefs()), [true, true, true]);
+  } finally {
+    await a.close();
+    await rm(d, { recursive: true, force: true });
+  }
+});

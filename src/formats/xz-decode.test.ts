@@ -151,3 +151,35 @@ test('CRC64 as xz computes it (ECMA-182, reflected)', () => {
   assert.equal(Buffer.from(crc64(Buffer.from('123456789'))).readBigUInt64LE(), 0x995dc9bbdf1939fan);
   assert.equal(Buffer.from(crc64(new Uint8Array(0))).readBigUInt64LE(), 0n);
 });
+
+test('what xz refuses, refused too (found by a differential fuzzer against xz 5.4.1)', () => {
+  // A match running past the end of its LZMA2 chunk, finished by the next chunk: xz stops at "aaaaa", corrupt.
+  const overrun = Buffer.from(
+    'fd377a585a0000016922de360200210100000000372797d6e0000400065d0030cdfc0000008000040004000000000000f0cd114c0001280a9ff20e9d9042990d010000000001595a',
+    'hex',
+  );
+  assert.throws(() => decodeXz(overrun, 1 << 20), (e: unknown) => e instanceof XzCorruptError && /past the end of its chunk/.test((e as Error).message));
+  // A distance of 4097 in a block that declares a 4 KiB dictionary (props 0).
+  const far = Buffer.from(
+    'fd377a585a0000016922de360200210100000000372797d6e01003001e5d0030dff41bffefffa901167491cfd07bf6912835f00ba8441eae1e2f0000000000005fc8bb090001368420000000018922f53e300d8b020000000001595a',
+    'hex',
+  );
+  assert.throws(() => decodeXz(far, 1 << 20), (e: unknown) => e instanceof XzCorruptError && /dictionary size/.test((e as Error).message));
+  // The same bytes declaring 6 KiB (props 1, block header CRC fixed): the distance fits, and xz reads it too.
+  const fits = Buffer.from(far);
+  const h = 12;
+  const headerSize = (fits[h]! + 1) * 4;
+  const propsAt = fits.indexOf(Buffer.from([0x21, 0x01]), h) + 2;
+  fits[propsAt] = 1;
+  fits.writeUInt32LE(crc32(fits.subarray(h, h + headerSize - 4)), h + headerSize - 4);
+  const out = decodeXz(fits, 1 << 20);
+  assert.equal(out.length, 4100);
+  assert.ok(Buffer.from(execFileSync('xz', ['-dc'], { input: fits })).equals(out), 'as xz decodes it');
+});
+
+test('the cap holds for outputs of a few bytes too', () => {
+  const data = Buffer.from('x'.repeat(50));
+  const packed = xz(data, '-6');
+  for (const cap of [0, 10, 49]) assert.throws(() => decodeXz(packed, cap), XzTooLargeError, `cap ${cap}`);
+  assert.equal(decodeXz(packed, 50).length, 50);
+});

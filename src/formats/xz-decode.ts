@@ -5,7 +5,9 @@
 //
 // Bounded: the output is capped (`maxOutput`), and it is the only buffer the decoder grows, since a match may only
 // reach back into what this call has produced (the whole output is the dictionary): a header that asks for a 4 GiB
-// dictionary allocates nothing. What it does not implement it says so (XzUnsupportedError: another filter such as
+// dictionary allocates nothing, while distances are still held to the size a header declares, as xz holds them.
+// What it accepts, xz accepts (a differential fuzzer found no difference once matches were held to their chunk and
+// distances to the dictionary). What it does not implement it says so (XzUnsupportedError: another filter such as
 // x86 BCJ, an unknown check type) so the caller can hand the input to the xz program instead; anything malformed is
 // an XzCorruptError, and every check the stream carries (CRC32, CRC64, SHA-256) is verified.
 import { createHash } from 'node:crypto';
@@ -78,13 +80,14 @@ class Output {
   readonly cap: number;
   constructor(cap: number, hint: number) {
     this.cap = cap;
-    this.buf = new Uint8Array(Math.max(64, Math.min(cap, hint)));
+    // a guess (4x the input, at most 1 MiB): what a hostile header claims allocates nothing, growth doubles
+    this.buf = new Uint8Array(Math.max(64, Math.min(cap, hint, 1 << 20)));
   }
   /** makes room for `n` more bytes or throws past the cap */
   reserve(n: number): void {
     const need = this.pos + n;
-    if (need <= this.buf.length) return;
     if (need > this.cap) throw new XzTooLargeError(this.cap);
+    if (need <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < need) size *= 2;
     const next = new Uint8Array(Math.min(size, this.cap));
@@ -135,8 +138,6 @@ class Lzma {
   rep1 = 0;
   rep2 = 0;
   rep3 = 0;
-  /** bytes of a match still to copy when the previous chunk ended inside it */
-  pending = 0;
 
   setProps(props: number): void {
     if (props >= 9 * 5 * 5) corrupt('invalid LZMA properties');
@@ -156,14 +157,14 @@ class Lzma {
     this.probs.fill(PROB_INIT);
     this.state = 0;
     this.rep0 = this.rep1 = this.rep2 = this.rep3 = 0;
-    this.pending = 0;
   }
 
   /**
    * Decodes one LZMA chunk of `outSize` bytes from `input[start, end)` into `out` (positions before `dictStart`
-   * belong to an earlier dictionary and may not be referenced).
+   * belong to an earlier dictionary and may not be referenced, nor distances of `dictSize` or more: the block
+   * header's dictionary, which the encoder kept to and a decoder with a window of that size needs).
    */
-  decodeChunk(input: Uint8Array, start: number, end: number, out: Output, outSize: number, dictStart: number): void {
+  decodeChunk(input: Uint8Array, start: number, end: number, out: Output, outSize: number, dictStart: number, dictSize: number): void {
     out.reserve(outSize);
     const buf = out.buf;
     let pos = out.pos;
@@ -245,14 +246,12 @@ class Lzma {
     const copy = (len: number): void => {
       const from = pos - rep0 - 1;
       if (from < dictStart) corrupt('an LZMA match reaches before the start of the data');
-      const n = Math.min(len, limit - pos);
+      // a match ends within its chunk (xz and xz-embedded refuse one that runs on into the next)
+      if (len > limit - pos) corrupt('an LZMA match runs past the end of its chunk');
       // byte by byte: source and destination overlap when the distance is shorter than the length
-      for (let k = 0; k < n; k++) buf[pos + k] = buf[from + k]!;
-      pos += n;
-      this.pending = len - n;
+      for (let k = 0; k < len; k++) buf[pos + k] = buf[from + k]!;
+      pos += len;
     };
-
-    if (this.pending > 0) copy(this.pending);
     while (pos < limit) {
       // positions count from the dictionary reset, as the encoder's do
       const posState = (pos - dictStart) & pbMask;
@@ -299,6 +298,8 @@ class Lzma {
           }
           // 0xFFFFFFFF would be LZMA's end marker, which LZMA2 chunks never carry (their size is known)
           if (dist >= 0xffffffff) corrupt('an end marker inside an LZMA2 chunk');
+          // every distance is checked here once: the rep distances only ever hold these
+          if (dist >= dictSize) corrupt('an LZMA match distance beyond the dictionary size of the block');
           rep0 = dist;
         }
       } else if (bit(P_IS_REP0 + state) === 0) {
@@ -346,8 +347,14 @@ class Lzma {
   }
 }
 
-/** LZMA2 data from `input[start]` on; returns where it ended (after its end byte). */
-function decodeLzma2(input: Uint8Array, start: number, end: number, out: Output): number {
+/** The dictionary size LZMA2's property byte (0-40) gives, as liblzma's decoder rounds it (at least 4 KiB, 16-byte steps). */
+function lzma2DictSize(prop: number): number {
+  const size = prop === 40 ? 0xffffffff : (2 + (prop & 1)) * 2 ** ((prop >>> 1) + 11);
+  return Math.max(4096, Math.ceil(size / 16) * 16);
+}
+
+/** LZMA2 data from `input[start]` on, with the dictionary size of its block; returns where it ended (after its end byte). */
+function decodeLzma2(input: Uint8Array, start: number, end: number, out: Output, dictSize: number): number {
   const lzma = new Lzma();
   let p = start;
   let needDictReset = true;
@@ -356,13 +363,7 @@ function decodeLzma2(input: Uint8Array, start: number, end: number, out: Output)
   for (;;) {
     if (p >= end) corrupt('LZMA2 data ends early');
     const control = input[p++]!;
-    if (control === 0x00) {
-      if (lzma.pending > 0) corrupt('LZMA2 data ends inside a match');
-      return p;
-    }
-    // A match left unfinished by the previous chunk and cut by a reset or an uncompressed chunk: no encoder writes
-    // that, and whether it is valid is the xz program's call (XzUnsupportedError hands the input over).
-    if (lzma.pending > 0 && (control < 0x80 || control >= 0xa0)) throw new XzUnsupportedError('a match continuing across an LZMA2 reset');
+    if (control === 0x00) return p;
     if (control >= 0xe0 || control === 0x01) {
       needProps = true;
       needDictReset = false;
@@ -381,7 +382,7 @@ function decodeLzma2(input: Uint8Array, start: number, end: number, out: Output)
       } else if (needProps) corrupt('an LZMA2 chunk without the properties it needs');
       else if (control >= 0xa0) lzma.reset();
       if (p + inSize > end) corrupt('LZMA2 chunk ends early');
-      lzma.decodeChunk(input, p, p + inSize, out, outSize, dictStart);
+      lzma.decodeChunk(input, p, p + inSize, out, outSize, dictStart, dictSize);
       p += inSize;
     } else if (control === 0x01 || control === 0x02) {
       if (p + 2 > end) corrupt('LZMA2 chunk header ends early');
@@ -476,6 +477,7 @@ function decodeStream(input: Uint8Array, start: number, out: Output): number {
     let q = p + 2;
     const hEnd = p + headerSize - 4;
     let compressedSize: number | undefined;
+    let dictSize = 0;
     let uncompressedSize: number | undefined;
     if (bflags & 0x40) [compressedSize, q] = varint(input, q, hEnd);
     if (bflags & 0x80) [uncompressedSize, q] = varint(input, q, hEnd);
@@ -487,13 +489,14 @@ function decodeStream(input: Uint8Array, start: number, out: Output): number {
       if (q + propsSize > hEnd) corrupt('block filter flags end early');
       if (filters !== 1 || id !== FILTER_LZMA2) throw new XzUnsupportedError(`filter 0x${id.toString(16)}${filters > 1 ? ` in a chain of ${filters}` : ''}`);
       if (propsSize !== 1 || input[q]! > 40) corrupt('invalid LZMA2 filter properties');
+      dictSize = lzma2DictSize(input[q]!);
       q += propsSize;
     }
     while (q < hEnd) if (input[q++] !== 0) corrupt('block header padding is not zero');
     p += headerSize;
     const dataStart = p;
     const outStart = out.pos;
-    p = decodeLzma2(input, p, end, out);
+    p = decodeLzma2(input, p, end, out, dictSize);
     const packed = p - dataStart;
     const unpacked = out.pos - outStart;
     if (compressedSize !== undefined && compressedSize !== packed) corrupt('a block is not the compressed size its header says');

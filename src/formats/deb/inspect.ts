@@ -89,17 +89,29 @@ export async function decompressCapped(input: Uint8Array, compression: Compressi
         throw new WharfError('DEB_BAD_CONTROL_ARCHIVE', [`${compression} decompression failed: ${(e as Error).message}`]);
       }
     case 'xz':
-      // In process (LZMA2, what dpkg-deb writes); the xz program only for what that decoder does not implement.
-      try {
-        return decodeXz(input, cap);
-      } catch (e) {
-        if (e instanceof XzTooLargeError) throw tooLarge();
-        if (e instanceof XzCorruptError) throw new WharfError('DEB_BAD_CONTROL_ARCHIVE', [`xz decompression failed: ${e.message}`]);
-        if (e instanceof XzUnsupportedError) return xzDecompressCapped(input, cap);
-        throw e;
+      // In process (LZMA2, what dpkg-deb writes), when small: the decoder runs on the event loop at ~20 MB/s, so a
+      // large or hostile archive goes to the xz program, like what the decoder does not implement (other filters).
+      if (input.byteLength <= IN_PROCESS_XZ_INPUT) {
+        try {
+          return decodeXz(input, Math.min(cap, IN_PROCESS_XZ_OUTPUT));
+        } catch (e) {
+          if (e instanceof XzTooLargeError) {
+            if (cap <= IN_PROCESS_XZ_OUTPUT) throw tooLarge();
+          } else if (e instanceof XzCorruptError) {
+            throw new WharfError('DEB_BAD_CONTROL_ARCHIVE', [`xz decompression failed: ${e.message}`]);
+          } else if (!(e instanceof XzUnsupportedError)) throw e;
+        }
       }
+      return xzDecompressCapped(input, cap);
   }
 }
+
+/**
+ * The largest control.tar.xz decoded in process, and the most it may produce there (a few tens of milliseconds on the
+ * event loop at most); real ones are a few kilobytes (tens for packages of thousands of files).
+ */
+const IN_PROCESS_XZ_INPUT = 1024 * 1024;
+const IN_PROCESS_XZ_OUTPUT = 4 * 1024 * 1024;
 
 function xzDecompressCapped(input: Uint8Array, cap: number): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {

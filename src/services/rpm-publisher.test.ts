@@ -137,20 +137,33 @@ test('checksums hashed ahead for one more package: single pushes finish them, ot
   assert.ok(xml.includes(`<name>${rpmMeta(sealing).name}</name>`) && xml.includes(`<name>${rpmMeta(62).name}</name>`));
 });
 
-test('yank of a noarch package retires its copies in every architecture directory; pushed again, they stay', async () => {
-  const d = await mkdtemp(join(tmpdir(), 'wharf-rpm-yank-'));
-  const a = await createApp(loadConfig({ data: d, 'signing-passphrase': 'test-passphrase', fsync: 'false', 'retention-seconds': '1' }, {}), { log: createLogger('silent') });
+/**
+ * A server of its own (options as flags), with one repository without package signing, for tests that need other
+ * settings than the shared one: `push(i)` pushes synthetic package i to el/9 and returns once it is published.
+ */
+async function withOwnApp(flags: Record<string, string>, repo: string, fn: (a: App, push: (i: number) => Promise<void>) => Promise<void>): Promise<void> {
+  const d = await mkdtemp(join(tmpdir(), `wharf-rpm-${repo}-`));
+  const a = await createApp(loadConfig({ data: d, 'signing-passphrase': 'test-passphrase', fsync: 'false', ...flags }, {}), { log: createLogger('silent') });
   try {
-    const r = { org: 'acme', repo: 'yank' };
+    const r = { org: 'acme', repo };
     await a.repos.create(r, { private: false, signPackages: false });
-    // A push returns once its publish is live; the clean-up after that publish (deleting files retired over a
-    // second ago) runs under the publish lock, so the next push's publish starts after it.
-    const pushOne = async (i: number) => {
+    await fn(a, async (i) => {
       const bytes = buildRpmBytes({ ...rpmMeta(i), standalone: true });
       await a.packages.push(r, 'el', '9', (async function* () {
         yield bytes;
       })());
-    };
+    });
+  } finally {
+    await a.close();
+    await rm(d, { recursive: true, force: true });
+  }
+}
+
+test('yank of a noarch package retires its copies in every architecture directory; pushed again, they stay', async () => {
+  // A push returns once its publish is live; the clean-up after that publish (deleting files retired over a second
+  // ago) runs under the publish lock, so the next push's publish starts after it.
+  await withOwnApp({ 'retention-seconds': '1' }, 'yank', async (a, pushOne) => {
+    const r = { org: 'acme', repo: 'yank' };
     const m = rpmMeta(10);
     assert.equal(m.arch, 'noarch');
     const keys = ['noarch', 'x86_64', 'aarch64'].map((dir) => `public/acme/yank/el/9/${dir}/Packages/b/${m.filename}`);
@@ -173,10 +186,7 @@ test('yank of a noarch package retires its copies in every architecture director
     await pushOne(5); // collects what the yank retired
     await pushOne(6);
     assert.deepEqual(await present(), [false, false, false], 'left behind after the yank');
-  } finally {
-    await a.close();
-    await rm(d, { recursive: true, force: true });
-  }
+  });
 });
 
 test('an architecture that is not a directory name a repository can hold is refused: RPM_BAD_HEADER, nothing stored', async () => {
@@ -196,11 +206,7 @@ test('an architecture that is not a directory name a repository can hold is refu
 });
 
 test('maxRpmHeaderBytes: a main header above it is RPM_HEADER_TOO_LARGE (rpm itself allows 256 MiB)', async () => {
-  const d = await mkdtemp(join(tmpdir(), 'wharf-rpm-cap-'));
-  const a = await createApp(loadConfig({ data: d, 'signing-passphrase': 'test-passphrase', fsync: 'false', 'max-rpm-header-bytes': '512' }, {}), { log: createLogger('silent') });
-  try {
-    const r = { org: 'acme', repo: 'cap' };
-    await a.repos.create(r, { private: false, signPackages: false });
+  await withOwnApp({ 'max-rpm-header-bytes': '512' }, 'cap', async (a, pushOne) => {
     const bytes = buildRpmBytes({ ...rpmMeta(1), standalone: true });
     // the main header's data store size: after the 96-byte lead and the signature header (intro, index, data, padding)
     const sigIl = bytes.readUInt32BE(96 + 8);
@@ -208,30 +214,16 @@ test('maxRpmHeaderBytes: a main header above it is RPM_HEADER_TOO_LARGE (rpm its
     const main = 96 + 16 + 16 * sigIl + sigDl + ((8 - (sigDl % 8)) % 8);
     assert.ok(bytes.readUInt32BE(main + 12) > 512, 'the synthetic package has more header data than the cap');
     await assert.rejects(
-      a.packages.push(r, 'el', '9', (async function* () {
-        yield bytes;
-      })()),
+      pushOne(1),
       (e: unknown) => (e as { code?: string }).code === 'RPM_HEADER_TOO_LARGE' && /limit 512/.test((e as Error).message),
     );
-    assert.equal(loadConfig({ data: d }, {}).maxRpmHeaderBytes, 64 * 1024 * 1024, 'the default');
-  } finally {
-    await a.close();
-    await rm(d, { recursive: true, force: true });
-  }
+    assert.equal(a.config.maxRpmHeaderBytes, 512);
+  });
+  assert.equal(loadConfig({ data: dir }, {}).maxRpmHeaderBytes, 64 * 1024 * 1024, 'the default');
 });
 
 test('superseded repodata files stay downloadable for the retention period, then go', async () => {
-  const d = await mkdtemp(join(tmpdir(), 'wharf-rpm-grace-'));
-  const a = await createApp(loadConfig({ data: d, 'signing-passphrase': 'test-passphrase', fsync: 'false', 'retention-seconds': '1' }, {}), { log: createLogger('silent') });
-  try {
-    const r = { org: 'acme', repo: 'grace' };
-    await a.repos.create(r, { private: false, signPackages: false });
-    const pushOne = async (i: number) => {
-      const bytes = buildRpmBytes({ ...rpmMeta(i), standalone: true });
-      await a.packages.push(r, 'el', '9', (async function* () {
-        yield bytes;
-      })());
-    };
+  await withOwnApp({ 'retention-seconds': '1' }, 'grace', async (a, pushOne) => {
     const base = 'public/acme/grace/el/9/x86_64/repodata';
     const hrefs = async () => [...Buffer.from((await a.store.get(`${base}/repomd.xml`))!).toString().matchAll(/<location href="repodata\/([^"]+)"/g)].map((m) => m[1]!);
     const exist = async (names: string[]) => Promise.all(names.map(async (n) => (await a.store.stat(`${base}/${n}`)) !== undefined));
@@ -248,8 +240,5 @@ test('superseded repodata files stay downloadable for the retention period, then
     await pushOne(4);
     assert.deepEqual(await exist(first), [false, false, false], 'kept past the retention period');
     assert.deepEqual(await exist(await hrefs()), [true, true, true]);
-  } finally {
-    await a.close();
-    await rm(d, { recursive: true, force: true });
-  }
+  });
 });

@@ -285,7 +285,7 @@ async function main(argv: string[]): Promise<number> {
         for (const b of batches) progress.expect(tar.tarSize(b.sizes));
         await mapLimit(batches, Math.min(jobs, 2), async ({ ok, sizes }) => {
           try {
-            const r = await client.request<{ results: any[] }>('POST', path, { stream: Readable.from(tarOf(tar, ok, sizes)).pipe(progress.counter()), length: tar.tarSize(sizes), type: 'application/x-tar' }, prefer).catch((e) => {
+            const r = await client.request<{ results: any[] }>('POST', path, { stream: progress.counted(Readable.from(tarOf(tar, ok, sizes))), length: tar.tarSize(sizes), type: 'application/x-tar' }, prefer).catch((e) => {
               // Some packages refused: the answer still lists every file's result.
               if (e instanceof ApiError && e.code === 'BATCH_PARTIAL' && e.body && Array.isArray((e.body as any).results)) return e.body as { results: any[] };
               throw e;
@@ -320,7 +320,7 @@ async function main(argv: string[]): Promise<number> {
             const r =
               size < 1024 * 1024
                 ? await client.request<any>('POST', path, { data: progress.sent(readFileSync(file)), type: 'application/octet-stream' }, prefer)
-                : await client.request<any>('POST', path, { stream: createReadStream(file).pipe(progress.counter()), length: size, type: 'application/octet-stream' }, prefer);
+                : await client.request<any>('POST', path, { stream: progress.counted(createReadStream(file)), length: size, type: 'application/octet-stream' }, prefer);
             report(file, r);
           } catch (e) {
             fail(file, e);
@@ -530,14 +530,18 @@ class Progress {
     return bytes;
   }
 
-  /** a pass-through stream that counts what goes through it */
-  counter(): InstanceType<typeof Transform> {
-    return new Transform({
+  /** `source` through a pass-through stream that counts what goes through it; an error of `source` ends it too */
+  counted(source: NodeJS.ReadableStream & { destroy(e?: Error): unknown }): InstanceType<typeof Transform> {
+    const counter = new Transform({
       transform: (chunk: Buffer, _enc, cb) => {
         this.#add(chunk.length);
         cb(null, chunk);
       },
     });
+    // pipe() does not pass errors on: a file that cannot be read must fail this request, not the process
+    source.on('error', (e: Error) => counter.destroy(e));
+    counter.on('close', () => source.destroy());
+    return source.pipe(counter);
   }
 
   /** the last drawing, with a newline (nothing when no bar was shown) */

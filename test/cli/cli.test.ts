@@ -2,7 +2,7 @@
 // created on first start.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startWharf, buildDeb, type WharfInstance } from '../helpers/wharf.ts';
@@ -199,6 +199,19 @@ describe('push, ls, yank', () => {
     const dir = await w.cli(['push', 'acme/cli/debian/trixie', work]);
     assert.equal(dir.code, 1);
     assert.ok(dir.stderr.includes(work), dir.stderr);
+  });
+
+  test('a file that changes while it is sent fails its request, not the CLI (batched and streamed)', async () => {
+    // /proc files stat as 0 bytes and then read as more: the archive or the stream notices, the push reports it
+    const proc = join(work, 'procfile_1.0_amd64.deb');
+    await symlink('/proc/version', proc);
+    for (const extra of [[], ['--batch-size', '1']]) {
+      const c = await w.cli(['push', 'acme/cli/debian/trixie', debs[1]!, proc, '--json', ...extra]);
+      assert.equal(c.code, 1, c.stderr);
+      assert.doesNotMatch(c.stderr, /Unhandled|INTERNAL|at .*\.ts:\d+/, c.stderr);
+      const doc = JSON.parse(c.stdout);
+      assert.ok(doc.failed.some((f: { file: string }) => f.file === proc), c.stdout);
+    }
   });
 
   test('a bad package: non-zero exit with the server error code and the file name', async () => {

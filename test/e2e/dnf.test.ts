@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile, chmod } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import * as openpgp from 'openpgp';
 import { startWharf, type WharfInstance } from '../helpers/wharf.ts';
 import { buildRpm } from '../helpers/rpm.ts';
@@ -278,8 +278,13 @@ describe('dnf against a Wharf RPM repository', { timeout: 170_000 }, () => {
     const r = await dnf(root, ['-y', 'install', 'toollib']);
     assert.equal(r.code, 0, show('dnf install (unsigned packages)', r));
     assert.match(r.out, /toollib-1\.0-1\.noarch[\s\S]*Complete!/, show('dnf install (unsigned packages)', r));
-    // what dnf installed is the package as pushed, unsigned
-    const sig = await run('rpm', ['--dbpath', join(tmp, 'rpmdb-probe'), '-qp', '--qf', '%{RSAHEADER:pgpsig}', rpms.toollib], env);
+    // what Wharf serves (and dnf installed) is the package as pushed, byte for byte: unsigned
+    const name = basename(rpms.toollib);
+    const served = Buffer.from(await (await fetch(`${wharf.url}/acme/unsigned/el/9/x86_64/Packages/${name[0]}/${name}`)).arrayBuffer());
+    assert.ok(served.equals(await readFile(rpms.toollib)), 'the served package differs from the pushed one');
+    const probe = join(tmp, 'served-unsigned.rpm');
+    await writeFile(probe, served);
+    const sig = await run('rpm', ['--dbpath', join(tmp, 'rpmdb-probe'), '-qp', '--qf', '%{RSAHEADER:pgpsig}', probe], env);
     assert.match(sig.out, /none/i, show('rpm -qp', sig));
   });
 

@@ -72,6 +72,16 @@ for (const dialect of testDialects()) {
         assert.ok((await findOrCreateDistribution(t.db, repoId, 'otheros', 'b', 'rpm')) > 0, 'another OS name is free');
         const kinds = await t.db.selectFrom('distributions').select(['os', 'name', 'kind']).where('repo_id', '=', repoId).where('os', '=', 'myos').orderBy('name').execute();
         assert.deepEqual(kinds.map((k) => `${k.name}:${k.kind}`), ['a:deb', 'c:deb']);
+        // Two first pushes of different kinds under one new OS at once: one wins, the other is refused.
+        for (let k = 0; k < 8; k++) {
+          const [deb, rpm] = await Promise.allSettled([
+            findOrCreateDistribution(t.db, repoId, `race${k}`, 'a', 'deb'),
+            findOrCreateDistribution(t.db, repoId, `race${k}`, 'b', 'rpm'),
+          ]);
+          assert.equal([deb, rpm].filter((r) => r.status === 'fulfilled').length, 1, `race${k}: ${String((deb as PromiseRejectedResult).reason ?? '')} ${String((rpm as PromiseRejectedResult).reason ?? '')}`);
+          const rows = await t.db.selectFrom('distributions').select('kind').distinct().where('repo_id', '=', repoId).where('os', '=', `race${k}`).execute();
+          assert.equal(rows.length, 1);
+        }
       } finally {
         await t.close();
       }

@@ -29,19 +29,24 @@ async function findOrInsert(db: Db, repoId: number, os: string, name: string, ki
     return found.id;
   }
   // An OS holds distributions of one kind: its first distribution's (the known OS names imply theirs). Two layouts
-  // under one OS directory (dists/ and pool/ beside ARCH/repodata/) would only confuse whoever reads the tree.
-  const other = await db.selectFrom('distributions').select(['name', 'kind']).where('repo_id', '=', repoId).where('os', '=', os).where('kind', '!=', kind).executeTakeFirst();
-  if (other) {
-    throw new WharfError('UNSUPPORTED_PACKAGE', [
-      `${os} holds ${other.kind === 'rpm' ? 'RPM' : 'Debian'} distributions (${os}/${other.name}): push ${kind === 'rpm' ? 'RPM packages' : '.deb files'} to another OS name, such as ${kind === 'rpm' ? 'el or rpm_any' : 'debian or any'}`,
-    ]);
-  }
-  const row = await db
-    .insertInto('distributions')
-    .values({ repo_id: repoId, kind, os, name, created_at: Date.now(), generation: 0, published_state: null, published_at: null })
-    .returning(['id'])
-    .executeTakeFirstOrThrow();
-  return row.id;
+  // under one OS directory (dists/ and pool/ beside ARCH/repodata/) would only confuse whoever reads the tree. The
+  // check and the insert hold the repository's row (a no-op update locks it on PostgreSQL and takes SQLite's write
+  // lock), so two first pushes of different kinds under one new OS, on any nodes, cannot both pass.
+  return db.transaction().execute(async (tx) => {
+    await tx.updateTable('repos').set((eb) => ({ id: eb.ref('id') })).where('id', '=', repoId).execute();
+    const other = await tx.selectFrom('distributions').select(['name', 'kind']).where('repo_id', '=', repoId).where('os', '=', os).where('kind', '!=', kind).executeTakeFirst();
+    if (other) {
+      throw new WharfError('UNSUPPORTED_PACKAGE', [
+        `${os} holds ${other.kind === 'rpm' ? 'RPM' : 'Debian'} distributions (${os}/${other.name}): push ${kind === 'rpm' ? 'RPM packages' : '.deb files'} to another OS name, such as ${kind === 'rpm' ? 'el or rpm_any' : 'debian or any'}`,
+      ]);
+    }
+    const row = await tx
+      .insertInto('distributions')
+      .values({ repo_id: repoId, kind, os, name, created_at: Date.now(), generation: 0, published_state: null, published_at: null })
+      .returning(['id'])
+      .executeTakeFirstOrThrow();
+    return row.id;
+  });
 }
 
 /** Records `count` stored or removed packages; call in the transaction that writes their rows. Returns the new count. */

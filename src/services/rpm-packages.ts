@@ -288,8 +288,11 @@ export class RpmPackageService {
         if (row.arch === 'noarch') {
           // A noarch package is linked into every architecture directory: those copies go with it (a directory
           // with no copy makes a deletion of nothing).
+          // The directories it was published in (the last publish's), and any the next publish may have.
           const arches = await tx.selectFrom('rpm_packages').select('arch').distinct().where('distribution_id', '=', distributionId).execute();
-          const dirs = new Set([...this.#d.config.defaultRpmArchitectures, ...arches.map((a) => a.arch).filter((a) => a !== 'noarch').map(rpmBlobDir)]);
+          const published = await tx.selectFrom('distributions').select('published_state').where('id', '=', distributionId).executeTakeFirst();
+          const publishedDirs = published?.published_state ? Object.keys((JSON.parse(published.published_state) as { dirs?: Record<string, unknown> }).dirs ?? {}) : [];
+          const dirs = new Set([...publishedDirs, ...this.#d.config.defaultRpmArchitectures, ...arches.map((a) => a.arch).filter((a) => a !== 'noarch').map(rpmBlobDir)]);
           dirs.delete('SRPMS');
           for (const d of [...dirs].sort()) keys.push(noarchCopyKey(row.blob_key, d));
         }

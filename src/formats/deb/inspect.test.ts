@@ -140,7 +140,7 @@ test('control.tar.xz: decoded in process, and through the xz program for filters
     const info = await inspectDeb(bufferSource(await withControl(packed)));
     assert.equal(info.package, 'mini', args.join(' '));
   }
-  // More than the decoder produces on the event loop (4 MiB): the xz program, with the real cap.
+  // More than the decoder produces on the event loop (1 MiB): the xz program, with the real cap.
   const big = Buffer.concat([tar.subarray(0, tar.length - 1024), new Uint8Array(5 * 1024 * 1024), tar.subarray(tar.length - 1024)]);
   const bigInfo = await inspectDeb(bufferSource(await withControl(new Uint8Array(execFileSync('xz', ['-z', '-c', '-6'], { input: big })))));
   assert.equal(bigInfo.package, 'mini');

@@ -160,9 +160,9 @@ async function withOwnApp(flags: Record<string, string>, repo: string, fn: (a: A
 }
 
 test('yank of a noarch package retires its copies in every architecture directory; pushed again, they stay', async () => {
-  // A push returns once its publish is live; the clean-up after that publish (deleting files retired over a second
-  // ago) runs under the publish lock, so the next push's publish starts after it.
-  await withOwnApp({ 'retention-seconds': '1' }, 'yank', async (a, pushOne) => {
+  // A push returns once its publish is live; the clean-up after that publish (deleting files retired over the retention
+  // period ago; 3 s, so that a slow machine does not reach it early) runs under the publish lock, so the next push's publish starts after it.
+  await withOwnApp({ 'retention-seconds': '3' }, 'yank', async (a, pushOne) => {
     const r = { org: 'acme', repo: 'yank' };
     const m = rpmMeta(10);
     assert.equal(m.arch, 'noarch');
@@ -174,7 +174,7 @@ test('yank of a noarch package retires its copies in every architecture director
     // Yanked, then pushed again within the retention period: when the yanked files fall due, all three are live.
     await a.packages.yank(r, 'el', '9', m.filename);
     await pushOne(10);
-    await new Promise((res) => setTimeout(res, 1100));
+    await new Promise((res) => setTimeout(res, 3200));
     await pushOne(2); // collects what the yank retired
     await pushOne(4);
     assert.deepEqual(await present(), [true, true, true], 'a copy of a live package was collected');
@@ -182,7 +182,7 @@ test('yank of a noarch package retires its copies in every architecture director
     await a.packages.yank(r, 'el', '9', m.filename);
     await pushOne(3);
     assert.deepEqual(await present(), [true, true, true], 'collected before the retention period was over');
-    await new Promise((res) => setTimeout(res, 1100));
+    await new Promise((res) => setTimeout(res, 3200));
     await pushOne(5); // collects what the yank retired
     await pushOne(6);
     assert.deepEqual(await present(), [false, false, false], 'left behind after the yank');
@@ -223,7 +223,7 @@ test('maxRpmHeaderBytes: a main header above it is RPM_HEADER_TOO_LARGE (rpm its
 });
 
 test('superseded repodata files stay downloadable for the retention period, then go', async () => {
-  await withOwnApp({ 'retention-seconds': '1' }, 'grace', async (a, pushOne) => {
+  await withOwnApp({ 'retention-seconds': '3' }, 'grace', async (a, pushOne) => {
     const base = 'public/acme/grace/el/9/x86_64/repodata';
     const hrefs = async () => [...Buffer.from((await a.store.get(`${base}/repomd.xml`))!).toString().matchAll(/<location href="repodata\/([^"]+)"/g)].map((m) => m[1]!);
     const exist = async (names: string[]) => Promise.all(names.map(async (n) => (await a.store.stat(`${base}/${n}`)) !== undefined));
@@ -235,7 +235,7 @@ test('superseded repodata files stay downloadable for the retention period, then
     assert.ok(first.every((h) => !second.includes(h)), 'every document changed');
     // A client holding the first repomd.xml still finds what it names.
     assert.deepEqual(await exist(first), [true, true, true], 'collected within the retention period');
-    await new Promise((res) => setTimeout(res, 1100));
+    await new Promise((res) => setTimeout(res, 3200));
     await pushOne(3); // collects what the second publish retired
     await pushOne(4);
     assert.deepEqual(await exist(first), [false, false, false], 'kept past the retention period');

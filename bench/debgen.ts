@@ -4,7 +4,8 @@ import { gzipSync } from 'node:zlib';
 import { existsSync, mkdirSync, readdirSync, writeFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { xorshift32 } from '../test/helpers/xorshift.ts';
-import { assembleXz, xzCompressParts } from '../src/formats/compress.ts';
+import { assembleXz, parseXzStream } from '../src/formats/compress.ts';
+import { execFileSync } from 'node:child_process';
 
 export interface SyntheticDeb {
   index: number;
@@ -227,21 +228,38 @@ export function buildDebBytes(m: SyntheticDeb, profile: DebProfile = 'tiny'): Bu
 }
 
 /**
- * How the members are compressed: xz as dpkg-deb writes by default (control.tar.xz and data.tar.xz, xz -6), what
+ * How the members are compressed: xz as dpkg-deb writes by default (control.tar.xz and data.tar.xz, xz -6, CRC64), what
  * most packages built on Debian look like and the benchmark's default; or gzip (control.tar.gz, data.tar.gz), as
  * the benchmark's packages were until session 14. With xz every tool that reads control.tar pays for LZMA (aptly's
  * repo add, apt-ftparchive, Wharf's push), and aptly's Contents for decompressing every data.tar.xz.
  */
 export type DebCompression = 'gzip' | 'xz';
 
-/** Packages `metas` with xz members: compressed by one xz process per CPU (xzCompressParts), each member a stream. */
-async function buildXzDebs(metas: readonly SyntheticDeb[], profile: DebProfile): Promise<Buffer[]> {
+/**
+ * Packages `metas` with xz members as dpkg-deb writes them (liblzma preset 6: an 8 MiB dictionary, CRC64), each
+ * member a stream of its own. One xz process compresses all members as the blocks of one stream (--block-list),
+ * which are then cut into one stream per member: 20,000 process starts would take minutes.
+ */
+function buildXzDebs(metas: readonly SyntheticDeb[], profile: DebProfile): Buffer[] {
   const tars = metas.flatMap((m) => {
     const t = debTars(m, profile);
     return [t.control, t.data];
   });
-  const parts = await xzCompressParts(tars, { preset: 6 });
-  return metas.map((_, k) => arDeb('xz', assembleXz([parts[2 * k]!]), assembleXz([parts[2 * k + 1]!])));
+  const packed = execFileSync('xz', ['-z', '-c', '-q', '-6', '-T1', '--check=crc64', `--block-list=${tars.map((t) => t.byteLength).join(',')}`], {
+    input: Buffer.concat(tars),
+    env: { ...process.env, XZ_OPT: '', XZ_DEFAULTS: '' },
+    maxBuffer: 1 << 30,
+  });
+  const stream = parseXzStream(packed);
+  if (stream.records.length !== tars.length) throw new Error(`xz --block-list made ${stream.records.length} blocks for ${tars.length} members`);
+  let off = 0;
+  const members = stream.records.map((r) => {
+    const len = r.unpaddedSize + ((4 - (r.unpaddedSize % 4)) % 4);
+    const blocks = stream.blocks.subarray(off, off + len);
+    off += len;
+    return assembleXz([{ checkType: stream.checkType, blocks, records: [r] }]);
+  });
+  return metas.map((_, k) => arDeb('xz', members[2 * k]!, members[2 * k + 1]!));
 }
 
 /**
@@ -275,7 +293,7 @@ export async function ensureDebs(
   else {
     for (let i = 0; i < all.length; i += 1000) {
       const slice = all.slice(i, i + 1000);
-      const built = await buildXzDebs(slice.map((x) => x.m), profile);
+      const built = buildXzDebs(slice.map((x) => x.m), profile);
       slice.forEach(({ path }, k) => writeFileSync(path, built[k]!));
     }
   }

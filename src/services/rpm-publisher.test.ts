@@ -160,8 +160,9 @@ async function withOwnApp(flags: Record<string, string>, repo: string, fn: (a: A
 }
 
 test('yank of a noarch package retires its copies in every architecture directory; pushed again, they stay', async () => {
-  // A push returns once its publish is live; the clean-up after that publish (deleting files retired over the retention
-  // period ago; 3 s, so that a slow machine does not reach it early) runs under the publish lock, so the next push's publish starts after it.
+  // A push returns once its publish is live; the clean-up after that publish (deleting files retired over the
+  // retention period ago: 3 s, so that a slow machine does not reach it early) runs under the publish lock, so the
+  // next push's publish starts after it.
   await withOwnApp({ 'retention-seconds': '3' }, 'yank', async (a, pushOne) => {
     const r = { org: 'acme', repo: 'yank' };
     const m = rpmMeta(10);

@@ -7,7 +7,7 @@ import { listArMembers, type ArMember } from './ar.ts';
 import { findControlFile } from './tar.ts';
 import { getField, parseControl, type ControlStanza } from './control.ts';
 import { parseDebVersion } from './version.ts';
-import { XzCorruptError, XzTooLargeError, XzUnsupportedError, decodeXz } from '../xz-decode.ts';
+import { XzCorruptError, XzTooLargeError, decodeXz } from '../xz-decode.ts';
 
 export interface InspectDebOptions {
   /** Largest accepted control.tar member as stored (compressed). Default 16 MiB. */

@@ -4,7 +4,7 @@ import { gzipSync } from 'node:zlib';
 import { existsSync, mkdirSync, readdirSync, writeFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { xorshift32 } from '../test/helpers/xorshift.ts';
-import { assembleXz, parseXzStream } from '../src/formats/compress.ts';
+import { assembleXz, parseXzStream, splitXzBlocks } from '../src/formats/compress.ts';
 import { execFileSync } from 'node:child_process';
 
 export interface SyntheticDeb {
@@ -252,13 +252,7 @@ function buildXzDebs(metas: readonly SyntheticDeb[], profile: DebProfile): Buffe
   });
   const stream = parseXzStream(packed);
   if (stream.records.length !== tars.length) throw new Error(`xz --block-list made ${stream.records.length} blocks for ${tars.length} members`);
-  let off = 0;
-  const members = stream.records.map((r) => {
-    const len = r.unpaddedSize + ((4 - (r.unpaddedSize % 4)) % 4);
-    const blocks = stream.blocks.subarray(off, off + len);
-    off += len;
-    return assembleXz([{ checkType: stream.checkType, blocks, records: [r] }]);
-  });
+  const members = splitXzBlocks(stream).map((part) => assembleXz([part]));
   return metas.map((_, k) => arDeb('xz', members[2 * k]!, members[2 * k + 1]!));
 }
 

@@ -189,6 +189,17 @@ export async function gzipMemberAsync(data: Uint8Array, level: number = DEFAULT_
   return out;
 }
 
+/** One XzPart per block of `stream`: each can be assembled alone (assembleXz) or with others. */
+export function splitXzBlocks(stream: XzPart): XzPart[] {
+  let off = 0;
+  return stream.records.map((r): XzPart => {
+    const len = r.unpaddedSize + ((4 - (r.unpaddedSize % 4)) % 4);
+    const blocks = stream.blocks.subarray(off, off + len);
+    off += len;
+    return { checkType: stream.checkType, blocks, records: [r] };
+  });
+}
+
 /**
  * Compresses each of `parts` into an xz block of its own (independent, as if each were compressed alone), with as
  * few xz processes as there are CPUs: each process gets a run of consecutive parts and `--block-list` with their
@@ -224,13 +235,7 @@ export async function xzCompressParts(parts: readonly Uint8Array[], opts: { pres
       if (stream.records.length !== g.length || stream.records.some((r, i) => r.uncompressedSize !== g[i]!.byteLength)) {
         throw new CompressionError('XZ_FAILED', `xz --block-list made ${stream.records.length} blocks for ${g.length} parts`);
       }
-      let off = 0;
-      return stream.records.map((r): XzPart => {
-        const len = r.unpaddedSize + ((4 - (r.unpaddedSize % 4)) % 4);
-        const blocks = stream.blocks.subarray(off, off + len);
-        off += len;
-        return { checkType: stream.checkType, blocks, records: [r] };
-      });
+      return splitXzBlocks(stream);
     }),
   );
   return results.flat();

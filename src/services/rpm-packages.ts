@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Db } from '../db/database.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { Config } from '../config.ts';
-import { WharfError, isWharfError } from '../errors.ts';
+import { WharfError } from '../errors.ts';
 import { validateDistRef, type RepoRef } from '../names.ts';
 import { readRpm } from '../formats/rpm/header.ts';
 import { rpmPackageMetadata } from '../formats/rpm/package.ts';
@@ -137,13 +137,7 @@ export class RpmPackageService {
     const src = await stagedByteSource(staged);
     let signedPath: string | undefined;
     try {
-      const file = await readRpm(src, { maxHeaderData: this.#d.config.maxRpmHeaderBytes }).catch((e: unknown) => {
-        // the limit is the server's setting, not rpm's: say which one
-        if (isWharfError(e) && e.code === 'RPM_HEADER_TOO_LARGE' && /data bytes/.test(e.message)) {
-          throw new WharfError('RPM_HEADER_TOO_LARGE', [`${e.message.replace(/^RPM header too large: /, '')}; the server's limit is maxRpmHeaderBytes (WHARF_MAX_RPM_HEADER_BYTES)`]);
-        }
-        throw e;
-      });
+      const file = await readRpm(src, { maxHeaderData: this.#d.config.maxRpmHeaderBytes, maxHeaderDataSource: "the server's maxRpmHeaderBytes (WHARF_MAX_RPM_HEADER_BYTES)" });
       await checkPayload(file, staged);
       const meta = rpmPackageMetadata(file);
       const arch = meta.isSource ? 'src' : meta.arch;

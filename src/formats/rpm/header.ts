@@ -43,9 +43,11 @@ export interface RpmReadLimits {
   maxHeaderEntries?: number;
   /** Largest accepted main header data store (rpm: 0x0FFFFFFF, and 8 + 16 * il + dl < 256 MiB). */
   maxHeaderData?: number;
+  /** Where a maxHeaderData lower than rpm's comes from (a server setting), named in the error that refuses a header. */
+  maxHeaderDataSource?: string;
 }
 
-export const DEFAULT_RPM_LIMITS: Required<RpmReadLimits> = {
+export const DEFAULT_RPM_LIMITS: Required<Omit<RpmReadLimits, 'maxHeaderDataSource'>> = {
   maxSignatureEntries: 32,
   maxSignatureData: 64 * 1024 * 1024,
   maxHeaderEntries: 0xffff,
@@ -350,7 +352,7 @@ export function parseHeaderBlob(raw: Uint8Array, kind: 'signature' | 'main', exa
 }
 
 async function readHeaderAt(
-  src: ByteSource, start: number, kind: 'signature' | 'main', maxIl: number, maxDl: number, exactSize: boolean,
+  src: ByteSource, start: number, kind: 'signature' | 'main', maxIl: number, maxDl: number, exactSize: boolean, maxDlSource?: string,
 ): Promise<RpmHeader> {
   const intro = await readAt(src, start, 16, `the ${kind} header intro`);
   for (let i = 0; i < 8; i++) {
@@ -361,7 +363,7 @@ async function readHeaderAt(
   const il = be32(intro, 8);
   const dl = be32(intro, 12);
   if (il > maxIl) throw new WharfError('RPM_HEADER_TOO_LARGE', [`${kind} header has ${il} index entries (limit ${maxIl})`]);
-  if (dl > maxDl) throw new WharfError('RPM_HEADER_TOO_LARGE', [`${kind} header has ${dl} data bytes (limit ${maxDl})`]);
+  if (dl > maxDl) throw new WharfError('RPM_HEADER_TOO_LARGE', [`${kind} header has ${dl} data bytes (limit ${maxDl}${maxDlSource ? `, ${maxDlSource}` : ''})`]);
   if (8 + 16 * il + dl >= HEADER_MAX_BYTES) {
     throw new WharfError('RPM_HEADER_TOO_LARGE', [`${kind} header is ${8 + 16 * il + dl} bytes (limit ${HEADER_MAX_BYTES})`]);
   }
@@ -387,7 +389,7 @@ export async function readRpm(src: ByteSource, limits: RpmReadLimits = {}): Prom
   const sigDl = be32(signature.raw, 12);
   const sigEnd = RPM_LEAD_SIZE + signature.raw.byteLength + ((8 - (sigDl % 8)) % 8);
   if (sigEnd > src.size) throw new WharfError('RPM_TRUNCATED', [`the signature header padding ends at ${sigEnd} but the file has ${src.size} bytes`]);
-  const header = await readHeaderAt(src, sigEnd, 'main', lim.maxHeaderEntries, lim.maxHeaderData, true);
+  const header = await readHeaderAt(src, sigEnd, 'main', lim.maxHeaderEntries, lim.maxHeaderData, true, limits.maxHeaderDataSource);
   const headerEnd = sigEnd + header.raw.byteLength;
   return {
     lead,

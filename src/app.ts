@@ -176,6 +176,7 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
     close: async () => {
       reconciler.stop();
       jwt.close();
+      await packages.close();
       await publisher.close();
       await rpmPublisher.close();
       await cluster.close();

@@ -18,6 +18,7 @@ export const OPTIONS = {
   adminToken: { env: 'WHARF_ADMIN_TOKEN', flag: 'admin-token', doc: 'admin token created on first start', default: '' },
   maxUploadBytes: { env: 'WHARF_MAX_UPLOAD_BYTES', flag: 'max-upload-bytes', doc: 'largest accepted package', default: String(2 * 1024 ** 3) },
   maxRpmHeaderBytes: { env: 'WHARF_MAX_RPM_HEADER_BYTES', flag: 'max-rpm-header-bytes', doc: 'largest accepted RPM main header data (held in memory while a push is checked)', default: String(64 * 1024 ** 2) },
+  importRoots: { env: 'WHARF_IMPORT_ROOTS', flag: 'import-roots', doc: 'comma-separated absolute directories on the server that `wharf import` may read packages from (default: none, import disabled)', default: '' },
   retentionSeconds: { env: 'WHARF_RETENTION_SECONDS', flag: 'retention-seconds', doc: 'grace period for superseded files', default: '3600' },
   defaultArchitectures: { env: 'WHARF_DEFAULT_ARCHITECTURES', flag: 'default-architectures', doc: 'comma-separated', default: 'amd64,arm64' },
   defaultRpmArchitectures: { env: 'WHARF_DEFAULT_RPM_ARCHITECTURES', flag: 'default-rpm-architectures', doc: 'comma-separated', default: 'x86_64,aarch64' },

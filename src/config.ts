@@ -3,7 +3,7 @@
 // No other module reads process.env.
 // Through process.getBuiltinModule: the CLI loads this module on every call, and the ESM facades cost milliseconds.
 const { readFileSync } = process.getBuiltinModule('node:fs') as typeof import('node:fs');
-const { resolve } = process.getBuiltinModule('node:path') as typeof import('node:path');
+const { resolve, isAbsolute, normalize } = process.getBuiltinModule('node:path') as typeof import('node:path');
 import { WharfError } from './errors.ts';
 import { s3OptionsFromEnv, type S3StoreOptions } from './storage/s3/options.ts';
 import { OPTIONS, OPTION_NAMES, OPTION_FLAGS, type OptionName } from './config-options.ts';
@@ -40,6 +40,11 @@ export interface Config {
   readonly maxUploadBytes: number;
   /** largest RPM main header data store accepted (rpm's own limit is 256 MiB) */
   readonly maxRpmHeaderBytes: number;
+  /**
+   * directories (absolute, as given) whose package files a server admin may import in place (`wharf import`); empty:
+   * import is off
+   */
+  readonly importRoots: readonly string[];
   /** how long superseded index files (by-hash) and yanked pool files stay downloadable */
   readonly retentionSeconds: number;
   /** architectures every APT distribution lists, besides those of its packages */
@@ -133,6 +138,11 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
   for (const a of rpmArches) {
     if (!/^[A-Za-z0-9_]+$/.test(a) || ['noarch', 'src', 'nosrc', 'SRPMS'].includes(a)) fail(`invalid architecture "${a}" in defaultRpmArchitectures`);
   }
+  const importRoots = raw('importRoots').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const r of importRoots) {
+    if (!isAbsolute(r)) fail(`importRoots must be absolute directories, got "${r.slice(0, 200)}"`);
+    if (normalize(r) === '/') fail('importRoots must not include / (name the directories packages are imported from)');
+  }
   // TRACE=1 turns on detailed trace logging whatever the configured level.
   if (Number(raw('publishTokenSeconds')) > 3600) fail(`publishTokenSeconds must be at most 3600 (an hour), got ${raw('publishTokenSeconds')}`);
   const level = env.TRACE === '1' ? 'trace' : raw('logLevel');
@@ -167,6 +177,7 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
     ...(raw('adminToken') ? { adminToken: raw('adminToken') } : {}),
     maxUploadBytes: positiveInt('maxUploadBytes', raw('maxUploadBytes')),
     maxRpmHeaderBytes: Math.min(positiveInt('maxRpmHeaderBytes', raw('maxRpmHeaderBytes')), 0x0fffffff),
+    importRoots: Object.freeze(importRoots.map((r) => normalize(r).replace(/(.)\/+$/, '$1'))),
     retentionSeconds: positiveInt('retentionSeconds', raw('retentionSeconds'), true),
     defaultArchitectures: Object.freeze(arches),
     defaultRpmArchitectures: Object.freeze(rpmArches),

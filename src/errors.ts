@@ -11,6 +11,12 @@ export const ERRORS = {
   UNSUPPORTED_PACKAGE: { status: 415, message: '%s' },
   BATCH_INVALID: { status: 400, message: 'Invalid batch archive: %s (a batch push is a tar archive of package files, as `wharf push` sends)' },
   BATCH_PARTIAL: { status: 422, message: '%s of %s packages in the batch were refused; the others are stored and published (see "results")' },
+  IMPORT_DISABLED: { status: 403, message: 'Importing from the server\'s directories is off: start the server with importRoots (WHARF_IMPORT_ROOTS) naming the directories it may read, or push the files with `wharf push`' },
+  IMPORT_PATH_NOT_ALLOWED: { status: 403, message: 'The directory %s is not inside an import root of this server (importRoots: %s): move the files under one, or push them with `wharf push`' },
+  IMPORT_PATH_INVALID: { status: 400, message: 'Invalid import path %s: %s' },
+  IMPORT_TOO_MANY_FILES: { status: 413, message: 'The directory holds more than %s package files: import its subdirectories one at a time' },
+  IMPORT_FILE_SKIPPED: { status: 422, message: 'Not imported: %s' },
+  IMPORT_FILE_CHANGED: { status: 409, message: 'The file changed while it was being imported (%s): import it again once it is complete' },
 
   // Package format errors (.deb)
   DEB_NOT_AR: { status: 422, message: 'Not a Debian package: %s' },
@@ -88,6 +94,14 @@ export class WharfError extends Error {
     this.code = code;
     this.status = def.status;
     if (details) this.details = details;
+  }
+
+  /** An error made elsewhere (a worker thread) from its code and message; undefined for a code this registry lacks. */
+  static restore(e: { code: string; message: string }): WharfError | undefined {
+    if (!Object.hasOwn(ERRORS, e.code)) return undefined;
+    const err = new WharfError(e.code as ErrorCode);
+    err.message = e.message;
+    return err;
   }
 }
 

@@ -6,6 +6,7 @@ import { WharfError } from '../errors.ts';
 import { parseRepoRef, validateOrgName } from '../names.ts';
 import { allows, SCOPES, type Principal, type Scope } from '../services/tokens.ts';
 import type { RepositoryInfo } from '../services/repositories.ts';
+import type { BatchResult } from '../services/packages.ts';
 import { prefersAsync, readJson, requestBody, sendJson } from './http.ts';
 import { authenticateRequest, clientIp } from './auth.ts';
 import { actorOf } from '../services/audit.ts';
@@ -213,6 +214,29 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
     }
     return sendJson(res, 200, { packages: await app.packages.list({ org: repo.org, repo: repo.name }, filter) });
   }
+  // /repos/ORG/REPO/distributions/OS/DIST/import: the package files of a directory on the server (server admin)
+  if (seg[3] === 'distributions' && seg.length === 7 && seg[6] === 'import') {
+    if (method !== 'POST') throw new WharfError('METHOD_NOT_ALLOWED', [method]);
+    // It reads the server's own files: for the server's admin only, whatever the repository's tokens allow.
+    if (p.kind !== 'admin') throw new WharfError('FORBIDDEN');
+    const repo = await repoFor(app, p, org, name, 'push');
+    const body = await readJson(req);
+    if (typeof body.path !== 'string') throw new WharfError('BAD_REQUEST', ['"path" (the absolute path of a directory on the server) is required']);
+    for (const f of ['link', 'recursive'] as const) {
+      if (body[f] !== undefined && typeof body[f] !== 'boolean') throw new WharfError('BAD_REQUEST', [`"${f}" must be true or false`]);
+    }
+    const wait = !prefersAsync(req);
+    const applied: Record<string, string> = wait ? {} : { 'Preference-Applied': 'respond-async' };
+    const [os, dist] = [seg[4]!, seg[5]!];
+    const batch = await app.packages.importDirectory(
+      { org: repo.org, repo: repo.name },
+      os,
+      dist,
+      { path: body.path, ...(body.link !== undefined ? { link: body.link as boolean } : {}), ...(body.recursive !== undefined ? { recursive: body.recursive as boolean } : {}) },
+      { repo, ...(wait ? {} : { wait: false }) },
+    );
+    return sendBatch(app, req, res, p, repo, os, dist, batch, wait, applied, { import: true });
+  }
   // /repos/ORG/REPO/distributions/OS/DIST/packages[/FILENAME]
   if (seg[3] === 'distributions' && seg.length >= 7 && seg[6] === 'packages') {
     const [os, dist] = [seg[4]!, seg[5]!];
@@ -226,31 +250,7 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
         // Several packages in one request: a tar archive of the files (what `wharf push` sends for many files).
         if (/^application\/(x-)?tar\b/i.test(req.headers['content-type'] ?? '')) {
           const batch = await app.packages.pushBatch({ org: repo.org, repo: repo.name }, os, dist, requestBody(req), pushOpts);
-          const actor = actorOf(p);
-          const ip = clientIp(req, app.config);
-          await app.audit.recordMany(
-            batch.results.flatMap((r) =>
-              r.status === 'refused' || !r.package
-                ? []
-                : [
-                    {
-                      actor,
-                      ip,
-                      action: 'package.push',
-                      orgId: repo.org_id,
-                      repoId: repo.id,
-                      target: `${repo.org}/${repo.name}/${os}/${dist}/${r.package.filename}`,
-                      details: { status: r.status, sha256: r.package.sha256, batch: true, ...(p.provenance ? { ci: p.provenance } : {}) },
-                    },
-                  ],
-            ),
-          );
-          const refused = batch.results.filter((r) => r.status === 'refused').length;
-          if (refused > 0) {
-            const e = new WharfError('BATCH_PARTIAL', [refused, batch.results.length]);
-            return sendJson(res, e.status, { error: { code: e.code, message: e.message }, ...batch }, { 'X-Wharf-Error': e.code, ...applied });
-          }
-          return sendJson(res, !wait ? 202 : batch.results.some((r) => r.status === 'created') ? 201 : 200, batch, applied);
+          return sendBatch(app, req, res, p, repo, os, dist, batch, wait, applied);
         }
         const len = req.headers['content-length'];
         if (len !== undefined && Number(len) > app.config.maxUploadBytes) throw new WharfError('PAYLOAD_TOO_LARGE', [app.config.maxUploadBytes]);
@@ -277,6 +277,47 @@ export async function handleApi(app: App, req: IncomingMessage, res: ServerRespo
     }
   }
   throw notFound();
+}
+
+/** Records a batch's stored packages in the audit log and answers with every file's result. */
+async function sendBatch(
+  app: App,
+  req: IncomingMessage,
+  res: ServerResponse,
+  p: Principal,
+  repo: RepositoryInfo,
+  os: string,
+  dist: string,
+  batch: BatchResult,
+  wait: boolean,
+  applied: Record<string, string>,
+  extra: Record<string, unknown> = { batch: true },
+): Promise<void> {
+  const actor = actorOf(p);
+  const ip = clientIp(req, app.config);
+  await app.audit.recordMany(
+    batch.results.flatMap((r) =>
+      r.status === 'refused' || !r.package
+        ? []
+        : [
+            {
+              actor,
+              ip,
+              action: 'package.push',
+              orgId: repo.org_id,
+              repoId: repo.id,
+              target: `${repo.org}/${repo.name}/${os}/${dist}/${r.package.filename}`,
+              details: { status: r.status, sha256: r.package.sha256, ...extra, ...(p.provenance ? { ci: p.provenance } : {}) },
+            },
+          ],
+    ),
+  );
+  const refused = batch.results.filter((r) => r.status === 'refused').length;
+  if (refused > 0) {
+    const e = new WharfError('BATCH_PARTIAL', [refused, batch.results.length]);
+    return sendJson(res, e.status, { error: { code: e.code, message: e.message }, ...batch }, { 'X-Wharf-Error': e.code, ...applied });
+  }
+  return sendJson(res, !wait ? 202 : batch.results.some((r) => r.status === 'created') ? 201 : 200, batch, applied);
 }
 
 function positiveId(s: string, code: 'ISSUER_NOT_FOUND' | 'PUBLISHER_NOT_FOUND'): number {

@@ -3,7 +3,7 @@
 // several milliseconds of every CLI call (a push of one package takes about 70 ms in all).
 const { parseArgs } = process.getBuiltinModule('node:util') as typeof import('node:util');
 const { createReadStream, readFileSync, statSync } = process.getBuiltinModule('node:fs') as typeof import('node:fs');
-const { basename } = process.getBuiltinModule('node:path') as typeof import('node:path');
+const { basename, resolve } = process.getBuiltinModule('node:path') as typeof import('node:path');
 const { Readable, Transform } = process.getBuiltinModule('node:stream') as typeof import('node:stream');
 import { OPTION_FLAGS } from '../config-options.ts';
 import type * as TarStream from '../formats/tar-stream.ts';
@@ -28,6 +28,9 @@ Client (WHARF_URL / --url, default http://127.0.0.1:8080; WHARF_TOKEN / --token)
   push ORG/REPO/OS/DIST FILE...        upload packages and publish signed metadata
        [--oidc]                        from CI without a stored secret: exchange the job's OIDC token
                                        (GitLab: id_tokens WHARF_ID_TOKEN; GitHub: permissions id-token: write)
+  import ORG/REPO/OS/DIST DIR [--link] [--no-recursive]
+                                       store and publish the .rpm/.deb files of a directory on the server itself
+                                       (under its importRoots; server admin token): no upload; --link hard-links them
   ls ORG/REPO [OS/DIST] [--long]       list packages (--long: with the CI identity they were published from)
   publisher add ORG/REPO (--gitlab GROUP/PROJECT | --github OWNER/REPO) --workflow PATH
                 [--environment ENV] [--issuer URL] [--owner-id ID]
@@ -118,6 +121,8 @@ async function main(argv: string[]): Promise<number> {
       jobs: { type: 'string' },
       'batch-size': { type: 'string' },
       'no-wait': { type: 'boolean' },
+      link: { type: 'boolean' },
+      'no-recursive': { type: 'boolean' },
       progress: { type: 'boolean' },
       'no-progress': { type: 'boolean' },
       oidc: { type: 'boolean' },
@@ -330,6 +335,27 @@ async function main(argv: string[]): Promise<number> {
       progress.end();
       if (json) process.stdout.write(JSON.stringify({ pushed: results, failed: failures }, null, 2) + '\n');
       return failures.length > 0 ? 1 : 0;
+    }
+    case 'import': {
+      const [target, dir, ...extra] = args;
+      const t = target?.split('/') ?? [];
+      if (t.length !== 4 || !dir || extra.length > 0) throw new UsageError('usage: wharf import ORG/REPO/OS/DIST DIR [--link] [--no-recursive]');
+      const path = `repos/${t.map(encodeURIComponent).slice(0, 2).join('/')}/distributions/${encodeURIComponent(t[2]!)}/${encodeURIComponent(t[3]!)}/import`;
+      const noWait = values['no-wait'] === true;
+      // The directory as the server sees it: this machine's absolute path (the server runs here, or shares it).
+      const body = { path: resolve(dir), link: values.link === true, recursive: values['no-recursive'] !== true };
+      const r = await client.request<{ results: any[]; generation?: number }>('POST', path, { json: body }, noWait ? { Prefer: 'respond-async' } : undefined).catch((e) => {
+        // Some files refused: the answer still lists every file's result.
+        if (e instanceof ApiError && e.code === 'BATCH_PARTIAL' && e.body && Array.isArray((e.body as any).results)) return e.body as { results: any[]; generation?: number };
+        throw e;
+      });
+      const counts = { created: 0, unchanged: 0, refused: 0 };
+      for (const x of r.results) {
+        counts[x.status as keyof typeof counts]++;
+        if (x.status === 'refused' && !json) process.stderr.write(`wharf: error ${x.error?.code}: ${x.file}: ${x.error?.message}\n`);
+      }
+      out(`imported ${counts.created} new and ${counts.unchanged} unchanged packages into ${target}${counts.refused ? `; ${counts.refused} refused` : ''}${noWait ? ' (metadata follows)' : r.generation !== undefined ? ` (metadata generation ${r.generation})` : ''}`, r);
+      return counts.refused > 0 ? 1 : 0;
     }
     case 'ls': {
       const [repo, dist] = args;

@@ -5,11 +5,10 @@ import type { BlobStore } from '../storage/blob-store.ts';
 import type { Config } from '../config.ts';
 import { WharfError } from '../errors.ts';
 import { validateDistRef, type RepoRef } from '../names.ts';
-import { inspectDeb } from '../formats/deb/inspect.ts';
-import { getField } from '../formats/deb/control.ts';
-import { renderPackagesStanza } from '../formats/deb/packages-stanza.ts';
 import { stagedByteSource, type StagedUpload } from './upload.ts';
-import { poolDir, repoTreePrefix } from './tree.ts';
+import { repoTreePrefix } from './tree.ts';
+import { checkDeb, type CheckedDeb } from './package-check.ts';
+import type { FileDigests } from '../formats/digests.ts';
 import { bumpChanges } from './distributions.ts';
 import type { Locks } from './locks.ts';
 import type { WriteBatcher } from './write-batcher.ts';
@@ -63,7 +62,6 @@ export interface AptPackageServiceDeps {
   readonly writes: WriteBatcher;
 }
 
-const COMPONENT = 'main';
 const WRITE = { sync: 'deferred', exactStat: false } as const;
 
 /** A deb_packages row before it has a distribution. */
@@ -80,6 +78,20 @@ const DEB_PACKAGES_TABLE: PackageTable<DebRow, DebExisting, DebPackageInfo> = {
 
 /** A checked .deb, ready to store. */
 export type PreparedDeb = PreparedPackage<DebRow>;
+
+/** The row of a checked .deb with these digests (of the file as stored: Debian packages are stored as uploaded). */
+export function debRow(checked: CheckedDeb, digests: FileDigests, provenance: Provenance | undefined): DebRow {
+  return {
+    ...checked.fields,
+    size: digests.size,
+    md5: digests.md5,
+    sha1: digests.sha1,
+    sha256: digests.sha256,
+    sha512: digests.sha512,
+    created_at: Date.now(),
+    provenance: provenance ? JSON.stringify(provenance) : null,
+  };
+}
 
 export interface IngestOptions {
   /**
@@ -132,52 +144,25 @@ export class AptPackageService {
   /** Checks a staged .deb and derives everything stored about it (its Packages stanza, pool path, row). */
   async prepare(ref: RepoRef, repo: RepositoryInfo, os: string, dist: string, staged: StagedUpload, provenance?: Provenance): Promise<PreparedDeb> {
     const src = await stagedByteSource(staged);
-    let deb;
+    let checked;
     try {
-      deb = await inspectDeb(src);
+      checked = await checkDeb(src, staged, dist);
     } finally {
       await src.close();
     }
-    const source = (getField(deb.control, 'Source') ?? deb.package).split(/\s/)[0]!;
-    if (!/^[a-z0-9][a-z0-9+.-]+$/.test(source)) throw new WharfError('DEB_BAD_FIELD', [`Source "${source.slice(0, 100)}" is not a valid source package name`]);
-    const filename = deb.canonicalFilename;
-    const poolKey = `${poolDir(dist, COMPONENT, source)}/${filename}`;
-    const stanza = renderPackagesStanza(deb.control, {
-      filename: poolKey,
-      size: staged.size,
-      md5: staged.md5,
-      sha1: staged.sha1,
-      sha256: staged.sha256,
-      sha512: staged.sha512,
-    });
-    const key = `${repoTreePrefix(ref.org, ref.repo, repo.private)}/${os}/${poolKey}`;
+    const key = `${repoTreePrefix(ref.org, ref.repo, repo.private)}/${os}/${checked.poolKey}`;
     return {
-      filename,
+      filename: checked.filename,
       uploadSha256: staged.sha256,
       key,
-      identity: `${deb.package} ${deb.version} (${deb.architecture})`,
+      identity: checked.identity,
       // Durable with the publish that lists it (the publisher flushes the store before InRelease). A small package
       // never touched the disk: written straight into place; a large one is moved from its scratch file.
       write: async (store, opts) => {
         if (staged.bytes) await store.put(key, staged.bytes, opts?.concurrent ? { ...WRITE, concurrent: true } : WRITE);
         else await store.putFile(key, await staged.localPath(), WRITE);
       },
-      row: {
-        component: COMPONENT,
-        name: deb.package,
-        version: deb.version,
-        architecture: deb.architecture,
-        filename,
-        pool_key: poolKey,
-        size: staged.size,
-        md5: staged.md5,
-        sha1: staged.sha1,
-        sha256: staged.sha256,
-        sha512: staged.sha512,
-        stanza,
-        created_at: Date.now(),
-        provenance: provenance ? JSON.stringify(provenance) : null,
-      },
+      row: debRow(checked, staged, provenance),
     };
   }
 

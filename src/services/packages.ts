@@ -11,6 +11,10 @@ import type { AptPackageService, DebPackageInfo, PreparedDeb, Provenance, PushRe
 import type { PreparedRpm, RpmPackageService } from './rpm-packages.ts';
 import type { UploadTracker } from './upload-tracker.ts';
 import type { StagedUpload } from './upload.ts';
+import { ImportWorkers, importName, listImportFiles, verifiedFile, type ImportChecked, type ImportCheckRequest, type ImportWorkerResult } from './import.ts';
+import { mapLimit } from './async.ts';
+import { repoTreePrefix } from './tree.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
 import type { RepositoryInfo } from './repositories.ts';
 import { readTarStream } from '../formats/tar-stream.ts';
 import { isWharfError } from '../errors.ts';
@@ -71,7 +75,7 @@ export class PackageService {
       const staged = await stageUpload(body, { dir: join(this.#d.config.dataDir, 'tmp'), maxBytes: this.#d.config.maxUploadBytes });
       try {
         const found: { id?: number } = {};
-        const kind = await this.#kindFor(repo, os, dist, staged, undefined, found);
+        const kind = await this.#kindFor(repo, os, dist, sniffPackageKind(staged.head), undefined, found);
         // The distribution was just looked up: the ingest does not look it up again.
         const ingestOpts = { ...(found.id !== undefined ? { distributionId: found.id } : {}), ...(opts.wait === false ? { publish: 'background' as const } : {}) };
         return kind === 'deb'
@@ -104,71 +108,7 @@ export class PackageService {
     const repo = opts.repo ?? (await this.#d.repos.get(ref));
     const label = `${ref.org}/${ref.repo}/${os}/${dist}`;
     const ingested = this.#d.uploads.begin(label);
-    const results: BatchEntryResult[] = [];
-    /** the batch's format: its first package's (checked against the distribution); every other must match it */
-    let kind: PackageKind | undefined;
-    let distributionId: number | undefined;
-    let target: number | undefined;
-    let unchanged = false;
-    let failure: unknown;
-    let readFailure: unknown;
-    const fail = (e: unknown) => (failure ??= e);
-    const refuse = (index: number, e: unknown) => {
-      // A bad package is this file's problem; anything else (storage, database) ends the batch.
-      if (!isWharfError(e) || e.status >= 500) fail(e);
-      else results[index] = { file: results[index]!.file, status: 'refused', error: { code: e.code, message: e.message } };
-    };
-
-    interface Checked {
-      index: number;
-      staged: StagedUpload;
-      prepared: PreparedDeb | PreparedRpm;
-    }
-    let pending: Checked[] = [];
-    let pendingBytes = 0;
-    let storing: Promise<void> = Promise.resolve();
-    let chunksQueued = 0;
-    const release = async (chunk: Checked[]) => {
-      await Promise.allSettled(chunk.map(async (c) => ('dispose' in c.prepared ? c.prepared.dispose() : undefined)));
-      await Promise.allSettled(chunk.map((c) => c.staged.dispose()));
-    };
-    const storeChunk = async (chunk: Checked[]) => {
-      try {
-        if (failure) return;
-        const storeOpts = distributionId !== undefined ? { distributionId } : {};
-        const r =
-          kind === 'rpm'
-            ? await this.#d.rpm.store(ref, repo, os, dist, chunk.map((c) => c.prepared as PreparedRpm), storeOpts)
-            : await this.#d.apt.store(ref, repo, os, dist, chunk.map((c) => c.prepared as PreparedDeb), storeOpts);
-        distributionId = r.distributionId;
-        if (r.target !== undefined) target = Math.max(target ?? 0, r.target);
-        r.results.forEach((res, j) => {
-          const index = chunk[j]!.index;
-          if (res instanceof WharfError) refuse(index, res);
-          else {
-            results[index] = { file: results[index]!.file, ...res };
-            if (res.status === 'unchanged') unchanged = true;
-          }
-        });
-      } catch (e) {
-        // A refusal of the whole chunk (the distribution is of the other format, say) is each file's answer; a
-        // storage or database failure ends the batch.
-        if (isWharfError(e) && e.status < 500) for (const c of chunk) refuse(c.index, e);
-        else fail(e);
-      } finally {
-        chunksQueued--;
-        await release(chunk);
-      }
-    };
-    const flush = () => {
-      if (pending.length === 0) return;
-      const chunk = pending;
-      pending = [];
-      pendingBytes = 0;
-      chunksQueued++;
-      storing = storing.then(() => storeChunk(chunk));
-    };
-
+    const batch = new BatchIngest(this.#d, ref, repo, os, dist);
     try {
       const entries = readTarStream(body, { maxEntries: PackageService.MAX_BATCH_FILES, maxEntryBytes: this.#d.config.maxUploadBytes });
       // The archive is read in order; each package is checked while the next ones are read, and checked packages are
@@ -176,28 +116,26 @@ export class PackageService {
       const inFlight = new Set<Promise<void>>();
       try {
         for await (const entry of entries) {
-          if (failure) break;
-          const index = results.length;
-          results.push({ file: entry.name, status: 'refused' });
+          if (batch.failure) break;
+          const index = batch.entry(entry.name);
           const staged = await stageUpload(entry.body, { dir: join(this.#d.config.dataDir, 'tmp'), maxBytes: this.#d.config.maxUploadBytes });
           const task = (async () => {
             let handedOver = false;
             try {
               const sniffed = sniffPackageKind(staged.head);
-              let k = kind !== undefined && sniffed === kind ? kind : await this.#kindFor(repo, os, dist, staged, kind);
-              kind ??= k;
+              let k = batch.kind !== undefined && sniffed === batch.kind ? batch.kind : await this.#kindFor(repo, os, dist, sniffed, batch.kind);
+              batch.kind ??= k;
               // Two first packages of different formats checked at once: the one that set the batch's format wins.
-              if (k !== kind) k = await this.#kindFor(repo, os, dist, staged, kind);
+              if (k !== batch.kind) k = await this.#kindFor(repo, os, dist, sniffed, batch.kind);
               const prepared =
                 k === 'deb'
                   ? await this.#d.apt.prepare(ref, repo, os, dist, staged, opts.provenance)
                   : await this.#d.rpm.prepare(ref, repo, os, dist, staged, opts.provenance);
-              pending.push({ index, staged, prepared });
               handedOver = true;
-              pendingBytes += staged.bytes ? staged.size * (k === 'rpm' ? 2 : 1) : 0; // an RPM re-signed in memory is held twice
-              if (pending.length >= PackageService.BATCH_CHUNK || pendingBytes >= PackageService.BATCH_CHUNK_BYTES) flush();
+              // an RPM re-signed in memory is held twice
+              batch.add(index, prepared, () => staged.dispose(), staged.bytes ? staged.size * (k === 'rpm' ? 2 : 1) : 0);
             } catch (e) {
-              refuse(index, e);
+              batch.refuse(index, e);
             } finally {
               if (!handedOver) await staged.dispose();
             }
@@ -206,47 +144,99 @@ export class PackageService {
           void task.finally(() => inFlight.delete(task));
           if (inFlight.size >= PackageService.BATCH_CONCURRENCY) await Promise.race(inFlight);
           // Checking runs ahead of storing by at most one chunk (memory: about two chunks of packages).
-          if (chunksQueued >= 1 && pending.length + inFlight.size >= PackageService.BATCH_CHUNK) await storing;
+          await batch.backpressure(inFlight.size);
         }
       } catch (e) {
         // The archive could not be read on (malformed, or the upload broke off): the packages checked before the
         // break are still stored and published, then this is the answer.
-        readFailure = e;
+        batch.readFailure = e;
       } finally {
         // Also when reading the archive failed: nothing of this batch is still running when it answers.
         await Promise.allSettled(inFlight);
-        flush();
-        await storing;
+        await batch.drain();
       }
-      if (readFailure !== undefined) fail(readFailure);
     } finally {
       ingested();
     }
-    // One publish for the whole batch; also when the batch failed half way: what was stored is published (and the
-    // failure reported after it).
-    if (distributionId === undefined) {
-      if (failure) throw failure;
-      return { results };
+    return batch.publish(label, opts.wait !== false);
+  }
+
+  /**
+   * Imports the package files of a directory on the server (under one of the configured import roots) into OS/DIST,
+   * as a batch push of those files would: each file checked and reported on its own, one publish for all. `link`:
+   * hard-link the files into the tree instead of copying them (where the tree is on their filesystem, and the
+   * package is stored as it is: an RPM re-signed on upload is always written anew).
+   */
+  async importDirectory(ref: RepoRef, os: string, dist: string, request: { path: string; link?: boolean; recursive?: boolean }, opts: Pick<PushOptions, 'repo' | 'wait'> = {}): Promise<BatchResult> {
+    validateDistRef(os, dist);
+    const { config } = this.#d;
+    const { dir, files } = await listImportFiles(config.importRoots, request.path, request.recursive !== false);
+    const repo = opts.repo ?? (await this.#d.repos.get(ref));
+    const label = `${ref.org}/${ref.repo}/${os}/${dist}`;
+    const ingested = this.#d.uploads.begin(label);
+    const batch = new BatchIngest(this.#d, ref, repo, os, dist);
+    const link = request.link === true;
+    const req: ImportCheckRequest = {
+      dist,
+      maxBytes: config.maxUploadBytes,
+      rpmLimits: this.#d.rpm.limits,
+      resign: repo.sign_packages,
+      keepBytes: !link || repo.sign_packages,
+    };
+    const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
+    try {
+      // Windows of files are checked on the workers (a few ahead) while the ones before them are stored.
+      const windows: Promise<ImportWorkerResult[]>[] = [];
+      let nextWindow = 0;
+      const refill = () => {
+        while (windows.length < IMPORT_WINDOWS_AHEAD && nextWindow < files.length && !batch.failure) {
+          const w = this.#workers.check(files.slice(nextWindow, nextWindow + IMPORT_WINDOW), req);
+          w.catch(() => {});
+          windows.push(w);
+          nextWindow += IMPORT_WINDOW;
+        }
+      };
+      for (let i = 0; i < files.length && !batch.failure; i += IMPORT_WINDOW) {
+        refill();
+        const paths = files.slice(i, i + IMPORT_WINDOW);
+        const indexes = paths.map((p) => batch.entry(importName(dir, p)));
+        const results = await windows.shift()!;
+        refill();
+        await mapLimit(results.map((r, j) => [r, j] as const), PackageService.BATCH_CONCURRENCY, async ([r, j]) => {
+          const index = indexes[j]!;
+          const path = paths[j]!;
+          try {
+            if ('error' in r) throw (r.error.status < 500 && WharfError.restore(r.error)) || new Error(r.error.message);
+            const k = batch.kind === r.kind ? r.kind : await this.#kindFor(repo, os, dist, r.kind, batch.kind);
+            batch.kind ??= k;
+            if (r.kind === 'rpm' && req.resign) {
+              // Re-signed here, as a push is: from the bytes the worker read, or from the file for a large one.
+              const staged = importedUpload(r, path);
+              batch.add(index, await this.#d.rpm.prepare(ref, repo, os, dist, staged), async () => {}, r.size * 2);
+              return;
+            }
+            batch.add(index, importedPackage(r, path, `${treePrefix}/${os}/${r.relKey}`, link), async () => {}, r.bytes ? r.size : 0);
+          } catch (e) {
+            batch.refuse(index, e);
+          }
+        });
+        await batch.backpressure(0);
+      }
+      await Promise.allSettled(windows);
+    } catch (e) {
+      batch.readFailure = e;
+    } finally {
+      await batch.drain();
+      ingested();
     }
-    const service = kind === 'rpm' ? this.#d.rpm : this.#d.apt;
-    if (opts.wait === false && !failure) {
-      // Asynchronous: stored (and durable) is the answer; the publish follows (the queue logs a failure, the
-      // reconciler publishes what is left unpublished).
-      await service.flushStored();
-      if (target !== undefined || unchanged) service.publish(distributionId, { label, coalesce: true, ...(target !== undefined ? { target } : {}) }).catch(() => {});
-      return { results };
-    }
-    if (failure) {
-      if (target !== undefined) await service.publish(distributionId, { label, coalesce: true, target }).catch(() => {}); // else the reconciler will
-      throw failure;
-    }
-    const published =
-      target !== undefined
-        ? await service.publish(distributionId, { label, coalesce: true, target })
-        : unchanged
-          ? await service.publish(distributionId, { label, coalesce: true })
-          : undefined;
-    return { results, ...(published ? { generation: published.generation } : {}) };
+    return batch.publish(label, opts.wait !== false);
+  }
+
+  readonly #workers = new ImportWorkers();
+
+  /** Stops the import workers. */
+  close(): Promise<void> {
+    return this.#workers.close();
   }
 
   /**
@@ -271,8 +261,7 @@ export class PackageService {
    * The format of a staged upload, checked against the distribution's (or the one its OS name implies, or the one
    * the rest of its batch has).
    */
-  async #kindFor(repo: RepositoryInfo, os: string, dist: string, staged: StagedUpload, batchKind?: PackageKind, found?: { id?: number }): Promise<PackageKind> {
-    const kind = sniffPackageKind(staged.head);
+  async #kindFor(repo: RepositoryInfo, os: string, dist: string, kind: PackageKind | undefined, batchKind?: PackageKind, found?: { id?: number }): Promise<PackageKind> {
     const existing = batchKind === undefined ? await this.#distribution(repo.id, os, dist) : { kind: batchKind };
     if (found && existing && 'id' in existing) found.id = existing.id;
     const known = (existing?.kind as PackageKind | undefined) ?? distributionKindOf(os);
@@ -318,5 +307,196 @@ export class PackageService {
       return removed;
     }
     return this.#d.apt.yank(ref, os, dist, filename);
+  }
+}
+
+/** Files of an import handed to the workers together, and how many such windows are checked ahead of storing. */
+const IMPORT_WINDOW = 256;
+const IMPORT_WINDOWS_AHEAD = 4;
+
+const WRITE = { sync: 'deferred', exactStat: false, concurrent: true } as const;
+
+/** An imported file as an upload, for the path that re-signs RPMs (the worker only read and hashed it). */
+function importedUpload(r: ImportChecked, path: string): StagedUpload {
+  return {
+    size: r.size,
+    sha256: r.sha256,
+    // Not used for RPMs (their index has SHA-256 only).
+    md5: '',
+    sha1: '',
+    sha512: '',
+    head: r.bytes ? r.bytes.subarray(0, 16) : new Uint8Array(),
+    ...(r.bytes ? { bytes: r.bytes } : {}),
+    localPath: async () => path,
+    dispose: async () => {},
+  };
+}
+
+/** A checked file of an import, stored as it lies: linked when asked and possible, else copied. */
+function importedPackage(r: ImportChecked, path: string, key: string, link: boolean): PreparedRpm | PreparedDeb {
+  const row = { ...r.fields, ...(r.digests ?? {}), size: r.size, sha256: r.sha256, created_at: Date.now(), provenance: null };
+  if (r.kind === 'rpm') Object.assign(row, { upload_sha256: r.sha256 });
+  const write = async (store: BlobStore) => {
+    if (link && store.linkFile) {
+      const done = await store.linkFile(key, path, { ...WRITE, expect: r.identity });
+      if (done === 'linked') return;
+      if (done === 'changed') throw new WharfError('IMPORT_FILE_CHANGED', [path.slice(-200)]);
+    }
+    // A copy of exactly the bytes that were checked: those the worker read, or the file's, verified as they stream.
+    await store.put(key, r.bytes ?? verifiedFile(path, r.sha256, r.size), WRITE);
+  };
+  return {
+    filename: r.filename!,
+    identity: r.identityText!,
+    uploadSha256: r.sha256,
+    key,
+    write,
+    dispose: async () => {},
+    row: row as never,
+  };
+}
+
+interface BatchDeps {
+  readonly apt: AptPackageService;
+  readonly rpm: RpmPackageService;
+}
+
+/**
+ * The storing half of a batch (a tar archive pushed, or a directory imported): checked packages are collected into
+ * chunks and stored a chunk at a time (one lock statement, one lookup, one transaction each) while the next ones are
+ * checked; each file gets its own result; one publish lists them all.
+ */
+class BatchIngest {
+  readonly results: BatchEntryResult[] = [];
+  /** the batch's format: its first package's (checked against the distribution); every other must match it */
+  kind: PackageKind | undefined;
+  distributionId: number | undefined;
+  target: number | undefined;
+  unchanged = false;
+  failure: unknown;
+  /** reading the input failed part way: what was checked before is still stored and published */
+  readFailure: unknown;
+  #pending: { index: number; prepared: PreparedDeb | PreparedRpm; release: () => Promise<void> }[] = [];
+  #pendingBytes = 0;
+  #storing: Promise<void> = Promise.resolve();
+  #chunksQueued = 0;
+  readonly #d: BatchDeps;
+  readonly #ref: RepoRef;
+  readonly #repo: RepositoryInfo;
+  readonly #os: string;
+  readonly #dist: string;
+
+  constructor(deps: BatchDeps, ref: RepoRef, repo: RepositoryInfo, os: string, dist: string) {
+    this.#d = deps;
+    this.#ref = ref;
+    this.#repo = repo;
+    this.#os = os;
+    this.#dist = dist;
+  }
+
+  /** A new file of the batch: its index (refused until it is stored). */
+  entry(file: string): number {
+    this.results.push({ file, status: 'refused' });
+    return this.results.length - 1;
+  }
+
+  fail(e: unknown): void {
+    this.failure ??= e;
+  }
+
+  /** A bad package is this file's problem; anything else (storage, database) ends the batch. */
+  refuse(index: number, e: unknown): void {
+    if (!isWharfError(e) || e.status >= 500) this.fail(e);
+    else this.results[index] = { file: this.results[index]!.file, status: 'refused', error: { code: e.code, message: e.message } };
+  }
+
+  /** A checked package, to be stored with its chunk; `release` once stored (or refused). */
+  add(index: number, prepared: PreparedDeb | PreparedRpm, release: () => Promise<void>, bytes: number): void {
+    this.#pending.push({ index, prepared, release });
+    this.#pendingBytes += bytes;
+    if (this.#pending.length >= PackageService.BATCH_CHUNK || this.#pendingBytes >= PackageService.BATCH_CHUNK_BYTES) this.#flush();
+  }
+
+  /** Waits while checking runs more than a chunk ahead of storing (memory: about two chunks of packages). */
+  async backpressure(inFlight: number): Promise<void> {
+    if (this.#chunksQueued >= 1 && this.#pending.length + inFlight >= PackageService.BATCH_CHUNK) await this.#storing;
+  }
+
+  /** Stores what is pending, and waits until every chunk is stored. */
+  async drain(): Promise<void> {
+    this.#flush();
+    await this.#storing;
+    if (this.readFailure !== undefined) this.fail(this.readFailure);
+  }
+
+  #flush(): void {
+    if (this.#pending.length === 0) return;
+    const chunk = this.#pending;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#chunksQueued++;
+    this.#storing = this.#storing.then(() => this.#storeChunk(chunk));
+  }
+
+  async #storeChunk(chunk: { index: number; prepared: PreparedDeb | PreparedRpm; release: () => Promise<void> }[]): Promise<void> {
+    try {
+      if (this.failure) return;
+      const storeOpts = this.distributionId !== undefined ? { distributionId: this.distributionId } : {};
+      const [ref, repo, os, dist] = [this.#ref, this.#repo, this.#os, this.#dist];
+      const r =
+        this.kind === 'rpm'
+          ? await this.#d.rpm.store(ref, repo, os, dist, chunk.map((c) => c.prepared as PreparedRpm), storeOpts)
+          : await this.#d.apt.store(ref, repo, os, dist, chunk.map((c) => c.prepared as PreparedDeb), storeOpts);
+      this.distributionId = r.distributionId;
+      if (r.target !== undefined) this.target = Math.max(this.target ?? 0, r.target);
+      r.results.forEach((res, j) => {
+        const index = chunk[j]!.index;
+        if (res instanceof WharfError) this.refuse(index, res);
+        else {
+          this.results[index] = { file: this.results[index]!.file, ...res };
+          if (res.status === 'unchanged') this.unchanged = true;
+        }
+      });
+    } catch (e) {
+      // A refusal of the whole chunk (the distribution is of the other format, say) is each file's answer; a
+      // storage or database failure ends the batch.
+      if (isWharfError(e) && e.status < 500) for (const c of chunk) this.refuse(c.index, e);
+      else this.fail(e);
+    } finally {
+      this.#chunksQueued--;
+      await Promise.allSettled(chunk.map(async (c) => ('dispose' in c.prepared ? c.prepared.dispose() : undefined)));
+      await Promise.allSettled(chunk.map((c) => c.release()));
+    }
+  }
+
+  /**
+   * One publish for the whole batch; also when the batch failed half way: what was stored is published (and the
+   * failure reported after it). `wait` false: answered once stored (and durable), the publish follows.
+   */
+  async publish(label: string, wait: boolean): Promise<BatchResult> {
+    const { results, distributionId, target, unchanged, failure } = this;
+    if (distributionId === undefined) {
+      if (failure) throw failure;
+      return { results };
+    }
+    const service = this.kind === 'rpm' ? this.#d.rpm : this.#d.apt;
+    if (!wait && !failure) {
+      // Asynchronous: stored (and durable) is the answer; the publish follows (the queue logs a failure, the
+      // reconciler publishes what is left unpublished).
+      await service.flushStored();
+      if (target !== undefined || unchanged) service.publish(distributionId, { label, coalesce: true, ...(target !== undefined ? { target } : {}) }).catch(() => {});
+      return { results };
+    }
+    if (failure) {
+      if (target !== undefined) await service.publish(distributionId, { label, coalesce: true, target }).catch(() => {}); // else the reconciler will
+      throw failure;
+    }
+    const published =
+      target !== undefined
+        ? await service.publish(distributionId, { label, coalesce: true, target })
+        : unchanged
+          ? await service.publish(distributionId, { label, coalesce: true })
+          : undefined;
+    return { results, ...(published ? { generation: published.generation } : {}) };
   }
 }

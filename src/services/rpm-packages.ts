@@ -10,10 +10,11 @@ import type { BlobStore } from '../storage/blob-store.ts';
 import type { Config } from '../config.ts';
 import { WharfError } from '../errors.ts';
 import { validateDistRef, type RepoRef } from '../names.ts';
-import { readRpm } from '../formats/rpm/header.ts';
-import { rpmPackageMetadata } from '../formats/rpm/package.ts';
+import type { RpmReadLimits } from '../formats/rpm/header.ts';
 import { signRpm } from '../formats/rpm/sign.ts';
-import { filelistsPackageXml, otherPackageXml, primaryPackageXml } from '../formats/rpm/repodata.ts';
+import { checkRpm, rpmBlobDir, rpmRowFields } from './package-check.ts';
+
+export { rpmBlobDir, rpmLocation } from './package-check.ts';
 import { stagedByteSource, type StagedUpload } from './upload.ts';
 import { repoTreePrefix } from './tree.ts';
 import { bumpChanges } from './distributions.ts';
@@ -42,11 +43,6 @@ export interface RpmPackageServiceDeps {
   readonly writes: WriteBatcher;
 }
 
-/** Where a package lives inside its distribution: ARCH/Packages/x/FILE, SRPMS/Packages/x/FILE, noarch/Packages/x/FILE. */
-export function rpmBlobDir(arch: string): string {
-  return arch === 'src' || arch === 'nosrc' ? 'SRPMS' : arch;
-}
-
 /** Where the publisher links a noarch package (blob key DIST/noarch/Packages/x/FILE) in architecture directory `dir`. */
 export function noarchCopyKey(blobKey: string, dir: string): string {
   return blobKey.replace(/^([^/]+)\/noarch\//, `$1/${dir}/`);
@@ -58,12 +54,8 @@ export function noarchOriginKey(key: string): string | undefined {
   return m && m[2] !== 'noarch' ? `${m[1]}/noarch/${m[3]}` : undefined;
 }
 
-/** Directory names inside a distribution that no architecture may take. */
-const RESERVED_ARCH_DIRS = new Set(['SRPMS', 'repodata', 'Packages']);
-
-export function rpmLocation(filename: string): string {
-  return `Packages/${filename[0]!.toLowerCase()}/${filename}`;
-}
+/** Where a too-large header's error says the limit comes from. */
+export const RPM_HEADER_LIMIT_SOURCE = "the server's maxRpmHeaderBytes (WHARF_MAX_RPM_HEADER_BYTES)";
 
 const WRITE = { sync: 'deferred', exactStat: false } as const;
 
@@ -83,10 +75,6 @@ const RPM_PACKAGES_TABLE: PackageTable<RpmRow, RpmExisting, DebPackageInfo> = {
 export interface PreparedRpm extends PreparedPackage<RpmRow> {
   /** removes its scratch file, if it still has one */
   dispose(): Promise<void>;
-}
-
-function evr(r: { epoch: string; version: string; release: string }): string {
-  return `${r.epoch !== '0' ? `${r.epoch}:` : ''}${r.version}-${r.release}`;
 }
 
 export class RpmPackageService {
@@ -137,23 +125,10 @@ export class RpmPackageService {
     const src = await stagedByteSource(staged);
     let signedPath: string | undefined;
     try {
-      const file = await readRpm(src, { maxHeaderData: this.#d.config.maxRpmHeaderBytes, maxHeaderDataSource: "the server's maxRpmHeaderBytes (WHARF_MAX_RPM_HEADER_BYTES)" });
-      await checkPayload(file, staged);
-      const meta = rpmPackageMetadata(file);
-      const arch = meta.isSource ? 'src' : meta.arch;
-      // The architecture names a directory of the tree (ARCH/Packages/...): letters, digits and _ as every real one
-      // (x86_64, aarch64, ppc64le, i686, noarch); a binary package cannot claim the source packages' names.
-      if (!meta.isSource && (!/^[A-Za-z0-9_]{1,32}$/.test(arch) || arch === 'src' || arch === 'nosrc' || RESERVED_ARCH_DIRS.has(arch))) {
-        throw new WharfError('RPM_BAD_HEADER', [`the architecture ${JSON.stringify(arch.slice(0, 40))} is not one a repository can hold: use letters, digits and _ (x86_64, aarch64, noarch)`]);
-      }
-      const filename = `${meta.name}-${meta.version}-${meta.release}.${arch}.rpm`;
-      if (!/^[A-Za-z0-9][A-Za-z0-9._+~^-]*\.rpm$/.test(filename) || filename.length > 255) {
-        throw new WharfError('RPM_BAD_HEADER', [`the package name, version, release or arch make an unsafe file name: ${JSON.stringify(filename.slice(0, 100))}`]);
-      }
-
+      const checked = await checkRpm(src, staged, this.limits);
       let sha256 = staged.sha256;
       let size = staged.size;
-      let signedMeta = meta;
+      let signedMeta = checked.meta;
       let signedBytes: Uint8Array | undefined;
       if (repo.sign_packages) {
         // Re-signed with the package key: lead + new signature header + the original rest (in memory when small,
@@ -169,22 +144,20 @@ export class RpmPackageService {
           ({ sha256, size } = await writeSigned(signedPath, await staged.localPath(), signed.signatureHeader, signed.headerStart));
         }
         const headerStart = 96 + signed.signatureHeader.byteLength;
-        signedMeta = { ...meta, headerStart, headerEnd: headerStart + (signed.headerEnd - signed.headerStart) };
+        signedMeta = { ...checked.meta, headerStart, headerEnd: headerStart + (signed.headerEnd - signed.headerStart) };
       }
-      const location = rpmLocation(filename);
-      const facts = { sha256, size, fileTime: Math.floor(Date.now() / 1000), location };
-      const blobKey = `${dist}/${rpmBlobDir(arch)}/${location}`;
+      const fields = rpmRowFields({ ...checked, meta: signedMeta }, dist, { sha256, size, uploadSha256: staged.sha256, fileTime: Math.floor(Date.now() / 1000) });
       // Durable with the publish that lists it (the publisher flushes the store before repomd.xml).
-      const key = `${repoTreePrefix(ref.org, ref.repo, repo.private)}/${os}/${blobKey}`;
+      const key = `${repoTreePrefix(ref.org, ref.repo, repo.private)}/${os}/${fields.blob_key}`;
       const body = signedBytes ?? (signedPath ? undefined : staged.bytes);
       const scratch = signedPath;
       signedPath = undefined;
       let moved = false;
       return {
-        filename,
+        filename: checked.filename,
         uploadSha256: staged.sha256,
         key,
-        identity: `${meta.name} ${evr(meta)} (${arch})`,
+        identity: checked.identity,
         write: async (store, opts) => {
           // A small package never touched the disk: written straight into place.
           if (body) await store.put(key, body, opts?.concurrent ? { ...WRITE, concurrent: true } : WRITE);
@@ -196,28 +169,17 @@ export class RpmPackageService {
         dispose: async () => {
           if (scratch && !moved) await rm(scratch, { force: true });
         },
-        row: {
-          name: meta.name,
-          epoch: meta.epoch,
-          version: meta.version,
-          release: meta.release,
-          arch,
-          filename,
-          blob_key: blobKey,
-          size,
-          sha256,
-          upload_sha256: staged.sha256,
-          primary_xml: primaryPackageXml(signedMeta, facts),
-          filelists_xml: filelistsPackageXml(signedMeta, facts),
-          other_xml: otherPackageXml(signedMeta, facts),
-          created_at: Date.now(),
-          provenance: provenance ? JSON.stringify(provenance) : null,
-        },
+        row: { ...fields, created_at: Date.now(), provenance: provenance ? JSON.stringify(provenance) : null },
       };
     } finally {
       await src.close();
       if (signedPath) await rm(signedPath, { force: true });
     }
+  }
+
+  /** The header limits a package is read with (the server's maxRpmHeaderBytes). */
+  get limits(): RpmReadLimits {
+    return { maxHeaderData: this.#d.config.maxRpmHeaderBytes, maxHeaderDataSource: RPM_HEADER_LIMIT_SOURCE };
   }
 
   /**
@@ -341,6 +303,10 @@ async function readRange(path: string, start: number, length: number): Promise<B
   }
 }
 
+function evr(r: { epoch: string; version: string; release: string }): string {
+  return `${r.epoch !== '0' ? `${r.epoch}:` : ''}${r.version}-${r.release}`;
+}
+
 function info(
   distribution: string,
   r: { name: string; epoch: string; version: string; release: string; arch: string; filename: string; size: number; sha256: string; created_at: number; provenance: string | null },
@@ -356,36 +322,4 @@ function info(
     created_at: new Date(Number(r.created_at)).toISOString(),
     provenance: parseProvenance(r.provenance),
   };
-}
-
-const SIGTAG_SIZE = 1000;
-const SIGTAG_LONGSIZE = 270;
-const RPMTAG_PAYLOADDIGEST = 5092;
-const RPMTAG_PAYLOADDIGESTALGO = 5093;
-const PGP_HASH: Record<number, string> = { 1: 'md5', 2: 'sha1', 8: 'sha256', 9: 'sha384', 10: 'sha512', 11: 'sha224' };
-
-/**
- * The headers are only part of a package: a payload cut short or altered in transit would be published and then
- * fail at install time. Checks the size the signature header records and the payload digest the main header
- * records (rpm >= 4.14), streaming the payload once.
- */
-async function checkPayload(file: Awaited<ReturnType<typeof readRpm>>, staged: StagedUpload): Promise<void> {
-  const size = staged.size;
-  const recorded = file.signature.number(SIGTAG_LONGSIZE) ?? file.signature.number(SIGTAG_SIZE);
-  const actual = size - file.headerRange.start;
-  if (recorded !== undefined && recorded !== actual) {
-    throw new WharfError(recorded > actual ? 'RPM_TRUNCATED' : 'RPM_BAD_HEADER', [
-      `the header and payload are ${actual} bytes, but the signature header says ${recorded} (a truncated or altered upload?)`,
-    ]);
-  }
-  const digest = file.header.strings(RPMTAG_PAYLOADDIGEST)?.[0];
-  if (!digest) return;
-  const algo = PGP_HASH[file.header.number(RPMTAG_PAYLOADDIGESTALGO) ?? 8];
-  if (!algo) return;
-  const h = createHash(algo);
-  if (staged.bytes) h.update(staged.bytes.subarray(file.payloadOffset));
-  else for await (const chunk of createReadStream(await staged.localPath(), { start: file.payloadOffset })) h.update(chunk as Buffer);
-  if (h.digest('hex') !== digest.toLowerCase()) {
-    throw new WharfError('RPM_BAD_HEADER', ['the payload does not match the payload digest in the header (a truncated or altered upload?)']);
-  }
 }

@@ -217,6 +217,45 @@ export function blobStoreConformance(name: string, factory: () => Promise<Confor
         assert.equal(await store.stat('moved/missing'), undefined);
       }));
 
+    test('linkFile (where the store has it): a link to exactly the file checked, or a refusal that leaves nothing', T, () =>
+      withStore(async (store) => {
+        const { mkdtemp, writeFile, stat, lstat } = await import('node:fs/promises');
+        const { tmpdir } = await import('node:os');
+        const { join } = await import('node:path');
+        if (!store.linkFile) {
+          // Stores without local files (S3) have no links: an import copies the bytes with put().
+          assert.equal(typeof store.localPath?.('x'), 'undefined');
+          return;
+        }
+        const dir = await mkdtemp(join(tmpdir(), 'wharf-linkfile-'));
+        const local = join(dir, 'pkg.rpm');
+        await writeFile(local, 'package bytes');
+        const identity = async () => {
+          const st = await lstat(local);
+          return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
+        };
+        const expect = await identity();
+        assert.equal(await store.linkFile('linked/deep/dir/pkg.rpm', local, { expect }), 'linked', 'parents are created');
+        assert.equal(dec.decode(await store.get('linked/deep/dir/pkg.rpm')), 'package bytes');
+        assert.equal(store.localPath ? (await stat(store.localPath('linked/deep/dir/pkg.rpm')!)).ino : expect.ino, expect.ino, 'the same file, not a copy');
+        // An existing blob is replaced atomically.
+        await store.put('linked/over', 'old');
+        assert.equal(await store.linkFile('linked/over', local, { sync: 'deferred' }), 'linked');
+        assert.equal(dec.decode(await store.get('linked/over')), 'package bytes');
+        await store.flush();
+        // A file that changed since it was checked (size, or its modification time) is not linked.
+        await writeFile(local, 'package bytes, then more');
+        assert.equal(await store.linkFile('linked/changed', local, { expect }), 'changed');
+        assert.equal(await store.stat('linked/changed'), undefined);
+        const replaced = join(dir, 'other.rpm');
+        await writeFile(replaced, 'package bytes');
+        assert.equal(await store.linkFile('linked/other', replaced, { expect }), 'changed', 'another file (inode) with the same size');
+        assert.equal(await store.stat('linked/other'), undefined);
+        await assert.rejects(store.linkFile('linked/missing', join(dir, 'nope')), /ENOENT/);
+        assert.equal(await store.stat('linked/missing'), undefined);
+        await assert.rejects(store.linkFile('../escape', local), /STORAGE_BAD_KEY|Invalid/);
+      }));
+
     test('open: whole blob and byte ranges', T, () =>
       withStore(async (store) => {
         const data = pattern(1, 100_000);

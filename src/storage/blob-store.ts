@@ -11,6 +11,14 @@ export interface BlobStat {
   etag: string;
 }
 
+/** Which file, and which version of it: what lstat/fstat say (modification time in milliseconds, with fractions). */
+export interface FileIdentity {
+  readonly dev: number;
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+}
+
 export interface BlobListEntry {
   key: string;
   size: number;
@@ -70,6 +78,15 @@ export interface BlobStore {
    * is consumed: the filesystem store renames it when it can, other stores upload it and delete it.
    */
   putFile(key: string, localPath: string, options?: WriteOptions): Promise<BlobStat>;
+  /**
+   * Hard-links a local file into the store under `key`, atomically like put (an existing blob is replaced), when the
+   * store keeps blobs as local files on the file's filesystem. The blob then shares the file's bytes: the caller
+   * vouches that the file is never modified in place (replacing it by rename is fine). `expect`: what the caller
+   * checked (device, inode, size, modification time); a file that no longer matches is not linked ('changed').
+   * 'unsupported': no link can be made here (another filesystem, not permitted, or a store without local files);
+   * copy the bytes instead. Absent on stores that never can.
+   */
+  linkFile?(key: string, localPath: string, options?: WriteOptions & { expect?: FileIdentity }): Promise<'linked' | 'changed' | 'unsupported'>;
   /** Makes every write done with `sync: 'deferred'` durable. */
   flush(): Promise<void>;
   /** Changes whenever this store object writes or deletes a blob: in-process caches compare it to stay current. */

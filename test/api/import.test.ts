@@ -1,0 +1,175 @@
+// `wharf import`: the package files of a directory on the server, stored and published without an upload. Only
+// directories under the server's import roots, only for its admin; each file checked and reported like a push.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, stat, symlink, writeFile, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { startWharf, type WharfInstance } from '../helpers/wharf.ts';
+import { buildRpmBytes, rpmMeta } from '../../bench/rpmgen.ts';
+import { buildDebBytes, debMeta } from '../../bench/debgen.ts';
+
+const execFileP = promisify(execFile);
+
+let wharf: WharfInstance;
+let tmp: string;
+let root: string;
+let incoming: string;
+let outside: string;
+const N = 24;
+
+async function primaryNames(base: string): Promise<string[]> {
+  const repomd = await (await fetch(`${base}/repodata/repomd.xml`)).text();
+  const href = /<data type="primary">[\s\S]*?<location href="([^"]+)"/.exec(repomd)![1]!;
+  const xml = gunzipSync(Buffer.from(await (await fetch(`${base}/${href}`)).arrayBuffer())).toString();
+  return [...xml.matchAll(/<name>([^<]+)<\/name>/g)].map((m) => m[1]!).sort();
+}
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+describe('import from a directory on the server', () => {
+  before(async () => {
+    tmp = await mkdtemp(join(tmpdir(), 'wharf-import-'));
+    root = join(tmp, 'root');
+    incoming = join(root, 'incoming');
+    outside = join(tmp, 'outside');
+    await mkdir(join(incoming, 'sub'), { recursive: true });
+    await mkdir(join(incoming, '.hidden'), { recursive: true });
+    await mkdir(outside, { recursive: true });
+    for (let i = 1; i <= N; i++) {
+      const m = rpmMeta(i);
+      await writeFile(join(i > N - 2 ? join(incoming, 'sub') : incoming, m.filename), buildRpmBytes(m));
+    }
+    await writeFile(join(incoming, '.hidden', rpmMeta(900).filename), buildRpmBytes(rpmMeta(900)));
+    await writeFile(join(incoming, 'notes.txt'), 'not a package');
+    await writeFile(join(incoming, 'broken.rpm'), Buffer.from('\xed\xab\xee\xdb but nothing after the magic', 'latin1'));
+    const d = debMeta(1);
+    await writeFile(join(incoming, d.filename), buildDebBytes(d));
+    await writeFile(join(outside, rpmMeta(800).filename), buildRpmBytes(rpmMeta(800)));
+    await symlink(join(outside, rpmMeta(800).filename), join(incoming, 'linked.rpm'));
+    await symlink(outside, join(root, 'escape'));
+    wharf = await startWharf({ env: { WHARF_IMPORT_ROOTS: root } });
+    assert.equal((await wharf.cli(['repo', 'create', 'acme/imp', '--no-package-signing'])).code, 0);
+    assert.equal((await wharf.cli(['repo', 'create', 'acme/signed'])).code, 0);
+  });
+
+  after(async () => {
+    await wharf?.stop();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  test('imports every package file of the tree (not hidden directories), refuses the others one by one, publishes once', async () => {
+    const r = await wharf.cli(['import', 'acme/imp/el/9', incoming, '--link', '--json']);
+    assert.equal(r.code, 1, 'some files were refused');
+    const out = JSON.parse(r.stdout) as { results: { file: string; status: string; error?: { code: string; message: string } }[]; generation?: number };
+    const by = new Map(out.results.map((x) => [x.file, x]));
+    assert.equal(out.results.length, N + 3, 'the rpms, broken.rpm, the .deb and the symbolic link; not notes.txt nor .hidden/');
+    for (let i = 1; i <= N; i++) {
+      const f = (i > N - 2 ? 'sub/' : '') + rpmMeta(i).filename;
+      assert.equal(by.get(f)?.status, 'created', f);
+    }
+    assert.equal(by.get('broken.rpm')?.status, 'refused');
+    assert.match(by.get('broken.rpm')!.error!.code, /^RPM_/);
+    assert.equal(by.get(debMeta(1).filename)?.error?.code, 'UNSUPPORTED_PACKAGE');
+    assert.equal(by.get('linked.rpm')?.error?.code, 'IMPORT_FILE_SKIPPED');
+    assert.match(by.get('linked.rpm')!.error!.message, /symbolic link/);
+    assert.equal(typeof out.generation, 'number');
+
+    const names = await primaryNames(`${wharf.url}/acme/imp/el/9/x86_64`);
+    assert.deepEqual(names, Array.from({ length: N }, (_, k) => rpmMeta(k + 1).name).sort(), 'noarch ones too, in x86_64');
+    // Hard-linked: the tree's file is the imported file.
+    const m = rpmMeta(3);
+    const src = await stat(join(incoming, m.filename));
+    const stored = await stat(join(wharf.dataDir, 'storage', 'public', 'acme', 'imp', 'el', '9', 'x86_64', 'Packages', 'b', m.filename));
+    assert.equal(stored.ino, src.ino);
+    const got = Buffer.from(await (await fetch(`${wharf.url}/acme/imp/el/9/x86_64/Packages/b/${m.filename}`)).arrayBuffer());
+    assert.equal(sha256(got), sha256(await readFile(join(incoming, m.filename))));
+    const { stdout } = await execFileP('rpmkeys', ['--checksig', '--nosignature', join(incoming, m.filename)]);
+    assert.match(stdout, /digests OK/);
+  });
+
+  test('importing the same files again changes nothing', async () => {
+    const before = await (await fetch(`${wharf.url}/acme/imp/el/9/x86_64/repodata/repomd.xml`)).text();
+    const r = await wharf.cli(['import', 'acme/imp/el/9', join(incoming, 'sub'), '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { results: { status: string }[] };
+    assert.deepEqual(out.results.map((x) => x.status), ['unchanged', 'unchanged']);
+    assert.equal(await (await fetch(`${wharf.url}/acme/imp/el/9/x86_64/repodata/repomd.xml`)).text(), before);
+  });
+
+  test('a copy (the default) and a repository that re-signs: the stored files are new, signed with the package key', async () => {
+    const r = await wharf.cli(['import', 'acme/signed/el/9', join(incoming, 'sub'), '--link', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const m = rpmMeta(N);
+    const file = join(wharf.dataDir, 'storage', 'public', 'acme', 'signed', 'el', '9', 'x86_64', 'Packages', 'b', m.filename);
+    assert.notEqual((await stat(file)).ino, (await stat(join(incoming, 'sub', m.filename))).ino, 'a re-signed package cannot be a link');
+    const keyring = join(tmp, 'keyring');
+    await writeFile(keyring, Buffer.from(await (await fetch(`${wharf.url}/acme/signed/package-gpgkey`)).arrayBuffer()));
+    const db = join(tmp, 'rpmdb');
+    await mkdir(db, { recursive: true });
+    await execFileP('rpmkeys', ['--dbpath', db, '--import', keyring]);
+    const { stdout } = await execFileP('rpmkeys', ['--dbpath', db, '--checksig', file]);
+    assert.match(stdout, /digests signatures OK/);
+  });
+
+  test('Debian packages too, copied', async () => {
+    const debs = join(root, 'debs');
+    await mkdir(debs);
+    for (let i = 1; i <= 3; i++) await writeFile(join(debs, debMeta(i).filename), buildDebBytes(debMeta(i)));
+    const r = await wharf.cli(['import', 'acme/imp/debian/bookworm', debs]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /imported 3 new and 0 unchanged packages into acme\/imp\/debian\/bookworm/);
+    const packages = await (await fetch(`${wharf.url}/acme/imp/debian/dists/bookworm/main/binary-amd64/Packages`)).text();
+    for (let i = 1; i <= 3; i++) assert.match(packages, new RegExp(`^Package: ${debMeta(i).name}$`, 'm'));
+    const stanza = packages.split('\n\n').find((s) => s.includes(`Package: ${debMeta(2).name}\n`))!;
+    const path = /^Filename: (.+)$/m.exec(stanza)![1]!;
+    const bytes = await readFile(join(debs, debMeta(2).filename));
+    assert.match(stanza, new RegExp(`^SHA256: ${sha256(bytes)}$`, 'm'));
+    const stored = join(wharf.dataDir, 'storage', 'public', 'acme', 'imp', 'debian', path);
+    assert.notEqual((await stat(stored)).ino, (await stat(join(debs, debMeta(2).filename))).ino, 'copied, not linked');
+  });
+
+  test('only directories inside the import roots, only absolute paths, never through a symbolic link out', async () => {
+    const post = (path: unknown, token = wharf.token) =>
+      fetch(`${wharf.url}/api/v1/repos/acme/imp/distributions/el/9/import`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ path }),
+      });
+    for (const p of [outside, join(root, 'escape'), join(incoming, '..', '..', 'outside'), '/etc', '/nonexistent/dir']) {
+      const r = await post(p);
+      assert.equal(r.status, 403, p);
+      assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'IMPORT_PATH_NOT_ALLOWED', p);
+    }
+    for (const p of ['incoming', '', 42]) {
+      const r = await post(p);
+      assert.equal(r.status, 400, String(p));
+    }
+    const empty = join(root, 'empty');
+    await mkdir(empty);
+    const r = await post(empty);
+    assert.equal(r.status, 400);
+    assert.match(((await r.json()) as { error: { message: string } }).error.message, /holds no \.rpm or \.deb files/);
+    // A repository's own token, even with every scope, cannot read the server's files.
+    const tok = JSON.parse((await wharf.cli(['token', 'create', 'acme/imp', '--name', 'all', '--scope', 'push', '--scope', 'write', '--scope', 'admin', '--json'])).stdout) as { token: string };
+    const denied = await post(incoming, tok.token);
+    assert.equal(denied.status, 403);
+    assert.equal(((await denied.json()) as { error: { code: string } }).error.code, 'FORBIDDEN');
+  });
+
+  test('a server without import roots refuses every import', async () => {
+    const plain = await startWharf();
+    try {
+      assert.equal((await plain.cli(['repo', 'create', 'acme/x'])).code, 0);
+      const r = await plain.cli(['import', 'acme/x/el/9', incoming]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /IMPORT_DISABLED/);
+    } finally {
+      await plain.stop();
+    }
+  });
+});

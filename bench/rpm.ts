@@ -7,13 +7,13 @@
 // is timed separately (Wharf also re-signs every package, which createrepo_c does not do at all).
 import { mkdirSync, readdirSync, rmSync, writeFileSync, linkSync, copyFileSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { ensureRpms, rpmMeta } from './rpmgen.ts';
 import { rpmFormatFloor, fmtFloorSteps } from './format-floor.ts';
 import { discard, log, run, which, median, peakRss, resetPeakRss, cpuSeconds, settle, fmtSeconds, fmtBytes, quiesceDisk, storageFloor } from './util.ts';
-import { startWharf, createRepo, cliPush, httpPush, publishCount, get, type Target, type WharfServer } from './wharf.ts';
+import { startWharf, createRepo, cliPush, cliImport, httpPush, publishCount, get, type Target, type WharfServer } from './wharf.ts';
 import type { GpgKey } from './references.ts';
 import { summariseProfile, type ProfileSummary } from './profile.ts';
 import { readRpm } from '../src/formats/rpm/header.ts';
@@ -33,6 +33,8 @@ export interface RpmBenchOptions {
   profile: boolean;
   skipCreaterepo: boolean;
   skipCli: boolean;
+  /** no cold runs of `wharf import` */
+  skipImport?: boolean;
   /** create the repository with --no-package-signing (isolates the cost of re-signing every package) */
   noPackageSigning: boolean;
   /** cache of generated rpms */
@@ -142,7 +144,9 @@ async function wharfRun(
   coldPush?: (s: WharfServer) => Promise<{ seconds: number }>,
 ): Promise<WharfRpmRun> {
   const N = o.n;
-  const s = await startWharf(dataDir, { extraNodeArgs, env: o.fsync === undefined ? {} : { WHARF_FSYNC: o.fsync } });
+  // The generated packages' directory is an import root: `wharf import` reads them in place.
+  const env: Record<string, string> = { WHARF_IMPORT_ROOTS: dirname(pool[0]!), ...(o.fsync === undefined ? {} : { WHARF_FSYNC: o.fsync }) };
+  const s = await startWharf(dataDir, { extraNodeArgs, env });
   try {
     await createRepo(s, RPM_TARGET, o.noPackageSigning ? ['--no-package-signing'] : []);
     const startupPeakRss = peakRss(s.pid);
@@ -285,6 +289,20 @@ export async function benchRpm(o: RpmBenchOptions): Promise<string> {
     for (let k = 2; k <= (o.coldRuns ?? 1); k++) colds.push((await cliRun(k)).coldSeconds);
     if (colds.length > 1) Object.assign(first, { coldRuns: colds, coldSeconds: median(colds) });
     runs.push(first);
+  }
+  // The same files imported where they lie (`wharf import`, no upload), as createrepo_c indexes them: hard-linked
+  // into the tree (--link), and copied (the default).
+  if (!o.skipImport) {
+    const pool = dirname(rpms.pool[0]!);
+    for (const link of [true, false]) {
+      const name = link ? 'CLI import --link' : 'CLI import (copy)';
+      const importRun = (k: number) => wharfRun(o, k === 1 ? name : `${name} (cold run ${k})`, join(o.work, `wharf-rpm-import-${link}-${k}`), 0, [], [], rpms.pool, [], (s) => cliImport(s, pool, link, RPM_TARGET));
+      const first = await importRun(1);
+      const colds = [first.coldSeconds];
+      for (let k = 2; k <= (link ? (o.coldRuns ?? 1) : 1); k++) colds.push((await importRun(k)).coldSeconds);
+      if (colds.length > 1) Object.assign(first, { coldRuns: colds, coldSeconds: median(colds) });
+      runs.push(first);
+    }
   }
   const main = runs[0]!;
   let profile: ProfileSummary | undefined;

@@ -10,7 +10,7 @@
 // All four run by default, in that order; `--only apt`, `--only rpm`, `--only serve` or `--only cluster` runs one.
 //
 //   npm run bench [-- --only apt|rpm|serve --n 10000 --repeat 5 --cold-runs 3 --jobs 8 --concurrency 64 --skip-aptly --skip-ftparchive
-//                     --skip-http --skip-createrepo --skip-cli --no-package-signing --profile
+//                     --skip-http --skip-createrepo --skip-cli --skip-import --no-package-signing --profile
 //                     --wrk-duration 10 --wrk-threads 2 --wrk-connections 64 --wrk-warmup 2 --wrk-rounds 3
 //                     --deb-profile tiny|typical --deb-compression xz|gzip
 //                     --cluster-n 1000 --cluster-clients 32 --cluster-nodes 3 --cluster-runs 3 --cluster-format deb[,rpm]
@@ -27,7 +27,8 @@
 //
 // serve: --profile profiles both Wharf scenarios; without it only those that miss their target are profiled.
 //
-// RPM --skip-cli: no +1 pushes with the CLI (HTTP only); --no-package-signing: the RPM repository is created with
+// RPM --skip-cli: no +1 pushes with the CLI (HTTP only); --skip-import: no cold runs of `wharf import` (the same files
+// read in place by the server, hard-linked and copied); --no-package-signing: the RPM repository is created with
 // --no-package-signing (shows what re-signing every package costs). --skip-http and --skip-cli-cold apply to the APT part.
 //
 // Targets (from the issue): (b) one more package until signed metadata is live >= 20x faster than aptly's repo add +
@@ -61,6 +62,7 @@ const { values } = parseArgs({
     'cold-runs': { type: 'string' },
     'skip-createrepo': { type: 'boolean' },
     'skip-cli': { type: 'boolean' },
+    'skip-import': { type: 'boolean' },
     only: { type: 'string' },
     'no-package-signing': { type: 'boolean' },
     profile: { type: 'boolean' },
@@ -218,6 +220,7 @@ async function main(): Promise<void> {
       profile: PROFILE,
       skipCreaterepo: values['skip-createrepo'] === true,
       skipCli: values['skip-cli'] === true,
+      skipImport: values['skip-import'] === true,
       coldRuns: COLD_RUNS,
       noPackageSigning: values['no-package-signing'] === true,
       cache: RPM_CACHE,

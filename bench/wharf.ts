@@ -141,6 +141,18 @@ export async function cliPush(s: WharfServer, files: readonly string[], jobs: nu
 }
 
 /**
+ * Imports the package files of `dir` (on this machine, under the server's import roots) with the real CLI
+ * (`wharf import TARGET DIR [--link]`): no upload, the server reads them in place.
+ */
+export async function cliImport(s: WharfServer, dir: string, link: boolean, target: Target = TARGET): Promise<{ seconds: number }> {
+  const t0 = performance.now();
+  const r = await run(NODE, [MAIN, 'import', targetPath(target), dir, ...(link ? ['--link'] : []), '--json'], { env: cliEnv(s), cwd: ROOT, allowFail: true });
+  const seconds = (performance.now() - t0) / 1000;
+  if (r.code !== 0) throw new Error(`wharf import failed (exit ${r.code}): ${r.stderr.slice(-2000)} ${r.stdout.slice(0, 2000)}`);
+  return { seconds };
+}
+
+/**
  * Pushes files over HTTP with `concurrency` requests in flight (keep-alive).
  * once metadata including the package is live, like the CLI. Files are read inside the timed region.
  */

@@ -138,6 +138,40 @@ export function openApiDocument(serverUrl: string): object {
           },
         },
       },
+      '/repos/{org}/{repo}/distributions/{os}/{dist}/import': {
+        post: {
+          parameters: distParams,
+          summary:
+            'Import the .rpm and .deb files of a directory on the server (inside its importRoots; server admin token only) without uploading them: each file is ' +
+            'checked like a push, reported in "results" like a batch, and one publish lists them all. "link": hard-link the files into the tree instead of copying ' +
+            'them (they must then never be modified in place). Prefer: respond-async answers 202 once stored.',
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['path'],
+                  properties: {
+                    path: { type: 'string', description: 'absolute path of the directory, as the server sees it' },
+                    link: { type: 'boolean', default: false },
+                    recursive: { type: 'boolean', default: true, description: 'also the subdirectories (not hidden ones)' },
+                  },
+                },
+              },
+            },
+          },
+          responses: {
+            201: { description: '{"results": [{"file", "status", "package"}], "generation"} (file: the path relative to the directory)' },
+            200: { description: 'every file was already published' },
+            202: { description: 'Prefer: respond-async: stored, metadata to follow' },
+            400: error,
+            403: { description: 'FORBIDDEN (not the server admin), IMPORT_DISABLED (no importRoots), IMPORT_PATH_NOT_ALLOWED (outside them)' },
+            413: error,
+            422: { description: 'some files refused: {"error": {"code": "BATCH_PARTIAL"}, "results": [...]} (the others are stored and published)' },
+          },
+        },
+      },
       '/repos/{org}/{repo}/tokens': tokenCollection(repoParams, 'a repository'),
       '/repos/{org}/{repo}/tokens/{id}': tokenItem(repoParams),
       '/repos/{org}/{repo}/tokens/{id}/rotate': tokenRotate(repoParams),

@@ -56,7 +56,7 @@ export class AuditLog {
       while (this.#queue.length > 0) {
         const batch = this.#queue.splice(0, AuditLog.#ROWS);
         try {
-          await this.#insert(batch.map((b) => ({ ...b.e, at: b.at })));
+          await this.#insert(this.#db, batch.map((b) => ({ ...b.e, at: b.at })));
           for (const b of batch) b.done.resolve();
         } catch (err) {
           for (const b of batch) b.done.reject(err);
@@ -67,17 +67,21 @@ export class AuditLog {
     }
   }
 
-  /** Several entries in one statement (a batch push records one per package). */
+  /** Several entries in few statements and one transaction (a batch push records one per package). */
   async recordMany(entries: readonly AuditRecord[]): Promise<void> {
     const at = Date.now();
-    for (let i = 0; i < entries.length; i += AuditLog.#ROWS) await this.#insert(entries.slice(i, i + AuditLog.#ROWS).map((e) => ({ ...e, at })));
+    if (entries.length <= AuditLog.#ROWS) return this.#insert(this.#db, entries.map((e) => ({ ...e, at })));
+    await this.#db.transaction().execute(async (tx) => {
+      for (let i = 0; i < entries.length; i += AuditLog.#ROWS) await this.#insert(tx, entries.slice(i, i + AuditLog.#ROWS).map((e) => ({ ...e, at })));
+    });
   }
 
   // A statement's parameters are limited (SQLite 32766, PostgreSQL 65535), 8 per row.
   static readonly #ROWS = 500;
 
-  async #insert(entries: readonly (AuditRecord & { at: number })[]): Promise<void> {
-    await this.#db
+  async #insert(db: Db, entries: readonly (AuditRecord & { at: number })[]): Promise<void> {
+    if (entries.length === 0) return;
+    await db
       .insertInto('audit_log')
       .values(
         entries.map((e) => ({

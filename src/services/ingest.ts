@@ -8,6 +8,7 @@ import { WharfError } from '../errors.ts';
 import type { Locks } from './locks.ts';
 import type { WriteBatcher } from './write-batcher.ts';
 import { mapLimit } from './async.ts';
+import { insertRows } from '../db/insert-rows.ts';
 import { createHash } from 'node:crypto';
 import { bumpAndInsert, bumpChanges, canBumpAndInsert, findOrCreateDistribution, type DistributionKind, type PackageTableName } from './distributions.ts';
 import type { PublishRequestOptions } from './publish-queue.ts';
@@ -166,7 +167,7 @@ export async function storeInDistribution<Row extends object, Existing, Info>(
       filenameOf: (e) => (e as { filename: string }).filename,
       uploadSha256Of: (e) => table.uploadSha256Of(e),
       conflict: (p, sha) => new WharfError('PACKAGE_CONFLICT', [p.identity, where.label, sha]),
-      insert: async (tx, rows) => void (await tx.insertInto(table.table as 'deb_packages').values(rows as never).execute()),
+      insert: (tx, rows) => insertRows(tx, table.table, rows as unknown as Record<string, unknown>[]),
       bump: bumpChanges,
       bumpAndInsert: (db, id, rows) => bumpAndInsert(db, table.table, id, rows),
     },

@@ -73,7 +73,8 @@ async function checkOne(path: string, req: ImportCheckRequest): Promise<ImportCh
     const sha256 = hex.sha256!;
     const src = bytes ? bufferSource(bytes) : fdSource(fd, size);
     const pkg = { size, ...(bytes ? { bytes } : {}), localPath: async () => path };
-    const keep = req.keepBytes && bytes ? { bytes } : {};
+    // Bytes the main thread will store (a copy) or re-sign (an RPM of a repository that signs packages).
+    const keep = bytes && (req.keepBytes || (kind === 'rpm' && req.resign)) ? { bytes } : {};
     if (kind === 'rpm') {
       if (req.resign) return { kind, sha256, size, identity, ...keep };
       const checked = await checkRpm(src, pkg, req.rpmLimits);

@@ -26,7 +26,7 @@ export interface ImportCheckRequest {
   readonly rpmLimits: RpmReadLimits;
   /** RPMs are re-signed (on the main thread): the worker only reads and hashes them */
   readonly resign: boolean;
-  /** hand the bytes of small files back (they are copied, or re-signed, from memory) */
+  /** hand the bytes of small files back (they are copied from memory; RPMs to re-sign always are) */
   readonly keepBytes: boolean;
 }
 

@@ -181,7 +181,7 @@ export class PackageService {
       maxBytes: config.maxUploadBytes,
       rpmLimits: this.#d.rpm.limits,
       resign: repo.sign_packages,
-      keepBytes: !link || repo.sign_packages,
+      keepBytes: !link,
     };
     const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
     try {

@@ -110,14 +110,25 @@ class ChunkedDocument {
     }
   }
 
-  /** Compresses the chunks sealed since the last call, in parallel on the thread pool. */
-  async seal(): Promise<void> {
+  /** the seals in flight, in order: each appends its chunks after the one before it */
+  #sealed: Promise<void> = Promise.resolve();
+
+  /**
+   * Compresses the chunks sealed since the last call, in parallel on the thread pool; they join `sealed` in order,
+   * after those of earlier calls. The caller may go on adding meanwhile (the next page of rows).
+   */
+  seal(): Promise<void> {
     const plains = this.#sealing;
     this.#sealing = [];
-    const gzs = await Promise.all(plains.map((p) => gzipMemberAsync(p, GZIP_LEVEL)));
-    const shared = plains.flatMap((plain, i) => [sharedCopy(plain), sharedCopy(gzs[i]!)]);
-    const keys = this.digests.keep(shared);
-    for (let i = 0; i < shared.length; i += 2) this.sealed.push({ plain: shared[i]!, gz: shared[i + 1]!, plainKey: keys[i]!, gzKey: keys[i + 1]! });
+    const gzipped = Promise.all(plains.map((p) => gzipMemberAsync(p, GZIP_LEVEL)));
+    gzipped.catch(() => {}); // reported through the chain below
+    this.#sealed = this.#sealed.then(async () => {
+      const gzs = await gzipped;
+      const shared = plains.flatMap((plain, i) => [sharedCopy(plain), sharedCopy(gzs[i]!)]);
+      const keys = this.digests.keep(shared);
+      for (let i = 0; i < shared.length; i += 2) this.sealed.push({ plain: shared[i]!, gz: shared[i + 1]!, plainKey: keys[i]!, gzKey: keys[i + 1]! });
+    });
+    return this.#sealed;
   }
 
   /** Hashes ahead, on the digest worker, the beginning of this document as it will be with `count` packages. */
@@ -451,43 +462,56 @@ export class RpmPublisher {
       }
       this.#cache.set(distributionId, cache);
     }
-    for (;;) {
-      const rows = await db
-        .selectFrom('rpm_packages')
-        .select(['id', 'arch', 'sha256', 'blob_key', 'filename', 'primary_xml', 'filelists_xml', 'other_xml'])
-        .where('distribution_id', '=', distributionId)
-        .where('id', '>', cache.maxId)
-        .orderBy('id')
-        .limit(RpmPublisher.rowsPerRead)
-        .execute();
-      const known = cache;
-      // A row committed since the check above, of an architecture the documents lack: built from scratch.
-      if (!rows.every((r) => fitsDirs(known, r.arch))) {
-        this.#forget(distributionId);
-        return this.#update(distributionId, osDir, changes);
-      }
-      const links: [string, string][] = [];
-      for (const r of rows) {
-        const targets = r.arch === 'noarch' ? [...cache.dirs.keys()].filter((d) => d !== 'SRPMS') : [rpmBlobDir(r.arch)];
-        for (const dir of targets) {
-          const s = cache.dirs.get(dir)!;
-          s.docs.primary.add(r.primary_xml, r.sha256);
-          s.docs.filelists.add(r.filelists_xml, r.sha256);
-          s.docs.other.add(r.other_xml, r.sha256);
-          s.count++;
-          s.dirty = true;
-          // noarch packages are linked into every architecture directory, so locations never need "..".
-          if (r.arch === 'noarch') links.push([`${osDir}/${r.blob_key}`, `${osDir}/${noarchCopyKey(r.blob_key, dir)}`]);
+    // A page of rows is compressed (on the thread pool) while the next one is read; at most two pages in flight.
+    const inFlight: Promise<unknown>[] = [];
+    const settle = () => Promise.allSettled(inFlight.splice(0));
+    try {
+      for (;;) {
+        if (inFlight.length >= 2) await inFlight.shift();
+        const rows = await db
+          .selectFrom('rpm_packages')
+          .select(['id', 'arch', 'sha256', 'blob_key', 'filename', 'primary_xml', 'filelists_xml', 'other_xml'])
+          .where('distribution_id', '=', distributionId)
+          .where('id', '>', cache.maxId)
+          .orderBy('id')
+          .limit(RpmPublisher.rowsPerRead)
+          .execute();
+        const known = cache;
+        // A row committed since the check above, of an architecture the documents lack: built from scratch.
+        if (!rows.every((r) => fitsDirs(known, r.arch))) {
+          await settle();
+          this.#forget(distributionId);
+          return this.#update(distributionId, osDir, changes);
         }
+        const links: [string, string][] = [];
+        for (const r of rows) {
+          const targets = r.arch === 'noarch' ? [...cache.dirs.keys()].filter((d) => d !== 'SRPMS') : [rpmBlobDir(r.arch)];
+          for (const dir of targets) {
+            const s = cache.dirs.get(dir)!;
+            s.docs.primary.add(r.primary_xml, r.sha256);
+            s.docs.filelists.add(r.filelists_xml, r.sha256);
+            s.docs.other.add(r.other_xml, r.sha256);
+            s.count++;
+            s.dirty = true;
+            // noarch packages are linked into every architecture directory, so locations never need "..".
+            if (r.arch === 'noarch') links.push([`${osDir}/${r.blob_key}`, `${osDir}/${noarchCopyKey(r.blob_key, dir)}`]);
+          }
+        }
+        // If compressing or linking fails, the documents have moved ahead of the database: rebuilt next time (onFailure).
+        const page = Promise.all([
+          ...[...cache.dirs.values()].flatMap((s) => DOC_TYPES.map((t) => s.docs[t].seal())),
+          mapLimit(links, 16, ([from, to]) => store.copy(from, to, { sync: 'deferred' })),
+        ]);
+        page.catch(() => {}); // awaited below
+        inFlight.push(page);
+        cache.count += rows.length;
+        if (rows.length > 0) cache.maxId = rows[rows.length - 1]!.id;
+        if (rows.length < RpmPublisher.rowsPerRead) break;
       }
-      // If compressing or linking fails, the documents have moved ahead of the database: rebuilt next time (onFailure).
-      await Promise.all([
-        ...[...cache.dirs.values()].flatMap((s) => DOC_TYPES.map((t) => s.docs[t].seal())),
-        mapLimit(links, 16, ([from, to]) => store.copy(from, to, { sync: 'deferred' })),
-      ]);
-      cache.count += rows.length;
-      if (rows.length > 0) cache.maxId = rows[rows.length - 1]!.id;
-      if (rows.length < RpmPublisher.rowsPerRead) break;
+      await Promise.all(inFlight);
+    } finally {
+      // Nothing of this update still runs when it returns or fails (a failure drops the documents: onFailure).
+      await settle();
     }
     cache.changes = changes;
     return cache;

@@ -16,6 +16,19 @@ export interface SyntheticRpm {
   filename: string;
   /** no dependencies outside the generated set (installable into an empty root: the end-to-end tests) */
   standalone?: boolean;
+  /** this many more bytes of README, incompressible (the tests' packages larger than what is checked in memory) */
+  extraBytes?: number;
+}
+
+/** `n` bytes that gzip cannot shrink, the same for the same seed: a SHA-256 chain. */
+function noise(seed: string, n: number): Buffer {
+  const out = Buffer.alloc(n);
+  let block = createHash('sha256').update(seed).digest();
+  for (let off = 0; off < n; off += 32) {
+    block.copy(out, off, 0, Math.min(32, n - off));
+    block = createHash('sha256').update(block).digest();
+  }
+  return out;
 }
 
 /** Package number i (1-based): bench-rpm-00001 1.0.1-1.el9; every tenth package is noarch. */
@@ -134,7 +147,8 @@ const RPMSENSE_RPMLIB = 1 << 24;
 export function buildRpmBytes(m: SyntheticRpm): Buffer {
   const nvr = `${m.name}-${m.version}-${m.release}`;
   const dir = `/usr/share/doc/${m.name}/`;
-  const content = Buffer.from(`${nvr}\nSynthetic package for benchmarks (${m.index}).\n`, 'utf8');
+  const text = Buffer.from(`${nvr}\nSynthetic package for benchmarks (${m.index}).\n`, 'utf8');
+  const content = m.extraBytes ? Buffer.concat([text, noise(nvr, m.extraBytes)]) : text;
   const cpio = Buffer.concat([
     cpioEntry(`.${dir}README`, 0o100644, content, 1, 1),
     cpioEntry('TRAILER!!!', 0, Buffer.alloc(0), 0, 1),

@@ -2,7 +2,8 @@
 // digests, checks them and renders their index entries (package-check.ts), so the main thread only stores what it
 // is handed. Several run at once, one per core. Nothing here touches the database or the store.
 import { parentPort } from 'node:worker_threads';
-import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readlinkSync, readSync } from 'node:fs';
+import { sep } from 'node:path';
 import { createHash } from 'node:crypto';
 import { bufferSource, type ByteSource } from '../formats/byte-source.ts';
 import { WharfError, isWharfError } from '../errors.ts';
@@ -33,8 +34,31 @@ function fdSource(fd: number, size: number): ByteSource {
 
 const STREAM_CHUNK = 1024 * 1024;
 
-export async function checkOneForBench(path: string, req: ImportCheckRequest): Promise<ImportChecked> { return checkOne(path, req); }
-async function checkOne(path: string, req: ImportCheckRequest): Promise<ImportChecked> {
+/** The file's bytes from `start` on, read through its descriptor. */
+async function* fdFrom(fd: number, size: number, start: number): AsyncGenerator<Uint8Array> {
+  for (let off = start; off < size; off += STREAM_CHUNK) {
+    const chunk = readAt(fd, off, Math.min(STREAM_CHUNK, size - off));
+    if (chunk.byteLength === 0) throw new WharfError('IMPORT_FILE_CHANGED', ['it became shorter while it was read']);
+    yield chunk;
+  }
+}
+
+/**
+ * Where the open file really lies: the path the kernel resolved for the descriptor, so a directory on the way that
+ * was swapped for a symbolic link after the listing cannot lead out of the import roots.
+ */
+function openedInside(fd: number, roots: readonly string[]): boolean {
+  let real: string;
+  try {
+    real = readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return false;
+  }
+  return roots.some((r) => real.startsWith(r.endsWith(sep) ? r : r + sep));
+}
+
+/** Checks one file of an import (exported for the benchmark's format floor). */
+export async function checkImportFile(path: string, req: ImportCheckRequest): Promise<ImportChecked> {
   let fd: number;
   try {
     // Not through a symbolic link: what is imported is what the directory holds.
@@ -45,12 +69,16 @@ async function checkOne(path: string, req: ImportCheckRequest): Promise<ImportCh
     throw new WharfError('IMPORT_FILE_SKIPPED', [why]);
   }
   try {
+    if (!openedInside(fd, req.roots)) throw new WharfError('IMPORT_FILE_SKIPPED', ['it lies outside the import roots (a directory on its path was replaced by a symbolic link?)']);
     const st = fstatSync(fd);
     if (!st.isFile()) throw new WharfError('IMPORT_FILE_SKIPPED', ['not a regular file']);
     if (st.size === 0) throw new WharfError('EMPTY_UPLOAD');
     if (st.size > req.maxBytes) throw new WharfError('PAYLOAD_TOO_LARGE', [req.maxBytes]);
     const size = st.size;
     const identity = { dev: st.dev, ino: st.ino, size, mtimeMs: st.mtimeMs };
+    // Linked only when no one else can change it in place: this server's user owns it, and neither its group nor
+    // others may write it. (Anyone who can write it could otherwise rewrite a published package.)
+    const linkable = st.uid === process.getuid?.() && (st.mode & 0o022) === 0;
     const head = readAt(fd, 0, Math.min(16, size));
     const kind: PackageKind | undefined = sniffPackageKind(head);
     if (!kind) throw new WharfError('UNSUPPORTED_PACKAGE', ['neither a Debian package (.deb, starting with the ar magic "!<arch>") nor an RPM package (lead magic ED AB EE DB)']);
@@ -63,45 +91,46 @@ async function checkOne(path: string, req: ImportCheckRequest): Promise<ImportCh
       if (bytes.byteLength !== size) throw new WharfError('IMPORT_FILE_CHANGED', ['it became shorter']);
       for (const h of hashes) h.update(bytes);
     } else {
-      for (let off = 0; off < size; off += STREAM_CHUNK) {
-        const chunk = readAt(fd, off, Math.min(STREAM_CHUNK, size - off));
-        if (chunk.byteLength === 0) throw new WharfError('IMPORT_FILE_CHANGED', ['it became shorter']);
-        for (const h of hashes) h.update(chunk);
-      }
+      for await (const chunk of fdFrom(fd, size, 0)) for (const h of hashes) h.update(chunk);
     }
     const hex = Object.fromEntries(algos.map((a, i) => [a, hashes[i]!.digest('hex')])) as Record<string, string>;
     const sha256 = hex.sha256!;
     const src = bytes ? bufferSource(bytes) : fdSource(fd, size);
-    const pkg = { size, ...(bytes ? { bytes } : {}), localPath: async () => path };
+    const pkg = { size, ...(bytes ? { bytes } : {}), stream: (start: number) => fdFrom(fd, size, start) };
     // Bytes the main thread will store (a copy) or re-sign (an RPM of a repository that signs packages).
     const keep = bytes && (req.keepBytes || (kind === 'rpm' && req.resign)) ? { bytes } : {};
     if (kind === 'rpm') {
-      if (req.resign) return { kind, sha256, size, identity, ...keep };
+      if (req.resign) return { kind, sha256, size, identity, linkable, ...keep };
       const checked = await checkRpm(src, pkg, req.rpmLimits);
       const fields = rpmRowFields(checked, req.dist, { sha256, size, uploadSha256: sha256, fileTime: Math.floor(Date.now() / 1000) });
-      return { kind, sha256, size, identity, filename: checked.filename, identityText: checked.identity, relKey: fields.blob_key, fields, ...keep };
+      return { kind, sha256, size, identity, linkable, filename: checked.filename, identityText: checked.identity, relKey: fields.blob_key, fields, ...keep };
     }
     const digests = { size, md5: hex.md5!, sha1: hex.sha1!, sha256, sha512: hex.sha512! };
     const checked = await checkDeb(src, digests, req.dist);
-    return { kind, sha256, size, identity, digests, filename: checked.filename, identityText: checked.identity, relKey: checked.poolKey, fields: checked.fields, ...keep };
+    return { kind, sha256, size, identity, linkable, digests, filename: checked.filename, identityText: checked.identity, relKey: checked.poolKey, fields: checked.fields, ...keep };
   } finally {
     closeSync(fd);
   }
 }
 
-parentPort?.on('message', async (m: { id: number; paths: string[]; req: ImportCheckRequest }) => {
-  const results: (ImportChecked | { error: { code: string; message: string; status: number } })[] = [];
-  const transfer: ArrayBuffer[] = [];
-  for (const path of m.paths) {
-    try {
-      const r = await checkOne(path, m.req);
-      // Handed over without a copy (read into a buffer of its own).
-      if (r.bytes && r.bytes.byteOffset === 0 && r.bytes.byteLength === r.bytes.buffer.byteLength) transfer.push(r.bytes.buffer as ArrayBuffer);
-      results.push(r);
-    } catch (e) {
-      if (isWharfError(e)) results.push({ error: { code: e.code, message: e.message, status: e.status } });
-      else results.push({ error: { code: 'INTERNAL', message: String((e as Error)?.message ?? e), status: 500 } });
+// One task at a time, in the order sent (a task that waits for I/O must not let the next one answer first), each
+// answer naming its task.
+let queue: Promise<void> = Promise.resolve();
+parentPort?.on('message', (m: { id: number; paths: string[]; req: ImportCheckRequest }) => {
+  queue = queue.then(async () => {
+    const results: (ImportChecked | { error: { code: string; message: string; status: number } })[] = [];
+    const transfer: ArrayBuffer[] = [];
+    for (const path of m.paths) {
+      try {
+        const r = await checkImportFile(path, m.req);
+        // Handed over without a copy (read into a buffer of its own).
+        if (r.bytes && r.bytes.byteOffset === 0 && r.bytes.byteLength === r.bytes.buffer.byteLength) transfer.push(r.bytes.buffer as ArrayBuffer);
+        results.push(r);
+      } catch (e) {
+        if (isWharfError(e)) results.push({ error: { code: e.code, message: e.message, status: e.status } });
+        else results.push({ error: { code: 'INTERNAL', message: String((e as Error)?.message ?? e), status: 500 } });
+      }
     }
-  }
-  parentPort?.postMessage({ id: m.id, results }, transfer);
+    parentPort!.postMessage({ id: m.id, results }, transfer);
+  });
 });

@@ -21,6 +21,8 @@ import type { PackageKind } from './upload.ts';
 
 /** What the workers are told about the files of one import. */
 export interface ImportCheckRequest {
+  /** the import roots, resolved: an opened file must lie inside one */
+  readonly roots: readonly string[];
   readonly dist: string;
   readonly maxBytes: number;
   readonly rpmLimits: RpmReadLimits;
@@ -37,6 +39,8 @@ export interface ImportChecked {
   size: number;
   /** the file as checked: a link is made only to this very file, unchanged */
   identity: FileIdentity;
+  /** owned by this server's user and not writable by group or others: it may be linked */
+  linkable: boolean;
   /** the whole file, when small and asked for */
   bytes?: Uint8Array;
   /** Debian packages: every digest their index gives */
@@ -63,7 +67,7 @@ const PACKAGE_FILE = /\.(rpm|deb)$/;
  * `roots` (both resolved, so neither `..` nor a symbolic link leads out of them). Subdirectories are searched when
  * `recursive` (not those whose names start with a dot, nor through symbolic links).
  */
-export async function listImportFiles(roots: readonly string[], dir: string, recursive: boolean): Promise<{ dir: string; files: string[] }> {
+export async function listImportFiles(roots: readonly string[], dir: string, recursive: boolean): Promise<{ dir: string; files: string[]; roots: string[] }> {
   if (roots.length === 0) throw new WharfError('IMPORT_DISABLED');
   if (typeof dir !== 'string' || dir.length === 0 || dir.length > 4096 || dir.includes('\0')) throw new WharfError('IMPORT_PATH_INVALID', [JSON.stringify(String(dir).slice(0, 200)), 'give the absolute path of a directory on the server']);
   if (!dir.startsWith('/')) throw new WharfError('IMPORT_PATH_INVALID', [JSON.stringify(dir.slice(0, 200)), 'the path must be absolute (the directory as the server sees it)']);
@@ -75,8 +79,9 @@ export async function listImportFiles(roots: readonly string[], dir: string, rec
     // Said the same way whether it is missing or only outside the roots would be a probe of the server's files.
     throw new WharfError('IMPORT_PATH_NOT_ALLOWED', [shown, roots.join(', ')]);
   }
-  const realRoots = await Promise.all(roots.map((r) => realpath(r).catch(() => undefined)));
-  if (!realRoots.some((r) => r !== undefined && (real === r || real.startsWith(r.endsWith(sep) ? r : r + sep)))) {
+  // Resolved now (a root may be a symbolic link); one that resolves to / would allow every file, and allows none.
+  const realRoots = (await Promise.all(roots.map((r) => realpath(r).catch(() => undefined)))).filter((r): r is string => r !== undefined && r !== sep);
+  if (!realRoots.some((r) => real === r || real.startsWith(r + sep))) {
     throw new WharfError('IMPORT_PATH_NOT_ALLOWED', [shown, roots.join(', ')]);
   }
   if (!(await lstat(real)).isDirectory()) throw new WharfError('IMPORT_PATH_INVALID', [shown, 'not a directory']);
@@ -97,7 +102,7 @@ export async function listImportFiles(roots: readonly string[], dir: string, rec
   await walk(real);
   if (files.length === 0) throw new WharfError('IMPORT_PATH_INVALID', [shown, `it holds no .rpm or .deb files${recursive ? '' : ' (its subdirectories were not searched)'}`]);
   files.sort();
-  return { dir: real, files };
+  return { dir: real, files, roots: realRoots };
 }
 
 /** The name a file's result carries: its path relative to the imported directory. */
@@ -131,21 +136,22 @@ const TASKS_PER_WORKER = 2;
 export class ImportWorkers {
   readonly #size: number;
   #workers: Worker[] = [];
-  #idle: Worker[] = [];
-  #queue: { paths: string[]; req: ImportCheckRequest; resolve: (r: ImportWorkerResult[]) => void; reject: (e: unknown) => void }[] = [];
-  /** per worker, its tasks in the order sent (each worker answers in order) */
-  readonly #running = new Map<Worker, { resolve: (r: ImportWorkerResult[]) => void; reject: (e: unknown) => void }[]>();
+  #queue: Task[] = [];
+  /** per worker, its tasks by id */
+  readonly #running = new Map<Worker, Map<number, Task>>();
   #timer: NodeJS.Timeout | undefined;
   #nextId = 0;
+  #closed = false;
   /** how long unused workers are kept */
   static idleMs = 10_000;
 
-  constructor(size = Number(process.env.IMPW ?? 0) || Math.max(1, Math.min(availableParallelism(), 8))) {
+  constructor(size = Math.max(1, Math.min(availableParallelism(), 8))) {
     this.#size = size;
   }
 
   /** Checks `paths` (any number): results in the same order. */
   async check(paths: readonly string[], req: ImportCheckRequest): Promise<ImportWorkerResult[]> {
+    if (this.#closed) throw new Error('the import workers are stopped');
     const parts: Promise<ImportWorkerResult[]>[] = [];
     for (let i = 0; i < paths.length; i += FILES_PER_TASK) {
       parts.push(new Promise((resolve, reject) => this.#queue.push({ paths: paths.slice(i, i + FILES_PER_TASK), req, resolve, reject })));
@@ -154,25 +160,29 @@ export class ImportWorkers {
     return (await Promise.all(parts)).flat();
   }
 
+  #load(w: Worker): number {
+    return this.#running.get(w)?.size ?? 0;
+  }
+
   #pump(): void {
     if (this.#timer) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
+    if (this.#closed) return;
     while (this.#queue.length > 0) {
       // Each worker holds its next task while it works on one: it never waits for this thread to hand it more.
-      let w = this.#idle.pop();
+      let w: Worker | undefined = this.#workers.find((x) => this.#load(x) === 0);
       if (!w && this.#workers.length < this.#size) w = this.#start();
-      w ??= this.#workers.find((x) => (this.#running.get(x)?.length ?? 0) < TASKS_PER_WORKER);
+      w ??= this.#workers.find((x) => this.#load(x) < TASKS_PER_WORKER);
       if (!w) return;
       const task = this.#queue.shift()!;
-      const tasks = this.#running.get(w) ?? [];
-      tasks.push(task);
-      this.#running.set(w, tasks);
-      w.postMessage({ id: ++this.#nextId, paths: task.paths, req: task.req });
+      const id = ++this.#nextId;
+      this.#running.get(w)!.set(id, task);
+      w.postMessage({ id, paths: task.paths, req: task.req });
     }
-    if ([...this.#running.values()].every((t) => t.length === 0) && this.#workers.length > 0) {
-      this.#timer = setTimeout(() => void this.close(), ImportWorkers.idleMs);
+    if (this.#workers.every((x) => this.#load(x) === 0) && this.#workers.length > 0) {
+      this.#timer = setTimeout(() => void this.#stopWorkers(), ImportWorkers.idleMs);
       this.#timer.unref();
     }
   }
@@ -180,19 +190,19 @@ export class ImportWorkers {
   #start(): Worker {
     const w = new Worker(new URL('./import-worker.ts', import.meta.url));
     w.unref();
-    w.on('message', (m: { results: ImportWorkerResult[] }) => {
-      const tasks = this.#running.get(w) ?? [];
-      const task = tasks.shift();
-      if (tasks.length === 0) this.#idle.push(w);
+    this.#running.set(w, new Map());
+    w.on('message', (m: { id: number; results: ImportWorkerResult[] }) => {
+      const tasks = this.#running.get(w);
+      const task = tasks?.get(m.id);
+      tasks?.delete(m.id);
       task?.resolve(m.results);
       this.#pump();
     });
     const gone = (e: unknown) => {
-      const tasks = this.#running.get(w) ?? [];
+      const tasks = this.#running.get(w);
       this.#running.delete(w);
       this.#workers = this.#workers.filter((x) => x !== w);
-      this.#idle = this.#idle.filter((x) => x !== w);
-      for (const task of tasks) task.reject(e instanceof Error ? e : new Error(`an import worker stopped (${String(e)})`));
+      for (const task of tasks?.values() ?? []) task.reject(e instanceof Error ? e : new Error(`an import worker stopped (${String(e)})`));
       this.#pump();
     };
     w.on('error', gone);
@@ -201,13 +211,25 @@ export class ImportWorkers {
     return w;
   }
 
-  /** Stops the workers (a task still running fails). */
-  async close(): Promise<void> {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
+  async #stopWorkers(): Promise<void> {
     const ws = this.#workers;
     this.#workers = [];
-    this.#idle = [];
     await Promise.all(ws.map((w) => w.terminate()));
   }
+
+  /** Stops the workers for good: queued and running tasks fail. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    for (const task of this.#queue.splice(0)) task.reject(new Error('the import workers are stopped'));
+    await this.#stopWorkers();
+  }
+}
+
+interface Task {
+  paths: string[];
+  req: ImportCheckRequest;
+  resolve: (r: ImportWorkerResult[]) => void;
+  reject: (e: unknown) => void;
 }

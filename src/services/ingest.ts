@@ -92,8 +92,10 @@ export async function storePackages<Row extends object, Existing>(
       for (const e of await spec.findExisting(spec.db, distributionId, filenames.slice(i, i + INSERT_ROWS))) existing.set(spec.filenameOf(e), e);
     }
     const outcomes: StoreOutcome<Row, Existing>[] = new Array(items.length);
-    const fresh: number[] = [];
-    const firstInBatch = new Map<string, PreparedPackage<Row>>();
+    let fresh: number[] = [];
+    const firstInBatch = new Map<string, number>();
+    /** later items of the batch with the bytes of an earlier one, by the earlier one's index */
+    const sameAs = new Map<number, number[]>();
     items.forEach((p, i) => {
       const there = existing.get(p.filename);
       if (there) {
@@ -101,20 +103,34 @@ export async function storePackages<Row extends object, Existing>(
         outcomes[i] = sha === p.uploadSha256 ? { status: 'unchanged', existing: there } : { status: 'refused', error: spec.conflict(p, sha) };
         return;
       }
-      const first = firstInBatch.get(p.filename);
-      if (first) {
+      const f = firstInBatch.get(p.filename);
+      if (f !== undefined) {
+        const first = items[f]!;
         outcomes[i] = first.uploadSha256 === p.uploadSha256 ? { status: 'unchanged', existing: first.row } : { status: 'refused', error: spec.conflict(p, first.uploadSha256) };
+        if (first.uploadSha256 === p.uploadSha256) sameAs.set(f, [...(sameAs.get(f) ?? []), i]);
         return;
       }
-      firstInBatch.set(p.filename, p);
+      firstInBatch.set(p.filename, i);
       fresh.push(i);
     });
     if (fresh.length === 0) return { outcomes, target: undefined };
     // Content first: each file exists before any index can name it. After a failed write none is left running
     // (mapLimit): the locks are released, and the inputs disposed of, only once every write has ended.
     // Several files (a batch) are written through the thread pool, overlapping the parsing of the next ones.
+    // A write refused for its own file (4xx: an imported file that changed or vanished) refuses that item only.
     const concurrent = fresh.length > 1;
-    await mapLimit(fresh, WRITES_IN_FLIGHT, (i) => items[i]!.write(spec.store, { concurrent }));
+    const refused = new Set<number>();
+    await mapLimit(fresh, WRITES_IN_FLIGHT, async (i) => {
+      try {
+        await items[i]!.write(spec.store, { concurrent });
+      } catch (e) {
+        if (!(e instanceof WharfError) || e.status >= 500) throw e;
+        refused.add(i);
+        for (const j of [i, ...(sameAs.get(i) ?? [])]) outcomes[j] = { status: 'refused', error: e };
+      }
+    });
+    if (refused.size > 0) fresh = fresh.filter((i) => !refused.has(i));
+    if (fresh.length === 0) return { outcomes, target: undefined };
     const rows = fresh.map((i) => ({ ...items[i]!.row, distribution_id: distributionId }));
     // The rows and the bump of `changes` commit together: a publish that saw the bump sees the rows. The bump comes
     // first: it locks the distribution's row until commit, so rows of one distribution get their ids in commit order,

@@ -15,11 +15,16 @@ import { getField } from '../formats/deb/control.ts';
 import { renderPackagesStanza } from '../formats/deb/packages-stanza.ts';
 import { poolDir } from './tree.ts';
 
-/** The bytes of a package whose payload must be read: in memory, or a local file. */
+/** The bytes of a package whose payload must be read: in memory, or streamed from `start` on (the very file checked). */
 export interface PackageBytes {
   readonly size: number;
   readonly bytes?: Uint8Array;
-  localPath(): Promise<string>;
+  stream(start: number): AsyncIterable<Uint8Array>;
+}
+
+/** A local file's bytes from `start` on (a staged upload's scratch file). */
+export async function* fileFrom(path: string | Promise<string>, start: number): AsyncGenerator<Uint8Array> {
+  for await (const chunk of createReadStream(await path, { start })) yield chunk as Buffer;
 }
 
 // ---- RPM ----
@@ -121,7 +126,7 @@ async function checkPayload(file: RpmFile, pkg: PackageBytes): Promise<void> {
   if (!algo) return;
   const h = createHash(algo);
   if (pkg.bytes) h.update(pkg.bytes.subarray(file.payloadOffset));
-  else for await (const chunk of createReadStream(await pkg.localPath(), { start: file.payloadOffset })) h.update(chunk as Buffer);
+  else for await (const chunk of pkg.stream(file.payloadOffset)) h.update(chunk);
   if (h.digest('hex') !== digest.toLowerCase()) {
     throw new WharfError('RPM_BAD_HEADER', ['the payload does not match the payload digest in the header (a truncated or altered upload?)']);
   }

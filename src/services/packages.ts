@@ -10,7 +10,6 @@ import type { RepositoryService } from './repositories.ts';
 import type { AptPackageService, DebPackageInfo, PreparedDeb, Provenance, PushResult } from './apt-packages.ts';
 import type { PreparedRpm, RpmPackageService } from './rpm-packages.ts';
 import type { UploadTracker } from './upload-tracker.ts';
-import type { StagedUpload } from './upload.ts';
 import { ImportWorkers, importName, listImportFiles, verifiedFile, type ImportChecked, type ImportCheckRequest, type ImportWorkerResult } from './import.ts';
 import { mapLimit } from './async.ts';
 import { repoTreePrefix } from './tree.ts';
@@ -170,13 +169,14 @@ export class PackageService {
   async importDirectory(ref: RepoRef, os: string, dist: string, request: { path: string; link?: boolean; recursive?: boolean }, opts: Pick<PushOptions, 'repo' | 'wait'> = {}): Promise<BatchResult> {
     validateDistRef(os, dist);
     const { config } = this.#d;
-    const { dir, files } = await listImportFiles(config.importRoots, request.path, request.recursive !== false);
+    const { dir, files, roots } = await listImportFiles(config.importRoots, request.path, request.recursive !== false);
     const repo = opts.repo ?? (await this.#d.repos.get(ref));
     const label = `${ref.org}/${ref.repo}/${os}/${dist}`;
     const ingested = this.#d.uploads.begin(label);
     const batch = new BatchIngest(this.#d, ref, repo, os, dist);
     const link = request.link === true;
     const req: ImportCheckRequest = {
+      roots,
       dist,
       maxBytes: config.maxUploadBytes,
       rpmLimits: this.#d.rpm.limits,
@@ -185,11 +185,13 @@ export class PackageService {
     };
     const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
     try {
-      // Windows of files are checked on the workers (a few ahead) while the ones before them are stored.
+      // Windows of files are checked on the workers (a few ahead) while the ones before them are stored. A copy holds
+      // the bytes of small files: one window ahead then (memory: about three windows of up to 64 MiB).
       const windows: Promise<ImportWorkerResult[]>[] = [];
       let nextWindow = 0;
+      const ahead = req.keepBytes ? 1 : IMPORT_WINDOWS_AHEAD;
       const refill = () => {
-        while (windows.length < IMPORT_WINDOWS_AHEAD && nextWindow < files.length && !batch.failure) {
+        while (windows.length < ahead && nextWindow < files.length && !batch.failure) {
           const w = this.#workers.check(files.slice(nextWindow, nextWindow + IMPORT_WINDOW), req);
           w.catch(() => {});
           windows.push(w);
@@ -207,12 +209,22 @@ export class PackageService {
           const path = paths[j]!;
           try {
             if ('error' in r) throw (r.error.status < 500 && WharfError.restore(r.error)) || new Error(r.error.message);
-            const k = batch.kind === r.kind ? r.kind : await this.#kindFor(repo, os, dist, r.kind, batch.kind);
+            let k = batch.kind !== undefined && r.kind === batch.kind ? batch.kind : await this.#kindFor(repo, os, dist, r.kind, batch.kind);
             batch.kind ??= k;
+            // Two first files of different formats checked at once: the one that set the import's format wins.
+            if (k !== batch.kind) k = await this.#kindFor(repo, os, dist, r.kind, batch.kind);
             if (r.kind === 'rpm' && req.resign) {
-              // Re-signed here, as a push is: from the bytes the worker read, or from the file for a large one.
-              const staged = importedUpload(r, path);
-              batch.add(index, await this.#d.rpm.prepare(ref, repo, os, dist, staged), async () => {}, r.size * 2);
+              // Re-signed here, as a push is, from a staged copy of exactly the bytes the worker checked: those it
+              // read, or the file's, hashed again as they are copied (a file replaced since is refused).
+              const staged = await stageUpload(r.bytes ? oneChunk(r.bytes) : verifiedFile(path, r.sha256, r.size), { dir: join(config.dataDir, 'tmp'), maxBytes: config.maxUploadBytes }).catch((e: unknown) => {
+                throw missingFile(e);
+              });
+              try {
+                batch.add(index, await this.#d.rpm.prepare(ref, repo, os, dist, staged), () => staged.dispose(), r.size * 2);
+              } catch (e) {
+                await staged.dispose();
+                throw e;
+              }
               return;
             }
             batch.add(index, importedPackage(r, path, `${treePrefix}/${os}/${r.relKey}`, link), async () => {}, r.bytes ? r.size : 0);
@@ -316,20 +328,13 @@ const IMPORT_WINDOWS_AHEAD = 4;
 
 const WRITE = { sync: 'deferred', exactStat: false, concurrent: true } as const;
 
-/** An imported file as an upload, for the path that re-signs RPMs (the worker only read and hashed it). */
-function importedUpload(r: ImportChecked, path: string): StagedUpload {
-  return {
-    size: r.size,
-    sha256: r.sha256,
-    // Not used for RPMs (their index has SHA-256 only).
-    md5: '',
-    sha1: '',
-    sha512: '',
-    head: r.bytes ? r.bytes.subarray(0, 16) : new Uint8Array(),
-    ...(r.bytes ? { bytes: r.bytes } : {}),
-    localPath: async () => path,
-    dispose: async () => {},
-  };
+async function* oneChunk(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}
+
+/** A file gone between its check and its copy or link: that file's refusal, not the import's failure. */
+function missingFile(e: unknown): unknown {
+  return (e as NodeJS.ErrnoException)?.code === 'ENOENT' ? new WharfError('IMPORT_FILE_SKIPPED', ['removed while the import ran']) : e;
 }
 
 /** A checked file of an import, stored as it lies: linked when asked and possible, else copied. */
@@ -337,13 +342,18 @@ function importedPackage(r: ImportChecked, path: string, key: string, link: bool
   const row = { ...r.fields, ...(r.digests ?? {}), size: r.size, sha256: r.sha256, created_at: Date.now(), provenance: null };
   if (r.kind === 'rpm') Object.assign(row, { upload_sha256: r.sha256 });
   const write = async (store: BlobStore) => {
-    if (link && store.linkFile) {
-      const done = await store.linkFile(key, path, { ...WRITE, expect: r.identity });
-      if (done === 'linked') return;
-      if (done === 'changed') throw new WharfError('IMPORT_FILE_CHANGED', [path.slice(-200)]);
+    try {
+      // Linked only when asked, possible here, and when no one but this server's user can change the file.
+      if (link && r.linkable && store.linkFile) {
+        const done = await store.linkFile(key, path, { ...WRITE, expect: r.identity });
+        if (done === 'linked') return;
+        if (done === 'changed') throw new WharfError('IMPORT_FILE_CHANGED', [path.slice(-200)]);
+      }
+      // A copy of exactly the bytes that were checked: those the worker read, or the file's, verified as they stream.
+      await store.put(key, r.bytes ?? verifiedFile(path, r.sha256, r.size), WRITE);
+    } catch (e) {
+      throw missingFile(e);
     }
-    // A copy of exactly the bytes that were checked: those the worker read, or the file's, verified as they stream.
-    await store.put(key, r.bytes ?? verifiedFile(path, r.sha256, r.size), WRITE);
   };
   return {
     filename: r.filename!,

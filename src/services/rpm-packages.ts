@@ -3,8 +3,8 @@
 // Packages are immutable: the same name, epoch, version, release and arch can only ever be the same uploaded bytes.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Db } from '../db/database.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { Config } from '../config.ts';
@@ -12,7 +12,7 @@ import { WharfError } from '../errors.ts';
 import { validateDistRef, type RepoRef } from '../names.ts';
 import type { RpmReadLimits } from '../formats/rpm/header.ts';
 import { signRpm } from '../formats/rpm/sign.ts';
-import { checkRpm, rpmBlobDir, rpmRowFields } from './package-check.ts';
+import { checkRpm, fileFrom, rpmBlobDir, rpmRowFields } from './package-check.ts';
 
 export { rpmBlobDir, rpmLocation } from './package-check.ts';
 import { stagedByteSource, type StagedUpload } from './upload.ts';
@@ -125,7 +125,7 @@ export class RpmPackageService {
     const src = await stagedByteSource(staged);
     let signedPath: string | undefined;
     try {
-      const checked = await checkRpm(src, staged, this.limits);
+      const checked = await checkRpm(src, { size: staged.size, ...(staged.bytes ? { bytes: staged.bytes } : {}), stream: (start) => fileFrom(staged.localPath(), start) }, this.limits);
       let sha256 = staged.sha256;
       let size = staged.size;
       let signedMeta = checked.meta;
@@ -273,6 +273,7 @@ export class RpmPackageService {
 /** Writes lead + signature header + original[headerStart..] to `path`; returns sha256 and size of the result. */
 async function writeSigned(path: string, original: string, signatureHeader: Uint8Array, headerStart: number): Promise<{ sha256: string; size: number }> {
   const hash = createHash('sha256');
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const out = await open(path, 'wx', 0o600);
   let size = 0;
   const write = async (b: Uint8Array) => {

@@ -459,43 +459,42 @@ export class FsBlobStore implements BlobStore {
   }
 
   /**
-   * One link(2) straight onto the key when it is free (a new name appears complete, as a rename would make it);
-   * else a link under a hidden name beside it, renamed over the existing blob. Direct calls: a bulk import links
+   * A link(2) under a hidden name beside the key, checked against `expect`, then renamed onto the key: a file that
+   * is not the one expected never appears under the key, not even for a moment. Direct calls: a bulk import links
    * thousands of files, each a few microseconds.
    */
   async linkFile(key: string, localPath: string, options: WriteOptions & { expect?: FileIdentity } = {}): Promise<'linked' | 'changed' | 'unsupported'> {
     const dest = this.#path(key);
     const dir = dirname(dest);
-    let linked: string | undefined;
-    let replace = false;
-    for (let attempt = 0; linked === undefined; attempt++) {
-      const target = replace ? join(dir, `${RESERVED_SEGMENT_PREFIX}${uniqueSuffix()}`) : dest;
+    const tmp = join(dir, `${RESERVED_SEGMENT_PREFIX}${uniqueSuffix()}`);
+    for (let attempt = 0; ; attempt++) {
       try {
-        linkSync(localPath, target);
-        linked = target;
+        linkSync(localPath, tmp);
+        break;
       } catch (e) {
         const c = errCode(e);
         if (c === 'EXDEV' || c === 'EPERM' || c === 'EMLINK' || c === 'ENOTSUP' || c === 'EOPNOTSUPP') return 'unsupported';
-        if (attempt >= 10) throw this.#keyError(key, e);
-        if (c === 'EEXIST') replace = true; // a blob is there: linked beside it, then renamed over it
-        else if (c === 'ENOENT') {
-          lstatSync(localPath); // the file itself gone: that error is the answer
+        if (c !== 'ENOENT' || attempt >= 10) throw this.#keyError(key, e);
+        lstatSync(localPath); // the file itself gone: that error is the answer
+        try {
           mkdirSync(dir, { recursive: true }); // else no parent yet (or pruned by a concurrent delete)
-        } else throw this.#keyError(key, e);
+        } catch (e2) {
+          throw this.#keyError(key, e2);
+        }
       }
     }
     try {
       if (options.expect) {
-        const st = lstatSync(linked);
+        const st = lstatSync(tmp);
         const x = options.expect;
         if (st.dev !== x.dev || st.ino !== x.ino || st.size !== x.size || st.mtimeMs !== x.mtimeMs) {
-          rmSync(linked, { force: true });
+          rmSync(tmp, { force: true });
           return 'changed';
         }
       }
-      if (linked !== dest) renameSync(linked, dest);
+      renameSync(tmp, dest);
     } catch (e) {
-      rmSync(linked, { force: true });
+      rmSync(tmp, { force: true });
       throw this.#keyError(key, e);
     }
     this.#generation++;

@@ -2,7 +2,7 @@
 // directories under the server's import roots, only for its admin; each file checked and reported like a push.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, stat, symlink, writeFile, readFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, stat, symlink, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { startWharf, type WharfInstance } from '../helpers/wharf.ts';
 import { buildRpmBytes, rpmMeta } from '../../bench/rpmgen.ts';
 import { buildDebBytes, debMeta } from '../../bench/debgen.ts';
+import { checkImportFile } from '../../src/services/import-worker.ts';
 
 const execFileP = promisify(execFile);
 
@@ -131,6 +132,73 @@ describe('import from a directory on the server', () => {
     assert.match(stanza, new RegExp(`^SHA256: ${sha256(bytes)}$`, 'm'));
     const stored = join(wharf.dataDir, 'storage', 'public', 'acme', 'imp', 'debian', path);
     assert.notEqual((await stat(stored)).ino, (await stat(join(debs, debMeta(2).filename))).ino, 'copied, not linked');
+  });
+
+  test('packages larger than what is checked in memory, many per worker: every result is its own file\'s, linked or re-signed', async () => {
+    const mixed = join(root, 'mixed');
+    await mkdir(mixed);
+    // Sorted by name, the large ones come first: a worker's second task (small files) would finish before its first.
+    for (let i = 101; i <= 200; i++) await writeFile(join(mixed, rpmMeta(i).filename), buildRpmBytes({ ...rpmMeta(i), ...(i <= 140 ? { extraBytes: 300_000 } : {}) }));
+    const r = await wharf.cli(['import', 'acme/imp/el/10', mixed, '--link', '--json']);
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(0, 2000));
+    const out = JSON.parse(r.stdout) as { results: { file: string; status: string; package: { name: string; sha256: string } }[] };
+    assert.equal(out.results.length, 100);
+    for (const x of out.results) {
+      assert.equal(x.status, 'created', x.file);
+      assert.equal(`${x.package.name}-`, x.file.slice(0, x.package.name.length + 1), 'the result names its own file');
+      assert.equal(x.package.sha256, sha256(await readFile(join(mixed, x.file))), x.file);
+    }
+    assert.equal((await primaryNames(`${wharf.url}/acme/imp/el/10/x86_64`)).length, 100);
+    // The large ones into a repository that re-signs: staged from the checked bytes, signed, published.
+    const s = await wharf.cli(['import', 'acme/signed/el/10', mixed, '--json']);
+    assert.equal(s.code, 0, s.stderr + s.stdout.slice(0, 2000));
+    const big = rpmMeta(101);
+    const file = join(wharf.dataDir, 'storage', 'public', 'acme', 'signed', 'el', '10', 'x86_64', 'Packages', 'b', big.filename);
+    assert.ok((await stat(file)).size > 300_000);
+    const keyring = join(tmp, 'keyring10');
+    await writeFile(keyring, Buffer.from(await (await fetch(`${wharf.url}/acme/signed/package-gpgkey`)).arrayBuffer()));
+    const db = join(tmp, 'rpmdb10');
+    await mkdir(db, { recursive: true });
+    await execFileP('rpmkeys', ['--dbpath', db, '--import', keyring]);
+    assert.match((await execFileP('rpmkeys', ['--dbpath', db, '--checksig', file])).stdout, /digests signatures OK/);
+  });
+
+  test('a file that others may write is copied, not linked', async () => {
+    const shared = join(root, 'shared');
+    await mkdir(shared);
+    const m = rpmMeta(300);
+    await writeFile(join(shared, m.filename), buildRpmBytes(m));
+    await chmod(join(shared, m.filename), 0o664);
+    const r = await wharf.cli(['import', 'acme/imp/el/11', shared, '--link']);
+    assert.equal(r.code, 0, r.stderr);
+    const stored = join(wharf.dataDir, 'storage', 'public', 'acme', 'imp', 'el', '11', 'noarch', 'Packages', 'b', m.filename);
+    assert.notEqual((await stat(stored)).ino, (await stat(join(shared, m.filename))).ino);
+  });
+
+  test('both formats in one directory, into a distribution of an OS that implies neither: the first format wins, the other is refused', async () => {
+    const both = join(root, 'both');
+    await mkdir(both);
+    for (let i = 1; i <= 6; i++) await writeFile(join(both, debMeta(i).filename), buildDebBytes(debMeta(i)));
+    for (let i = 1; i <= 6; i++) await writeFile(join(both, rpmMeta(i).filename), buildRpmBytes(rpmMeta(i)));
+    const r = await wharf.cli(['import', 'acme/imp/custom/one', both, '--json']);
+    assert.equal(r.code, 1);
+    const out = JSON.parse(r.stdout) as { results: { file: string; status: string; error?: { code: string } }[] };
+    const created = out.results.filter((x) => x.status === 'created').map((x) => x.file);
+    const refused = out.results.filter((x) => x.status === 'refused');
+    assert.equal(created.length, 6, JSON.stringify(out.results));
+    assert.ok(created.every((f) => f.endsWith('.deb')) || created.every((f) => f.endsWith('.rpm')), 'one format');
+    assert.equal(refused.length, 6);
+    assert.ok(refused.every((x) => x.error?.code === 'UNSUPPORTED_PACKAGE'), JSON.stringify(refused));
+  });
+
+  test('a file is checked where the kernel opened it: outside the roots it is refused, whatever path led there', async () => {
+    const m = rpmMeta(1);
+    const req = { dist: '9', maxBytes: 1 << 30, rpmLimits: {}, resign: false, keepBytes: false };
+    const inside = await checkImportFile(join(incoming, m.filename), { ...req, roots: [root] });
+    assert.equal(inside.filename, m.filename);
+    // The same file when the roots are elsewhere: a directory on its path swapped for a symbolic link looks like this.
+    await assert.rejects(checkImportFile(join(incoming, m.filename), { ...req, roots: [outside] }), (e: Error & { code?: string }) => e.code === 'IMPORT_FILE_SKIPPED' && /outside the import roots/.test(e.message));
+    await assert.rejects(checkImportFile(join(root, 'escape', rpmMeta(800).filename), { ...req, roots: [root] }), /outside the import roots/);
   });
 
   test('only directories inside the import roots, only absolute paths, never through a symbolic link out', async () => {

@@ -16,6 +16,7 @@ import { startWharf, buildDeb, type WharfInstance } from '../helpers/wharf.ts';
 import { buildRpm } from '../helpers/rpm.ts';
 import { prepareAptRoot } from '../helpers/apt-root.ts';
 import { startS3ForWharf, listKeys, type S3ForWharf } from '../helpers/s3.ts';
+import { buildRpmBytes, rpmMeta } from '../../bench/rpmgen.ts';
 
 const execFileP = promisify(execFile);
 
@@ -95,7 +96,8 @@ before(async () => {
   dataDir = join(work, 'data');
   s3 = await startS3ForWharf();
   // Retention 0: a superseded file is deleted by the next publish, so the test sees deletes reach the bucket.
-  w = await startWharf({ dataDir, env: { ...s3.env, WHARF_RETENTION_SECONDS: '0' } });
+  await mkdir(join(work, 'imports'), { recursive: true });
+  w = await startWharf({ dataDir, env: { ...s3.env, WHARF_RETENTION_SECONDS: '0', WHARF_IMPORT_ROOTS: join(work, 'imports') } });
 
   const common = 'Maintainer: Wharf Tests <tests@example.org>\nSection: utils\nPriority: optional\n';
   files.lib = await buildDeb(work, `Package: wharf-lib\nVersion: 1.0-1\nArchitecture: amd64\n${common}Description: library\n`, {
@@ -311,6 +313,31 @@ describe('the server on S3', { timeout: 120_000 }, () => {
     assert.equal(await s3.store.stat(oldByHash), undefined, 'the superseded by-hash index is still in the bucket');
     assert.ok(await s3.store.stat('public/acme/pub/debian/pool/yanky/main/k/keepme/keepme_1.0_amd64.deb'));
     assert.equal((await get(`/acme/pub/debian/pool/yanky/main/y/yankme/yankme_1.0_amd64.deb`)).status, 404);
+  });
+
+  test('wharf import --link onto S3: no links there, the checked bytes are copied into the bucket (small and large files)', async () => {
+    const dir = join(work, 'imports', 'el8');
+    await mkdir(dir, { recursive: true });
+    const made: Record<string, Buffer> = {};
+    for (const i of [1, 2, 3]) {
+      const m = rpmMeta(i);
+      made[m.filename] = buildRpmBytes({ ...m, ...(i === 2 ? { extraBytes: 400_000 } : {}) });
+      await writeFile(join(dir, m.filename), made[m.filename]!);
+    }
+    await cliOk(['repo', 'create', 'acme/raw', '--no-package-signing']);
+    const out = JSON.parse(await cliOk(['import', 'acme/raw/el/8', dir, '--link', '--json'])) as { results: { status: string }[] };
+    assert.deepEqual(out.results.map((r) => r.status), ['created', 'created', 'created']);
+    const keys = await listKeys(s3.store);
+    for (const [name, b] of Object.entries(made)) {
+      const key = keys.find((k) => k.endsWith(`/acme/raw/el/8/x86_64/Packages/b/${name}`));
+      assert.ok(key, `${name} in the bucket`);
+      const got = await get(`/acme/raw/el/8/x86_64/Packages/b/${name}`);
+      assert.equal(got.status, 200);
+      assert.equal(sha256(got.body), sha256(b), name);
+    }
+    const repomd = (await get('/acme/raw/el/8/x86_64/repodata/repomd.xml')).text;
+    assert.match(repomd, /<data type="primary">/);
+    assert.equal(existsSync(join(dataDir, 'storage')), false, 'nothing under the data directory');
   });
 
   test('/readyz writes, reads and deletes a probe blob in the bucket', async () => {

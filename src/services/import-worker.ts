@@ -57,7 +57,7 @@ function openedInside(fd: number, roots: readonly string[]): boolean {
   return roots.some((r) => real.startsWith(r.endsWith(sep) ? r : r + sep));
 }
 
-/** Checks one file of an import (exported for the benchmark's format floor). */
+/** Checks one file of an import: what a worker answers for it (exported for the tests, which call it in process). */
 export async function checkImportFile(path: string, req: ImportCheckRequest): Promise<ImportChecked> {
   let fd: number;
   try {

@@ -56,8 +56,9 @@ export interface ImportChecked {
 
 export type ImportWorkerResult = ImportChecked | { error: { code: string; message: string; status: number } };
 
-/** Most files one import takes (a larger tree is imported a subdirectory at a time). */
+/** Most files one import takes, and most directories it searches (a larger tree is imported a part at a time). */
 export const MAX_IMPORT_FILES = 200_000;
+export const MAX_IMPORT_DIRECTORIES = 50_000;
 
 /** The file name endings an import picks up. */
 const PACKAGE_FILE = /\.(rpm|deb)$/;
@@ -67,7 +68,12 @@ const PACKAGE_FILE = /\.(rpm|deb)$/;
  * `roots` (both resolved, so neither `..` nor a symbolic link leads out of them). Subdirectories are searched when
  * `recursive` (not those whose names start with a dot, nor through symbolic links).
  */
-export async function listImportFiles(roots: readonly string[], dir: string, recursive: boolean): Promise<{ dir: string; files: string[]; roots: string[] }> {
+export async function listImportFiles(
+  roots: readonly string[],
+  dir: string,
+  recursive: boolean,
+  limits: { files: number; directories: number } = { files: MAX_IMPORT_FILES, directories: MAX_IMPORT_DIRECTORIES },
+): Promise<{ dir: string; files: string[]; roots: string[] }> {
   if (roots.length === 0) throw new WharfError('IMPORT_DISABLED');
   if (typeof dir !== 'string' || dir.length === 0 || dir.length > 4096 || dir.includes('\0')) throw new WharfError('IMPORT_PATH_INVALID', [JSON.stringify(String(dir).slice(0, 200)), 'give the absolute path of a directory on the server']);
   if (!dir.startsWith('/')) throw new WharfError('IMPORT_PATH_INVALID', [JSON.stringify(dir.slice(0, 200)), 'the path must be absolute (the directory as the server sees it)']);
@@ -86,7 +92,9 @@ export async function listImportFiles(roots: readonly string[], dir: string, rec
   }
   if (!(await lstat(real)).isDirectory()) throw new WharfError('IMPORT_PATH_INVALID', [shown, 'not a directory']);
   const files: string[] = [];
+  let directories = 0;
   const walk = async (d: string): Promise<void> => {
+    if (++directories > limits.directories) throw new WharfError('IMPORT_PATH_INVALID', [shown, `it holds more than ${limits.directories} directories: import its subdirectories one at a time`]);
     const entries = await readdir(d, { withFileTypes: true });
     for (const e of entries) {
       const p = join(d, e.name);
@@ -95,7 +103,7 @@ export async function listImportFiles(roots: readonly string[], dir: string, rec
       } else if (PACKAGE_FILE.test(e.name)) {
         // Symbolic links and other non-files are listed too: the workers report them as not imported.
         files.push(p);
-        if (files.length > MAX_IMPORT_FILES) throw new WharfError('IMPORT_TOO_MANY_FILES', [MAX_IMPORT_FILES]);
+        if (files.length > limits.files) throw new WharfError('IMPORT_TOO_MANY_FILES', [limits.files]);
       }
     }
   };

@@ -13,6 +13,7 @@ import { startWharf, type WharfInstance } from '../helpers/wharf.ts';
 import { buildRpmBytes, rpmMeta } from '../../bench/rpmgen.ts';
 import { buildDebBytes, debMeta } from '../../bench/debgen.ts';
 import { checkImportFile } from '../../src/services/import-worker.ts';
+import { listImportFiles } from '../../src/services/import.ts';
 
 const execFileP = promisify(execFile);
 
@@ -199,6 +200,18 @@ describe('import from a directory on the server', () => {
     // The same file when the roots are elsewhere: a directory on its path swapped for a symbolic link looks like this.
     await assert.rejects(checkImportFile(join(incoming, m.filename), { ...req, roots: [outside] }), (e: Error & { code?: string }) => e.code === 'IMPORT_FILE_SKIPPED' && /outside the import roots/.test(e.message));
     await assert.rejects(checkImportFile(join(root, 'escape', rpmMeta(800).filename), { ...req, roots: [root] }), /outside the import roots/);
+  });
+
+  test('the listing: sorted, hidden directories skipped, bounded in files and in directories', async () => {
+    const l = await listImportFiles([root], incoming, true);
+    assert.equal(l.dir, incoming);
+    assert.deepEqual(l.files, [...l.files].sort());
+    assert.ok(!l.files.some((f) => f.includes('/.hidden/')));
+    assert.ok(l.files.includes(join(incoming, 'sub', rpmMeta(N).filename)));
+    assert.equal((await listImportFiles([root], incoming, false)).files.some((f) => f.includes('/sub/')), false);
+    await assert.rejects(listImportFiles([root], incoming, true, { files: 5, directories: 100 }), (e: Error & { code?: string }) => e.code === 'IMPORT_TOO_MANY_FILES');
+    await assert.rejects(listImportFiles([root], root, true, { files: 1000, directories: 2 }), /more than 2 directories/);
+    await assert.rejects(listImportFiles([], incoming, true), (e: Error & { code?: string }) => e.code === 'IMPORT_DISABLED');
   });
 
   test('only directories inside the import roots, only absolute paths, never through a symbolic link out', async () => {

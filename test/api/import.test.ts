@@ -164,6 +164,34 @@ describe('import from a directory on the server', () => {
     assert.match((await execFileP('rpmkeys', ['--dbpath', db, '--checksig', file])).stdout, /digests signatures OK/);
   });
 
+  test('--no-wait: answered once stored (202), the signed metadata follows', async () => {
+    const later = join(root, 'later');
+    await mkdir(later);
+    for (let i = 401; i <= 403; i++) await writeFile(join(later, rpmMeta(i).filename), buildRpmBytes(rpmMeta(i)));
+    const res = await fetch(`${wharf.url}/api/v1/repos/acme/imp/distributions/el/12/import`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${wharf.token}`, 'Content-Type': 'application/json', Prefer: 'respond-async' },
+      body: JSON.stringify({ path: later }),
+    });
+    assert.equal(res.status, 202);
+    assert.equal(res.headers.get('preference-applied'), 'respond-async');
+    const body = (await res.json()) as { results: { status: string }[]; generation?: number };
+    assert.deepEqual(body.results.map((x) => x.status), ['created', 'created', 'created']);
+    assert.equal(body.generation, undefined);
+    const deadline = Date.now() + 20_000;
+    let names: string[] = [];
+    while (Date.now() < deadline) {
+      const res = await fetch(`${wharf.url}/acme/imp/el/12/x86_64/repodata/repomd.xml`);
+      if (res.status === 200) {
+        await res.arrayBuffer();
+        names = await primaryNames(`${wharf.url}/acme/imp/el/12/x86_64`);
+        if (names.length === 3) break;
+      } else await res.arrayBuffer();
+      await new Promise((ok) => setTimeout(ok, 100));
+    }
+    assert.deepEqual(names, [401, 402, 403].map((i) => rpmMeta(i).name));
+  });
+
   test('a file that others may write is copied, not linked', async () => {
     const shared = join(root, 'shared');
     await mkdir(shared);

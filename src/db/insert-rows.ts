@@ -6,6 +6,7 @@
 import { CompiledQuery } from 'kysely';
 import type { Db } from './database.ts';
 import type { Database } from './schema.ts';
+import { capabilities } from './capabilities.ts';
 
 const compiled = new Map<string, string>();
 /** shapes kept (row counts differ between chunks: a few per table) */
@@ -26,7 +27,8 @@ export async function insertRows<T extends keyof Database>(db: Db, table: T, row
     await db.insertInto(table).values(rows as never).execute();
     return;
   }
-  const shape = `${table}\0${columns.join('\0')}\0${rows.length}`;
+  // Per dialect: a process may hold databases of both (the tests do), and their texts differ ($1 against ?).
+  const shape = `${capabilities(db).dialect}\0${table}\0${columns.join('\0')}\0${rows.length}`;
   let text = compiled.get(shape);
   if (text === undefined) {
     const q = db.insertInto(table).values(rows as never).compile();

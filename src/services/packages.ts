@@ -186,7 +186,8 @@ export class PackageService {
     const treePrefix = repoTreePrefix(ref.org, ref.repo, repo.private);
     try {
       // Windows of files are checked on the workers (a few ahead) while the ones before them are stored. A copy holds
-      // the bytes of small files: one window ahead then (memory: about three windows of up to 64 MiB).
+      // the bytes of small files: one window ahead then (memory: the window checked ahead, the one being turned into
+      // packages, and two chunks waiting to be or being stored, each up to 64 MiB).
       const windows: Promise<ImportWorkerResult[]>[] = [];
       let nextWindow = 0;
       const ahead = req.keepBytes ? 1 : IMPORT_WINDOWS_AHEAD;
@@ -232,7 +233,8 @@ export class PackageService {
             batch.refuse(index, e);
           }
         });
-        await batch.backpressure(0);
+        // Storing keeps up: one chunk stored while the next waits (the windows checked ahead are the other memory).
+        await batch.stored(1);
       }
       await Promise.allSettled(windows);
     } catch (e) {
@@ -430,6 +432,11 @@ class BatchIngest {
   /** Waits while checking runs more than a chunk ahead of storing (memory: about two chunks of packages). */
   async backpressure(inFlight: number): Promise<void> {
     if (this.#chunksQueued >= 1 && this.#pending.length + inFlight >= PackageService.BATCH_CHUNK) await this.#storing;
+  }
+
+  /** Waits until at most `chunks` chunks wait to be stored (an import, whose windows are checked ahead anyway). */
+  async stored(chunks: number): Promise<void> {
+    while (this.#chunksQueued > chunks && !this.failure) await this.#storing;
   }
 
   /** Stores what is pending, and waits until every chunk is stored. */

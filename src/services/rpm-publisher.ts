@@ -498,10 +498,15 @@ export class RpmPublisher {
           }
         }
         // If compressing or linking fails, the documents have moved ahead of the database: rebuilt next time (onFailure).
-        const page = Promise.all([
+        // A page ends when all of its parts have ended, failed or not: a failure must not leave a compression
+        // running that would hand its chunks to documents already dropped.
+        const page = Promise.allSettled([
           ...[...cache.dirs.values()].flatMap((s) => DOC_TYPES.map((t) => s.docs[t].seal())),
           mapLimit(links, 16, ([from, to]) => store.copy(from, to, { sync: 'deferred' })),
-        ]);
+        ]).then((parts) => {
+          const failed = parts.find((p) => p.status === 'rejected');
+          if (failed) throw failed.reason;
+        });
         page.catch(() => {}); // awaited below
         inFlight.push(page);
         cache.count += rows.length;

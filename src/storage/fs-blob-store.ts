@@ -484,6 +484,7 @@ export class FsBlobStore implements BlobStore {
       }
     }
     try {
+      let links = Infinity;
       if (options.expect) {
         const st = lstatSync(tmp);
         const x = options.expect;
@@ -491,8 +492,12 @@ export class FsBlobStore implements BlobStore {
           rmSync(tmp, { force: true });
           return 'changed';
         }
+        links = st.nlink;
       }
       renameSync(tmp, dest);
+      // rename(2) of a name onto another link of the same file does nothing (the key was already this file, linked
+      // by an earlier import): the hidden name is left, and goes now. (With the file and this link only, it cannot be.)
+      if (links > 2) rmSync(tmp, { force: true });
     } catch (e) {
       rmSync(tmp, { force: true });
       throw this.#keyError(key, e);

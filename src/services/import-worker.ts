@@ -86,26 +86,55 @@ export async function checkImportFile(path: string, req: ImportCheckRequest): Pr
     const algos = kind === 'deb' ? (['md5', 'sha1', 'sha256', 'sha512'] as const) : (['sha256'] as const);
     const hashes = algos.map((a) => createHash(a));
     let bytes: Buffer | undefined;
+    /** the digests of the whole file, once every byte has gone through `hashes` */
+    let hex: Record<string, string> | undefined;
+    const finish = () => (hex = Object.fromEntries(algos.map((a, i) => [a, hashes[i]!.digest('hex')])) as Record<string, string>);
     if (size <= SMALL_UPLOAD_BYTES) {
       bytes = readAt(fd, 0, size, true);
       if (bytes.byteLength !== size) throw new WharfError('IMPORT_FILE_CHANGED', ['it became shorter']);
       for (const h of hashes) h.update(bytes);
-    } else {
-      for await (const chunk of fdFrom(fd, size, 0)) for (const h of hashes) h.update(chunk);
+      finish();
     }
-    const hex = Object.fromEntries(algos.map((a, i) => [a, hashes[i]!.digest('hex')])) as Record<string, string>;
-    const sha256 = hex.sha256!;
     const src = bytes ? bufferSource(bytes) : fdSource(fd, size);
-    const pkg = { size, ...(bytes ? { bytes } : {}), stream: (start: number) => fdFrom(fd, size, start) };
+    // A large file is read once: the pass that checks an RPM's payload digest (from `start` on) reads the file from
+    // its beginning and hashes all of it on the way. A file not read that way (no payload digest, a .deb) is hashed
+    // in a pass of its own.
+    let streamed = false;
+    const stream = async function* (start: number): AsyncGenerator<Uint8Array> {
+      if (hex || streamed) {
+        yield* fdFrom(fd, size, start);
+        return;
+      }
+      streamed = true;
+      let off = 0;
+      for await (const chunk of fdFrom(fd, size, 0)) {
+        for (const h of hashes) h.update(chunk);
+        const end = off + chunk.byteLength;
+        if (end > start) yield off >= start ? chunk : chunk.subarray(start - off);
+        off = end;
+      }
+      finish();
+    };
+    const pkg = { size, ...(bytes ? { bytes } : {}), stream };
+    const hashed = async (): Promise<Record<string, string>> => {
+      if (hex) return hex;
+      // (Fresh hashes: a pass that stopped part way has fed the others.)
+      const own = algos.map((a) => createHash(a));
+      for await (const chunk of fdFrom(fd, size, 0)) for (const h of own) h.update(chunk);
+      return (hex = Object.fromEntries(algos.map((a, i) => [a, own[i]!.digest('hex')])) as Record<string, string>);
+    };
     // Bytes the main thread will store (a copy) or re-sign (an RPM of a repository that signs packages).
     const keep = bytes && (req.keepBytes || (kind === 'rpm' && req.resign)) ? { bytes } : {};
     if (kind === 'rpm') {
-      if (req.resign) return { kind, sha256, size, identity, linkable, ...keep };
+      if (req.resign) return { kind, sha256: (await hashed()).sha256!, size, identity, linkable, ...keep };
       const checked = await checkRpm(src, pkg, req.rpmLimits);
+      const sha256 = (await hashed()).sha256!;
       const fields = rpmRowFields(checked, req.dist, { sha256, size, uploadSha256: sha256, fileTime: Math.floor(Date.now() / 1000) });
       return { kind, sha256, size, identity, linkable, filename: checked.filename, identityText: checked.identity, relKey: fields.blob_key, fields, ...keep };
     }
-    const digests = { size, md5: hex.md5!, sha1: hex.sha1!, sha256, sha512: hex.sha512! };
+    const all = await hashed();
+    const sha256 = all.sha256!;
+    const digests = { size, md5: all.md5!, sha1: all.sha1!, sha256, sha512: all.sha512! };
     const checked = await checkDeb(src, digests, req.dist);
     return { kind, sha256, size, identity, linkable, digests, filename: checked.filename, identityText: checked.identity, relKey: checked.poolKey, fields: checked.fields, ...keep };
   } finally {

@@ -9,6 +9,10 @@ import { loadConfig } from '../config.ts';
 import { createApp, type App } from '../app.ts';
 import { createLogger } from '../log.ts';
 import { ImportWorkers } from './import.ts';
+import { checkImportFile } from './import-worker.ts';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import type { RpmPackageService } from './rpm-packages.ts';
 import { buildRpmBytes, rpmMeta } from '../../bench/rpmgen.ts';
 
@@ -77,4 +81,31 @@ test('linking again a file its key already links to leaves no hidden link behind
   const hidden: string[] = [];
   for (const e of await readdir(join(dir, 'data', 'storage'), { withFileTypes: true, recursive: true })) if (e.name.startsWith('.wharf-tmp-')) hidden.push(e.name);
   assert.deepEqual(hidden, []);
+});
+
+test('a large RPM is read once: its SHA-256 is taken in the pass that checks its payload digest', async () => {
+  const big = join(root, 'big');
+  await mkdir(big);
+  const m = rpmMeta(7);
+  const file = join(big, m.filename);
+  await writeFile(file, buildRpmBytes({ ...m, extraBytes: 2_000_000 }));
+  const size = (await readFile(file)).byteLength;
+  const fs = createRequire(import.meta.url)('node:fs') as { readSync: (...a: unknown[]) => number };
+  const readSync = fs.readSync;
+  let read = 0;
+  fs.readSync = (...a: unknown[]) => {
+    const n = readSync(...a);
+    read += n;
+    return n;
+  };
+  syncBuiltinESMExports();
+  try {
+    const r = await checkImportFile(file, { roots: [root], dist: '9', maxBytes: 1 << 30, rpmLimits: {}, resign: false, keepBytes: false });
+    assert.equal(r.sha256, createHash('sha256').update(await readFile(file)).digest('hex'));
+    assert.equal(r.filename, m.filename);
+    assert.ok(read < size * 1.1, `read ${read} bytes of a ${size}-byte file`);
+  } finally {
+    fs.readSync = readSync;
+    syncBuiltinESMExports();
+  }
 });

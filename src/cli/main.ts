@@ -28,7 +28,7 @@ Client (WHARF_URL / --url, default http://127.0.0.1:8080; WHARF_TOKEN / --token)
   push ORG/REPO/OS/DIST FILE...        upload packages and publish signed metadata
        [--oidc]                        from CI without a stored secret: exchange the job's OIDC token
                                        (GitLab: id_tokens WHARF_ID_TOKEN; GitHub: permissions id-token: write)
-  import ORG/REPO/OS/DIST DIR [--link] [--no-recursive]
+  import ORG/REPO/OS/DIST DIR [--link] [--no-recursive] [--no-wait]
                                        store and publish the .rpm/.deb files of a directory on the server itself
                                        (under its importRoots; server admin token): no upload; --link hard-links them
   ls ORG/REPO [OS/DIST] [--long]       list packages (--long: with the CI identity they were published from)
@@ -44,7 +44,7 @@ Client (WHARF_URL / --url, default http://127.0.0.1:8080; WHARF_TOKEN / --token)
 
 Options: --json (machine-readable output), --jobs N (parallel uploads for push, default 4),
          --batch-size N (push: files per request when pushing several, default 5000, and at most 512 MiB; 1 = one request per file),
-         --no-wait (push: return once the packages are stored; the signed metadata follows within moments),
+         --no-wait (push, import: return once the packages are stored; the signed metadata follows within moments),
          --progress / --no-progress (push: a progress bar on stderr; default: on a terminal, for 1 MiB or more)
 `;
 
@@ -339,7 +339,7 @@ async function main(argv: string[]): Promise<number> {
     case 'import': {
       const [target, dir, ...extra] = args;
       const t = target?.split('/') ?? [];
-      if (t.length !== 4 || !dir || extra.length > 0) throw new UsageError('usage: wharf import ORG/REPO/OS/DIST DIR [--link] [--no-recursive]');
+      if (t.length !== 4 || !dir || extra.length > 0) throw new UsageError('usage: wharf import ORG/REPO/OS/DIST DIR [--link] [--no-recursive] [--no-wait]');
       const path = `repos/${t.map(encodeURIComponent).slice(0, 2).join('/')}/distributions/${encodeURIComponent(t[2]!)}/${encodeURIComponent(t[3]!)}/import`;
       const noWait = values['no-wait'] === true;
       // The directory as the server sees it: this machine's absolute path (the server runs here, or shares it).

@@ -88,7 +88,8 @@ describe('dnf against a Wharf RPM repository', { timeout: 170_000 }, () => {
     await writeFile(join(home, '.rpmmacros'), '%_dbpath /var/lib/rpm\n');
     env = { HOME: home, TMPDIR: join(tmp, 'tmp'), GNUPGHOME: join(home, '.gnupg') };
 
-    wharf = await startWharf();
+    // The built packages' directory is an import root too (`wharf import`, the last tests).
+    wharf = await startWharf({ env: { WHARF_IMPORT_ROOTS: join(tmp, 'rpms') } });
     const build = join(tmp, 'rpms');
     await mkdir(build);
     const tool = await buildRpm(build, {
@@ -286,6 +287,24 @@ describe('dnf against a Wharf RPM repository', { timeout: 170_000 }, () => {
     await writeFile(probe, served);
     const sig = await run('rpm', ['--dbpath', join(tmp, 'rpmdb-probe'), '-qp', '--qf', '%{RSAHEADER:pgpsig}', probe], env);
     assert.match(sig.out, /none/i, show('rpm -qp', sig));
+  });
+
+  test('the same packages imported where they lie (wharf import, re-signed as pushes are): dnf installs from them with every check on', async () => {
+    assert.equal((await wharf.cli(['repo', 'create', 'acme/imported'])).code, 0);
+    const i = await wharf.cli(['import', 'acme/imported/el/9', join(tmp, 'rpms'), '--link', '--json']);
+    assert.equal(i.code, 0, i.stdout + i.stderr);
+    const out = JSON.parse(i.stdout) as { results: { file: string; status: string }[] };
+    assert.deepEqual(out.results.map((x) => x.status), out.results.map(() => 'created'));
+    assert.equal(out.results.length, 4, 'tool 1.2 and its source package, toollib, tool 1.3');
+    const text = await (await fetch(`${wharf.url}/acme/imported/el/9.repo`)).text();
+    const root = await makeRoot('root-imported', { 'acme-imported.repo': text });
+    const r = await dnf(root, ['-y', 'install', 'tool']);
+    assert.equal(r.code, 0, show('dnf install (imported)', r));
+    assert.equal((r.out.match(/Key imported successfully/g) ?? []).length, 2, show('dnf install (imported): both keys imported', r));
+    assert.match(r.out, /Installed:[\s\S]*tool-1\.3-1\.x86_64[\s\S]*Complete!/, show('dnf install (imported)', r));
+    assert.doesNotMatch(r.out, /nogpgcheck|not signed|GPG check FAILED/i, show('dnf install (imported)', r));
+    const q = await rpmq(root, ['-q', 'tool', 'toollib']);
+    assert.deepEqual(q.out.trim().split('\n'), ['tool-1.3-1.x86_64', 'toollib-1.0-1.noarch']);
   });
 
   test('the host was not touched', async () => {

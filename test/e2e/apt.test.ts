@@ -164,7 +164,8 @@ describe('apt end-to-end', { timeout: 150_000 }, () => {
     await chmod(tmp, 0o755);
     gnupg = join(tmp, 'gnupg');
     await mkdir(gnupg, { mode: 0o700 });
-    wharf = await startWharf();
+    // The built packages' directory is an import root too (`wharf import`).
+    wharf = await startWharf({ env: { WHARF_IMPORT_ROOTS: join(tmp, 'debs') } });
     base = `${wharf.url}/${REPO}/${OS}`;
     distUrl = `${base}/dists/${DIST}`;
 
@@ -290,6 +291,22 @@ describe('apt end-to-end', { timeout: 150_000 }, () => {
       assert.match(status, new RegExp(`Package: ${name}\\nStatus: install ok installed\\n[\\s\\S]*?Version: ${version.replace(/\./g, '\\.')}\\n`), status);
     }
     assert.ok(!existsSync('/usr/bin/wharf-hello'), 'wharf-hello was installed onto the host');
+  });
+
+  test('the same packages imported where they lie (wharf import --link): apt-get update and install from them, signatures checked', async () => {
+    assert.equal((await wharf.cli(['repo', 'create', 'acme/imported'])).code, 0);
+    const i = await wharf.cli(['import', 'acme/imported/debian/bookworm', join(tmp, 'debs'), '--link', '--json']);
+    assert.equal(i.code, 0, i.stdout + i.stderr);
+    const out = JSON.parse(i.stdout) as { results: { status: string }[] };
+    assert.equal(out.results.filter((x) => x.status === 'created').length, Object.keys(debs).length);
+    const root = await AptRoot.create(tmp, 'root-imported', { arch: 'amd64', keyring, url: wharf.url });
+    await writeFile(join(root.dir, 'etc/apt/sources.list'), `deb [signed-by=${keyring}] ${wharf.url}/acme/imported/debian/ bookworm main\n`);
+    assertCleanUpdate(await root.update());
+    const r = await root.aptGet(['install', '-y', 'wharf-hello']);
+    assert.equal(r.code, 0, `install failed:\n${r.out}`);
+    assert.deepEqual(problemLines(r.out), [], r.out);
+    assert.equal(await readFile(join(root.dir, 'usr/bin/wharf-hello'), 'utf8'), '#!/bin/sh\necho hello from wharf\n');
+    assert.equal(await readFile(join(root.dir, 'usr/lib/wharf/lib.txt'), 'utf8'), 'wharf-lib payload\n');
   });
 
   test('arch:all package is visible for amd64 and arm64; arm64 sees the arm64 build', async () => {

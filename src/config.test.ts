@@ -19,6 +19,11 @@ test('defaults', () => {
   assert.ok(Object.isFrozen(c) && Object.isFrozen(c.listen));
 });
 
+test("RPM architecture directories are named by dnf's $basearch: i686 and i586 both mean i386", () => {
+  assert.deepEqual(loadConfig({}, {}).defaultRpmArchitectures, ['x86_64', 'aarch64']);
+  assert.deepEqual(loadConfig({}, { WHARF_DEFAULT_RPM_ARCHITECTURES: 'x86_64,i686,i586,armv7hl' }).defaultRpmArchitectures, ['x86_64', 'i386', 'armhfp']);
+});
+
 test('flags beat environment, which beats the config file', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-config-'));
   const file = join(dir, 'wharf.json');

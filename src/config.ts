@@ -7,6 +7,7 @@ const { resolve, isAbsolute, normalize } = process.getBuiltinModule('node:path')
 import { WharfError } from './errors.ts';
 import { s3OptionsFromEnv, type S3StoreOptions } from './storage/s3/options.ts';
 import { OPTIONS, OPTION_NAMES, OPTION_FLAGS, type OptionName } from './config-options.ts';
+import { rpmBaseArch } from './formats/rpm/arch.ts';
 
 export { OPTION_NAMES, OPTION_FLAGS, type OptionName };
 
@@ -134,7 +135,8 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
   }
   const arches = raw('defaultArchitectures').split(',').map((s) => s.trim()).filter(Boolean);
   for (const a of arches) if (!/^[a-z0-9][a-z0-9-]*$/.test(a) || a === 'all') fail(`invalid architecture "${a}" in defaultArchitectures`);
-  const rpmArches = raw('defaultRpmArchitectures').split(',').map((s) => s.trim()).filter(Boolean);
+  // Directories are named by dnf's $basearch: i686 means the i386 directory.
+  const rpmArches = [...new Set(raw('defaultRpmArchitectures').split(',').map((s) => s.trim()).filter(Boolean).map(rpmBaseArch))];
   for (const a of rpmArches) {
     if (!/^[A-Za-z0-9_]+$/.test(a) || ['noarch', 'src', 'nosrc', 'SRPMS'].includes(a)) fail(`invalid architecture "${a}" in defaultRpmArchitectures`);
   }

@@ -7,6 +7,7 @@ import { WharfError } from '../errors.ts';
 import type { ByteSource } from '../formats/byte-source.ts';
 import type { FileDigests } from '../formats/digests.ts';
 import { readRpm, type RpmReadLimits } from '../formats/rpm/header.ts';
+import { rpmBaseArch } from '../formats/rpm/arch.ts';
 import { rpmPackageMetadata } from '../formats/rpm/package.ts';
 import type { RpmPackageMetadata } from '../formats/rpm/metadata.ts';
 import { filelistsPackageXml, otherPackageXml, primaryPackageXml } from '../formats/rpm/repodata.ts';
@@ -31,7 +32,7 @@ export async function* fileFrom(path: string | Promise<string>, start: number): 
 
 /** Where a package lives inside its distribution: ARCH/Packages/x/FILE, SRPMS/Packages/x/FILE, noarch/Packages/x/FILE. */
 export function rpmBlobDir(arch: string): string {
-  return arch === 'src' || arch === 'nosrc' ? 'SRPMS' : arch;
+  return arch === 'src' || arch === 'nosrc' ? 'SRPMS' : rpmBaseArch(arch);
 }
 
 export function rpmLocation(filename: string): string {

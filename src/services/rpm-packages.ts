@@ -48,6 +48,17 @@ export function noarchCopyKey(blobKey: string, dir: string): string {
   return blobKey.replace(/^([^/]+)\/noarch\//, `$1/${dir}/`);
 }
 
+/**
+ * Where a binary package's file is served: its blob key, or, for a row stored before architectures were mapped to
+ * dnf's $basearch (DIST/i686/Packages/...), the same path in the directory its architecture now publishes to, which
+ * the publisher links it to. Undefined when the key is already there.
+ */
+export function relocatedKey(blobKey: string, arch: string): string | undefined {
+  const dir = rpmBlobDir(arch);
+  const m = /^([^/]+)\/([^/]+)\/(Packages\/.+)$/.exec(blobKey);
+  return arch !== 'noarch' && m && m[2] !== dir ? `${m[1]}/${dir}/${m[3]}` : undefined;
+}
+
 /** The noarch package a key in an architecture directory may be a copy of (undefined for any other key). */
 export function noarchOriginKey(key: string): string | undefined {
   const m = /^([^/]+)\/([^/]+)\/(Packages\/[^/]\/[^/]+\.noarch\.rpm)$/.exec(key);
@@ -247,6 +258,8 @@ export class RpmPackageService {
       const target = await this.#d.db.transaction().execute(async (tx) => {
         await tx.deleteFrom('rpm_packages').where('id', '=', row.id).execute();
         const keys = [row.blob_key];
+        const relocated = relocatedKey(row.blob_key, row.arch);
+        if (relocated) keys.push(relocated);
         if (row.arch === 'noarch') {
           // A noarch package is linked into every architecture directory: those copies go with it (a directory
           // with no copy makes a deletion of nothing).

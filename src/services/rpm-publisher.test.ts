@@ -190,6 +190,64 @@ test('yank of a noarch package retires its copies in every architecture director
   });
 });
 
+test("32-bit packages are published in the directory named by dnf's $basearch (i686 in i386/, armv7hl in armhfp/)", async () => {
+  const d = await mkdtemp(join(tmpdir(), 'wharf-rpm-basearch-'));
+  const flags = { data: d, 'signing-passphrase': 'test-passphrase', fsync: 'false' };
+  let a = await createApp(loadConfig(flags, {}), { log: createLogger('silent') });
+  const r = { org: 'acme', repo: 'b32' };
+  const pkg = (i: number, arch: string) => {
+    const m = rpmMeta(i);
+    return { ...m, arch, filename: m.filename.replace(/\.\w+\.rpm$/, `.${arch}.rpm`) };
+  };
+  const pushMeta = async (app: App, m: ReturnType<typeof pkg>) => {
+    const bytes = buildRpmBytes({ ...m, standalone: true });
+    await app.packages.push(r, 'el', '9', (async function* () {
+      yield bytes;
+    })());
+  };
+  const names = async (app: App, dir: string) => {
+    const base = `public/acme/b32/el/9/${dir}/repodata`;
+    const repomd = Buffer.from((await app.store.get(`${base}/repomd.xml`))!).toString();
+    const href = /<data type="primary">[^]*?<location href="repodata\/([^"]+)"/.exec(repomd)![1]!;
+    const xml = gunzipSync((await app.store.get(`${base}/${href}`))!).toString();
+    return [...xml.matchAll(/<location href="([^"]+)"/g)].map((x) => x[1]!);
+  };
+  try {
+    await a.repos.create(r, { private: false, signPackages: false });
+    const i686 = pkg(1, 'i686');
+    const arm = pkg(2, 'armv7hl');
+    const noarch = pkg(10, 'noarch');
+    for (const m of [i686, arm, noarch]) await pushMeta(a, m);
+    const at = (dir: string, m: { filename: string }) => `public/acme/b32/el/9/${dir}/Packages/${m.filename[0]}/${m.filename}`;
+    assert.ok(await a.store.stat(at('i386', i686)), 'i686 package under i386/');
+    assert.ok(await a.store.stat(at('armhfp', arm)), 'armv7hl package under armhfp/');
+    assert.equal(await a.store.stat(at('i686', i686)), undefined, 'no i686/ directory');
+    assert.deepEqual(await names(a, 'i386'), [`Packages/${i686.filename[0]}/${i686.filename}`, `Packages/${noarch.filename[0]}/${noarch.filename}`]);
+    assert.deepEqual(await names(a, 'armhfp'), [`Packages/${arm.filename[0]}/${arm.filename}`, `Packages/${noarch.filename[0]}/${noarch.filename}`]);
+    assert.ok(await a.store.stat(at('i386', noarch)), 'noarch packages linked into i386/ too');
+    assert.equal(await a.store.stat('public/acme/b32/el/9/i686/repodata/repomd.xml'), undefined);
+
+    // A row stored before the mapping (its file under armv7hl/): a publish from its rows links it where its
+    // metadata says it is, and a yank retires both names.
+    const oldKey = `9/armv7hl/Packages/${arm.filename[0]}/${arm.filename}`;
+    await a.store.copy(at('armhfp', arm), `public/acme/b32/el/${oldKey}`);
+    await a.store.delete(at('armhfp', arm));
+    await a.db.updateTable('rpm_packages').set({ blob_key: oldKey }).where('filename', '=', arm.filename).execute();
+    await a.close();
+    a = await createApp(loadConfig(flags, {}), { log: createLogger('silent') }); // documents rebuilt from every row
+    await pushMeta(a, pkg(3, 'x86_64'));
+    const served = await a.store.get(at('armhfp', arm));
+    assert.ok(served, 'the old row\'s file is linked into armhfp/');
+    assert.ok(Buffer.from(served).equals(Buffer.from((await a.store.get(`public/acme/b32/el/${oldKey}`))!)));
+    await a.packages.yank(r, 'el', '9', arm.filename);
+    const retired = (await a.db.selectFrom('retired_files').select('key').execute()).map((x) => x.key);
+    for (const k of [`public/acme/b32/el/${oldKey}`, at('armhfp', arm)]) assert.ok(retired.includes(k), `${k} not retired: ${retired.join(', ')}`);
+  } finally {
+    await a.close();
+    await rm(d, { recursive: true, force: true });
+  }
+});
+
 test('an architecture that is not a directory name a repository can hold is refused: RPM_BAD_HEADER, nothing stored', async () => {
   for (const arch of ['..', 'SRPMS', 'repodata', 'src', 'x86-64', 'a'.repeat(33)]) {
     const m = { ...rpmMeta(900), arch, filename: `x.rpm` };

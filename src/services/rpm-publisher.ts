@@ -32,7 +32,7 @@ import type { Locks } from './locks.ts';
 import { collectRetiredFiles, RetentionSchedule } from './retention.ts';
 import type { UploadTracker } from './upload-tracker.ts';
 import type { Metrics } from '../metrics.ts';
-import { noarchCopyKey, noarchOriginKey, rpmBlobDir } from './rpm-packages.ts';
+import { noarchCopyKey, noarchOriginKey, relocatedKey, rpmBlobDir } from './rpm-packages.ts';
 import { recordPublish } from './distributions.ts';
 
 export interface RpmPublisherDeps {
@@ -496,6 +496,8 @@ export class RpmPublisher {
             // noarch packages are linked into every architecture directory, so locations never need "..".
             if (r.arch === 'noarch') links.push([`${osDir}/${r.blob_key}`, `${osDir}/${noarchCopyKey(r.blob_key, dir)}`]);
           }
+          const relocated = relocatedKey(r.blob_key, r.arch);
+          if (relocated) links.push([`${osDir}/${r.blob_key}`, `${osDir}/${relocated}`]);
         }
         // If compressing or linking fails, the documents have moved ahead of the database: rebuilt next time (onFailure).
         // A page ends when all of its parts have ended, failed or not: a failure must not leave a compression

@@ -307,6 +307,29 @@ describe('dnf against a Wharf RPM repository', { timeout: 170_000 }, () => {
     assert.deepEqual(q.out.trim().split('\n'), ['tool-1.3-1.x86_64', 'toollib-1.0-1.noarch']);
   });
 
+  test("a 32-bit package: dnf on an i686 machine ($basearch i386) installs it from the .repo file's baseurl", async () => {
+    assert.equal((await wharf.cli(['repo', 'create', 'acme/legacy32'])).code, 0);
+    await mkdir(join(tmp, 'rpms32'), { recursive: true });
+    const lib32 = await buildRpm(join(tmp, 'rpms32'), { name: 'lib32demo', version: '2.0', release: '1', arch: 'i686', requires: ['toollib'] });
+    const p = await wharf.cli(['push', 'acme/legacy32/el/9', lib32.rpm, rpms.toollib]);
+    assert.equal(p.code, 0, p.stdout + p.stderr);
+    const text = await (await fetch(`${wharf.url}/acme/legacy32/el/9.repo`)).text();
+    assert.match(text, /^baseurl=.*\/acme\/legacy32\/el\/9\/\$basearch$/m, text);
+    const root = await makeRoot('root-i686', { 'acme-legacy32.repo': text });
+    const q = await dnf(root, ['-y', '--forcearch=i686', 'repoquery', '--location', 'lib32demo']);
+    assert.equal(q.code, 0, show('dnf --forcearch=i686 repoquery', q));
+    assert.match(q.out, new RegExp(`^${wharf.url}/acme/legacy32/el/9/i386/Packages/l/lib32demo-2\\.0-1\\.i686\\.rpm$`, 'm'), show('location', q));
+    const r = await dnf(root, ['-y', '--forcearch=i686', 'install', 'lib32demo']);
+    assert.equal(r.code, 0, show('dnf --forcearch=i686 install', r));
+    assert.match(r.out, /Installed:[\s\S]*lib32demo-2\.0-1\.i686[\s\S]*toollib-1\.0-1\.noarch[\s\S]*Complete!/, show('dnf install (i686)', r));
+    assert.doesNotMatch(r.out, /GPG check FAILED|not signed/i, show('dnf install (i686)', r));
+    // An x86_64 machine's $basearch is x86_64: the 32-bit package is not in that directory.
+    const x = await dnf(await makeRoot('root-x86_64-of-32', { 'acme-legacy32.repo': text }), ['-y', 'repoquery', '--qf', '%{name}.%{arch}']);
+    assert.equal(x.code, 0, show('dnf repoquery (x86_64)', x));
+    assert.match(x.out, /^toollib\.noarch$/m, show('dnf repoquery (x86_64)', x));
+    assert.doesNotMatch(x.out, /lib32demo/, show('dnf repoquery (x86_64)', x));
+  });
+
   test('the host was not touched', async () => {
     await killAgents(tmp);
     assert.deepEqual(diffSnapshots(hostBefore, snapshot(hostPaths)), []);

@@ -37,6 +37,8 @@ export interface PreparedPackage<Row> {
   readonly key: string;
   /** writes the package file under `key` (`concurrent`: one of many writes in flight, see WriteOptions) */
   write(store: BlobStore, opts?: { concurrent?: boolean }): Promise<void>;
+  /** write() links a file already on the machine where the store can (BlobStore.linkFile): no bytes move */
+  readonly links?: boolean;
   /** the row to insert, without its distribution */
   readonly row: Row;
 }
@@ -118,9 +120,11 @@ export async function storePackages<Row extends object, Existing>(
     // (mapLimit): the locks are released, and the inputs disposed of, only once every write has ended.
     // Several files (a batch) are written through the thread pool, overlapping the parsing of the next ones.
     // A write refused for its own file (4xx: an imported file that changed or vanished) refuses that item only.
+    // Links move no bytes: a chunk's are all asked for at once (the store makes them together).
     const concurrent = fresh.length > 1;
     const refused = new Set<number>();
-    await mapLimit(fresh, WRITES_IN_FLIGHT, async (i) => {
+    const allLinks = spec.store.linkFile !== undefined && fresh.every((i) => items[i]!.links);
+    await mapLimit(fresh, allLinks ? fresh.length : WRITES_IN_FLIGHT, async (i) => {
       try {
         await items[i]!.write(spec.store, { concurrent });
       } catch (e) {

@@ -169,6 +169,7 @@ export class PackageService {
   async importDirectory(ref: RepoRef, os: string, dist: string, request: { path: string; link?: boolean; recursive?: boolean }, opts: Pick<PushOptions, 'repo' | 'wait'> = {}): Promise<BatchResult> {
     validateDistRef(os, dist);
     const { config } = this.#d;
+    if (config.importRoots.length > 0) this.#workers.warm();
     const { dir, files, roots } = await listImportFiles(config.importRoots, request.path, request.recursive !== false);
     const repo = opts.repo ?? (await this.#d.repos.get(ref));
     const label = `${ref.org}/${ref.repo}/${os}/${dist}`;
@@ -363,6 +364,7 @@ function importedPackage(r: ImportChecked, path: string, key: string, link: bool
     uploadSha256: r.sha256,
     key,
     write,
+    links: link && r.linkable,
     dispose: async () => {},
     row: row as never,
   };

@@ -14,13 +14,14 @@
 // nanosecond mtime, so a replaced blob gets a new ETag even when its size is unchanged; a blob that is not rewritten
 // keeps its ETag across restarts. Hard-linked copies share the ETag of their source (same bytes, same inode).
 
-import { closeSync, constants as fsConstants, fstatSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync, type Stats, type BigIntStats } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync, type Stats, type BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { WharfError } from '../errors.ts';
+import { linkOnWorker } from './fs-link-worker.ts';
 import {
   bodyChunks,
   validateKey,
@@ -460,48 +461,17 @@ export class FsBlobStore implements BlobStore {
 
   /**
    * A link(2) under a hidden name beside the key, checked against `expect`, then renamed onto the key: a file that
-   * is not the one expected never appears under the key, not even for a moment. Direct calls: a bulk import links
-   * thousands of files, each a few microseconds.
+   * is not the one expected never appears under the key, not even for a moment. The system calls run on a worker
+   * thread (`fs-link-worker.ts`), the links asked for in one turn of the event loop together: a bulk import links
+   * thousands of files.
    */
   async linkFile(key: string, localPath: string, options: WriteOptions & { expect?: FileIdentity } = {}): Promise<'linked' | 'changed' | 'unsupported'> {
     const dest = this.#path(key);
     const dir = dirname(dest);
     const tmp = join(dir, `${RESERVED_SEGMENT_PREFIX}${uniqueSuffix()}`);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        linkSync(localPath, tmp);
-        break;
-      } catch (e) {
-        const c = errCode(e);
-        if (c === 'EXDEV' || c === 'EPERM' || c === 'EMLINK' || c === 'ENOTSUP' || c === 'EOPNOTSUPP') return 'unsupported';
-        if (c !== 'ENOENT' || attempt >= 10) throw this.#keyError(key, e);
-        lstatSync(localPath); // the file itself gone: that error is the answer
-        try {
-          mkdirSync(dir, { recursive: true }); // else no parent yet (or pruned by a concurrent delete)
-        } catch (e2) {
-          throw this.#keyError(key, e2);
-        }
-      }
-    }
-    try {
-      let links = Infinity;
-      if (options.expect) {
-        const st = lstatSync(tmp);
-        const x = options.expect;
-        if (st.dev !== x.dev || st.ino !== x.ino || st.size !== x.size || st.mtimeMs !== x.mtimeMs) {
-          rmSync(tmp, { force: true });
-          return 'changed';
-        }
-        links = st.nlink;
-      }
-      renameSync(tmp, dest);
-      // rename(2) of a name onto another link of the same file does nothing (the key was already this file, linked
-      // by an earlier import): the hidden name is left, and goes now. (With the file and this link only, it cannot be.)
-      if (links > 2) rmSync(tmp, { force: true });
-    } catch (e) {
-      rmSync(tmp, { force: true });
-      throw this.#keyError(key, e);
-    }
+    const out = await linkOnWorker({ src: localPath, dir, tmp, dest, ...(options.expect ? { expect: options.expect } : {}) });
+    if (typeof out === 'object') throw this.#keyError(key, Object.assign(new Error(out.message), { code: out.code }));
+    if (out !== 'linked') return out;
     this.#generation++;
     // The file's bytes may not be on disk yet (a build just wrote it): it is synced like a written one.
     if (this.#fsync) {

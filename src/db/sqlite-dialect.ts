@@ -2,6 +2,7 @@
 // connection serves every query; a mutex hands it to one transaction at a time, as Kysely's own SQLite driver does.
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { WharfSqliteAdapter } from './capabilities.ts';
+import { SqliteCheckpointer } from './sqlite-checkpointer.ts';
 import {
   CompiledQuery,
   SqliteIntrospector,
@@ -15,6 +16,8 @@ import {
 
 class NodeSqliteConnection implements DatabaseConnection {
   readonly db: DatabaseSync;
+  /** told of every write (a statement that returns no rows): it checkpoints the WAL on its own thread */
+  checkpointer: SqliteCheckpointer | undefined;
   /** Prepared statements by SQL text: the same few queries run on every request, and preparing costs more than running. */
   readonly #statements = new Map<string, StatementSync>();
   constructor(db: DatabaseSync) {
@@ -37,6 +40,7 @@ class NodeSqliteConnection implements DatabaseConnection {
       return { rows: stmt.all(...params) as R[] };
     }
     const r = stmt.run(...params);
+    this.checkpointer?.wrote();
     return { rows: [], numAffectedRows: BigInt(r.changes), insertId: BigInt(r.lastInsertRowid) };
   }
 
@@ -69,9 +73,21 @@ class NodeSqliteDriver implements Driver {
 
   async init(): Promise<void> {
     const db = new DatabaseSync(this.#path);
-    // WAL lets readers (other processes, backups) proceed during writes; busy_timeout waits for other writers.
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;');
+    // A new database gets 8 KiB pages (rows of RPM metadata are a few KiB: fewer overflow pages); an existing one
+    // keeps its own. WAL lets readers (other processes, backups) proceed during writes; busy_timeout waits for other
+    // writers.
+    db.exec('PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;');
     this.#conn = new NodeSqliteConnection(db);
+    if (this.#path !== ':memory:' && this.#path !== '') {
+      // Checkpoints on a worker thread, not in the commits of this one (sqlite-checkpointer.ts).
+      db.exec('PRAGMA wal_autocheckpoint = 0');
+      this.#conn.checkpointer = new SqliteCheckpointer(this.#path, () => db.exec('PRAGMA wal_autocheckpoint = 1000'));
+    }
+  }
+
+  /** The WAL checkpointer (undefined for an in-memory database). */
+  get checkpointer(): SqliteCheckpointer | undefined {
+    return this.#conn?.checkpointer;
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
@@ -94,6 +110,7 @@ class NodeSqliteDriver implements Driver {
     r?.();
   }
   async destroy(): Promise<void> {
+    await this.#conn?.checkpointer?.close();
     this.#conn?.db.close();
     this.#conn = undefined;
   }

@@ -23,6 +23,17 @@ function readAt(fd: number, offset: number, length: number, own = false): Buffer
   return got === length ? buf : buf.subarray(0, got);
 }
 
+/** Reads the first `length` bytes of an open file into `buf`: how many there were. */
+function readInto(fd: number, buf: Buffer, length: number): number {
+  let got = 0;
+  while (got < length) {
+    const n = readSync(fd, buf, got, length - got, got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
+
 function fdSource(fd: number, size: number): ByteSource {
   return {
     size,
@@ -57,8 +68,16 @@ function openedInside(fd: number, roots: readonly string[]): boolean {
   return roots.some((r) => real.startsWith(r.endsWith(sep) ? r : r + sep));
 }
 
-/** Checks one file of an import: what a worker answers for it (exported for the tests, which call it in process). */
-export async function checkImportFile(path: string, req: ImportCheckRequest): Promise<ImportChecked> {
+/** A buffer reused from file to file for bytes no one keeps (`grow` replaces it when a file is larger). */
+export interface Scratch {
+  buf: Buffer;
+}
+
+/**
+ * Checks one file of an import: what a worker answers for it (exported for the tests, which call it in process).
+ * `scratch`: small files whose bytes are not handed back are read into it (one file at a time only).
+ */
+export async function checkImportFile(path: string, req: ImportCheckRequest, scratch?: Scratch): Promise<ImportChecked> {
   let fd: number;
   try {
     // Not through a symbolic link: what is imported is what the directory holds.
@@ -90,7 +109,13 @@ export async function checkImportFile(path: string, req: ImportCheckRequest): Pr
     let hex: Record<string, string> | undefined;
     const finish = () => (hex = Object.fromEntries(algos.map((a, i) => [a, hashes[i]!.digest('hex')])) as Record<string, string>);
     if (size <= SMALL_UPLOAD_BYTES) {
-      bytes = readAt(fd, 0, size, true);
+      // Bytes handed back (a copy, or an RPM to re-sign) get a buffer of their own; others the scratch buffer, as
+      // thousands of small allocations in a row keep the garbage collector busy.
+      if (scratch && !req.keepBytes && !req.resign) {
+        if (scratch.buf.byteLength < size) scratch.buf = Buffer.allocUnsafeSlow(Math.max(size, 2 * scratch.buf.byteLength));
+        const n = readInto(fd, scratch.buf, size);
+        bytes = scratch.buf.subarray(0, n);
+      } else bytes = readAt(fd, 0, size, true);
       if (bytes.byteLength !== size) throw new WharfError('IMPORT_FILE_CHANGED', ['it became shorter']);
       for (const h of hashes) h.update(bytes);
       finish();
@@ -125,6 +150,7 @@ export async function checkImportFile(path: string, req: ImportCheckRequest): Pr
     };
     // Bytes the main thread will store (a copy) or re-sign (an RPM of a repository that signs packages).
     const keep = bytes && (req.keepBytes || (kind === 'rpm' && req.resign)) ? { bytes } : {};
+    if (keep.bytes && scratch && keep.bytes.buffer === scratch.buf.buffer) throw new Error('scratch bytes would be handed back');
     if (kind === 'rpm') {
       if (req.resign) return { kind, sha256: (await hashed()).sha256!, size, identity, linkable, ...keep };
       const checked = await checkRpm(src, pkg, req.rpmLimits);
@@ -145,13 +171,15 @@ export async function checkImportFile(path: string, req: ImportCheckRequest): Pr
 // One task at a time, in the order sent (a task that waits for I/O must not let the next one answer first), each
 // answer naming its task.
 let queue: Promise<void> = Promise.resolve();
-parentPort?.on('message', (m: { id: number; paths: string[]; req: ImportCheckRequest }) => {
+const scratch: Scratch = { buf: Buffer.allocUnsafeSlow(64 * 1024) };
+parentPort?.on('message', (m: { id: number; paths: string; req: ImportCheckRequest }) => {
   queue = queue.then(async () => {
+    const paths = m.paths.split('\0');
     const results: (ImportChecked | { error: { code: string; message: string; status: number } })[] = [];
     const transfer: ArrayBuffer[] = [];
-    for (const path of m.paths) {
+    for (const path of paths) {
       try {
-        const r = await checkImportFile(path, m.req);
+        const r = await checkImportFile(path, m.req, scratch);
         // Handed over without a copy (read into a buffer of its own).
         if (r.bytes && r.bytes.byteOffset === 0 && r.bytes.byteLength === r.bytes.buffer.byteLength) transfer.push(r.bytes.buffer as ArrayBuffer);
         results.push(r);

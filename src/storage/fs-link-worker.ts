@@ -59,8 +59,9 @@ function one(j) {
   }
 }
 // A batch is flat (structured clone of a thousand small objects costs the main thread more than the links): four
-// strings a job (src, dir, tmp, dest) and four numbers (dev, ino, size, mtimeMs; NaN dev when nothing is expected).
-parentPort.on('message', ({ id, paths, ids }) => {
+// paths a job (src, dir, tmp, dest) in one string, separated by NUL (which no path holds), and four numbers (dev, ino, size, mtimeMs; NaN dev when nothing is expected).
+parentPort.on('message', ({ id, joined, ids }) => {
+  const paths = joined.split('\0');
   const out = [];
   for (let k = 0; k < paths.length / 4; k++) {
     const j = { src: paths[4 * k], dir: paths[4 * k + 1], tmp: paths[4 * k + 2], dest: paths[4 * k + 3] };
@@ -132,7 +133,7 @@ function flush(): void {
     const x = j.expect;
     ids.set(x ? [x.dev, x.ino, x.size, x.mtimeMs] : [NaN, 0, 0, 0], 4 * k);
   });
-  w.postMessage({ id, paths, ids }, [ids.buffer]);
+  w.postMessage({ id, joined: paths.join('\0'), ids }, [ids.buffer]);
 }
 
 /** Links `job` on the worker, together with every other link asked for in this turn of the event loop. */

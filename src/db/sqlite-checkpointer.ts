@@ -4,6 +4,11 @@
 // commits took went to those checkpoints. Here the server's connection does not checkpoint by itself; shortly after it
 // writes, a second connection on a worker thread runs a PASSIVE checkpoint (it never waits for, nor blocks, readers
 // or the writer). If the worker fails, the connection checkpoints by itself again.
+//
+// A WAL starts over from its beginning only when a write begins after every frame was copied. Under a steady stream
+// of commits the worker never catches up to that moment, so the connection keeps SQLite's own checkpoint as a safety
+// net at a higher mark (SAFETY_NET_PAGES): reached, the committing connection copies what the worker has not yet
+// copied (little) and the WAL starts over.
 import { Worker } from 'node:worker_threads';
 
 const SOURCE = `
@@ -29,6 +34,9 @@ parentPort.on('message', (m) => {
 /** How long after a write the checkpoint runs (writes in between share it). */
 const DELAY_MS = 100;
 
+/** The connection's own automatic checkpoint, above SQLite's 1,000 pages: 32 MiB of 8 KiB pages. */
+export const SAFETY_NET_PAGES = 4000;
+
 export class SqliteCheckpointer {
   readonly #path: string;
   readonly #fallback: (e: unknown) => void;
@@ -37,6 +45,7 @@ export class SqliteCheckpointer {
   #running = 0;
   #dirty = false;
   #failed = false;
+  #closed = false;
   #nextId = 0;
   #idle: (() => void)[] = [];
   /** checkpoints run (tests) */
@@ -50,7 +59,7 @@ export class SqliteCheckpointer {
 
   /** A write was committed: a checkpoint follows shortly. */
   wrote(): void {
-    if (this.#failed) return;
+    if (this.#failed || this.#closed) return;
     this.#dirty = true;
     if (!this.#timer && this.#running === 0) {
       this.#timer = setTimeout(() => this.#run(), DELAY_MS);
@@ -60,7 +69,7 @@ export class SqliteCheckpointer {
 
   #run(): void {
     this.#timer = undefined;
-    if (this.#failed || !this.#dirty) return this.#settle();
+    if (this.#failed || this.#closed || !this.#dirty) return this.#settle();
     this.#dirty = false;
     try {
       this.#worker ??= this.#start();
@@ -114,6 +123,7 @@ export class SqliteCheckpointer {
 
   /** Stops the worker after the checkpoint it runs, if any (the connection closing then checkpoints the rest). */
   async close(): Promise<void> {
+    this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#dirty = false;
@@ -122,6 +132,8 @@ export class SqliteCheckpointer {
     this.#worker = undefined;
     if (!w) return;
     const exited = new Promise<void>((r) => w.once('exit', () => r()));
+    // Kept alive until it has closed its connection: a process with nothing else to do waits for it.
+    w.ref();
     w.postMessage('close');
     await exited;
   }

@@ -2,7 +2,7 @@
 // connection serves every query; a mutex hands it to one transaction at a time, as Kysely's own SQLite driver does.
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { WharfSqliteAdapter } from './capabilities.ts';
-import { SqliteCheckpointer } from './sqlite-checkpointer.ts';
+import { SAFETY_NET_PAGES, SqliteCheckpointer } from './sqlite-checkpointer.ts';
 import {
   CompiledQuery,
   SqliteIntrospector,
@@ -37,7 +37,10 @@ class NodeSqliteConnection implements DatabaseConnection {
     const stmt = this.#prepare(compiled.sql);
     const params = compiled.parameters as never[];
     if (stmt.columns().length > 0) {
-      return { rows: stmt.all(...params) as R[] };
+      const rows = stmt.all(...params) as R[];
+      // INSERT ... RETURNING writes too.
+      if (this.checkpointer && !/^\s*select\b/i.test(compiled.sql)) this.checkpointer.wrote();
+      return { rows };
     }
     const r = stmt.run(...params);
     this.checkpointer?.wrote();
@@ -80,7 +83,7 @@ class NodeSqliteDriver implements Driver {
     this.#conn = new NodeSqliteConnection(db);
     if (this.#path !== ':memory:' && this.#path !== '') {
       // Checkpoints on a worker thread, not in the commits of this one (sqlite-checkpointer.ts).
-      db.exec('PRAGMA wal_autocheckpoint = 0');
+      db.exec(`PRAGMA wal_autocheckpoint = ${SAFETY_NET_PAGES}`);
       this.#conn.checkpointer = new SqliteCheckpointer(this.#path, () => db.exec('PRAGMA wal_autocheckpoint = 1000'));
     }
   }

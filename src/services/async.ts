@@ -69,6 +69,28 @@ export class KeyedMutex<K> {
  * started, and the call rejects (with the first error) only once the items already running have settled: nothing of
  * the work is still going on when the caller learns of the failure (and, say, releases locks or deletes inputs).
  */
+/** At most `limit` of the functions given to run() at once; the others wait, in arrival order. */
+export class Semaphore {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(limit: number) {
+    this.#free = limit;
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((r) => this.#waiting.push(r));
+    try {
+      return await fn();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
+    }
+  }
+}
+
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;

@@ -109,3 +109,35 @@ test('a large RPM is read once: its SHA-256 is taken in the pass that checks its
     syncBuiltinESMExports();
   }
 });
+
+test('--link where no link can be made (another filesystem): the copies instead keep to a few at a time', async () => {
+  const files = join(root, 'nolink');
+  await mkdir(files);
+  const N = 300;
+  for (let i = 1; i <= N; i++) await writeFile(join(files, rpmMeta(i).filename), buildRpmBytes({ ...rpmMeta(i), extraBytes: 300_000 }), { mode: 0o644 });
+  const ref = { org: 'acme', repo: 'nolink' };
+  await app.repos.create(ref, { private: false, signPackages: false });
+  const store = app.store as typeof app.store & { linkFile?: unknown; put: typeof app.store.put };
+  const linkFile = store.linkFile;
+  const put = store.put;
+  let now = 0;
+  let max = 0;
+  store.linkFile = async () => 'unsupported'; // as link(2) answers EXDEV
+  store.put = async function (this: unknown, ...a: Parameters<typeof put>) {
+    const pkg = a[0].includes('/Packages/');
+    if (pkg) max = Math.max(max, ++now);
+    try {
+      return await put.apply(store, a);
+    } finally {
+      if (pkg) now--;
+    }
+  };
+  try {
+    const r = await app.packages.importDirectory(ref, 'el', '9', { path: files, link: true });
+    assert.equal(r.results.filter((x) => x.status === 'created').length, N);
+    assert.ok(max > 1 && max <= 16, `${max} package copies ran at once`);
+  } finally {
+    store.linkFile = linkFile;
+    store.put = put;
+  }
+});

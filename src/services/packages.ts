@@ -11,7 +11,7 @@ import type { AptPackageService, DebPackageInfo, PreparedDeb, Provenance, PushRe
 import type { PreparedRpm, RpmPackageService } from './rpm-packages.ts';
 import type { UploadTracker } from './upload-tracker.ts';
 import { ImportWorkers, importName, listImportFiles, verifiedFile, type ImportChecked, type ImportCheckRequest, type ImportWorkerResult } from './import.ts';
-import { mapLimit } from './async.ts';
+import { mapLimit, Semaphore } from './async.ts';
 import { repoTreePrefix } from './tree.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { RepositoryInfo } from './repositories.ts';
@@ -176,6 +176,7 @@ export class PackageService {
     const ingested = this.#d.uploads.begin(label);
     const batch = new BatchIngest(this.#d, ref, repo, os, dist);
     const link = request.link === true;
+    const copies = new Semaphore(IMPORT_COPIES_IN_FLIGHT);
     const req: ImportCheckRequest = {
       roots,
       dist,
@@ -229,7 +230,7 @@ export class PackageService {
               }
               return;
             }
-            batch.add(index, importedPackage(r, path, `${treePrefix}/${os}/${r.relKey}`, link), async () => {}, r.bytes ? r.size : 0);
+            batch.add(index, importedPackage(r, path, `${treePrefix}/${os}/${r.relKey}`, link, copies), async () => {}, r.bytes ? r.size : 0);
           } catch (e) {
             batch.refuse(index, e);
           }
@@ -328,6 +329,8 @@ export class PackageService {
 /** Files of an import handed to the workers together, and how many such windows are checked ahead of storing. */
 const IMPORT_WINDOW = 256;
 const IMPORT_WINDOWS_AHEAD = 4;
+/** Files an import copies at once (those it cannot link included). */
+const IMPORT_COPIES_IN_FLIGHT = 16;
 
 const WRITE = { sync: 'deferred', exactStat: false, concurrent: true } as const;
 
@@ -341,7 +344,7 @@ function missingFile(e: unknown): unknown {
 }
 
 /** A checked file of an import, stored as it lies: linked when asked and possible, else copied. */
-function importedPackage(r: ImportChecked, path: string, key: string, link: boolean): PreparedRpm | PreparedDeb {
+function importedPackage(r: ImportChecked, path: string, key: string, link: boolean, copies: Semaphore): PreparedRpm | PreparedDeb {
   const row = { ...r.fields, ...(r.digests ?? {}), size: r.size, sha256: r.sha256, created_at: Date.now(), provenance: null };
   if (r.kind === 'rpm') Object.assign(row, { upload_sha256: r.sha256 });
   const write = async (store: BlobStore) => {
@@ -353,7 +356,8 @@ function importedPackage(r: ImportChecked, path: string, key: string, link: bool
         if (done === 'changed') throw new WharfError('IMPORT_FILE_CHANGED', [path.slice(-200)]);
       }
       // A copy of exactly the bytes that were checked: those the worker read, or the file's, verified as they stream.
-      await store.put(key, r.bytes ?? verifiedFile(path, r.sha256, r.size), WRITE);
+      // (A chunk's links are all asked for at once: copies where a link cannot be made keep to a few at a time.)
+      await copies.run(() => store.put(key, r.bytes ?? verifiedFile(path, r.sha256, r.size), WRITE));
     } catch (e) {
       throw missingFile(e);
     }

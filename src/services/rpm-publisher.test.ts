@@ -248,6 +248,76 @@ test("32-bit packages are published in the directory named by dnf's $basearch (i
   }
 });
 
+test('a directory once published stays, empty when its last package goes; one named before $basearch (armv7hl/) is retired with its noarch copies', async () => {
+  const d = await mkdtemp(join(tmpdir(), 'wharf-rpm-dirs-'));
+  const flags = { data: d, 'signing-passphrase': 'test-passphrase', fsync: 'false', 'retention-seconds': '2' };
+  let a = await createApp(loadConfig(flags, {}), { log: createLogger('silent') });
+  const r = { org: 'acme', repo: 'dirs' };
+  const base = 'public/acme/dirs/el';
+  const pkg = (i: number, arch: string) => {
+    const m = rpmMeta(i);
+    return { ...m, arch, filename: m.filename.replace(/\.\w+\.rpm$/, `.${arch}.rpm`) };
+  };
+  const pushMeta = async (m: ReturnType<typeof pkg>) => {
+    const bytes = buildRpmBytes({ ...m, standalone: true });
+    await a.packages.push(r, 'el', '9', (async function* () {
+      yield bytes;
+    })());
+  };
+  const state = async () => JSON.parse((await a.db.selectFrom('distributions').select('published_state').executeTakeFirstOrThrow()).published_state!) as { dirs: Record<string, { href: string }[]> };
+  const file = (dir: string, m: { filename: string }) => `${base}/9/${dir}/Packages/${m.filename[0]}/${m.filename}`;
+  try {
+    await a.repos.create(r, { private: false, signPackages: false });
+    const i686 = pkg(1, 'i686');
+    const arm = pkg(2, 'armv7hl');
+    const noarch = pkg(10, 'noarch');
+    for (const m of [i686, arm, noarch]) await pushMeta(m);
+
+    // What an earlier release left: the armv7hl package and a published armv7hl/ directory (metadata, noarch copy).
+    await a.store.copy(file('armhfp', arm), file('armv7hl', arm));
+    await a.store.delete(file('armhfp', arm));
+    await a.db.updateTable('rpm_packages').set({ blob_key: `9/armv7hl/Packages/${arm.filename[0]}/${arm.filename}` }).where('filename', '=', arm.filename).execute();
+    for await (const e of a.store.list(`${base}/9/armhfp/repodata/`)) await a.store.copy(e.key, e.key.replace('/armhfp/', '/armv7hl/'));
+    await a.store.copy(file('noarch', noarch), file('armv7hl', noarch));
+    const s0 = await state();
+    s0.dirs.armv7hl = s0.dirs.armhfp!;
+    await a.db.updateTable('distributions').set({ published_state: JSON.stringify(s0) }).execute();
+    await a.close();
+    a = await createApp(loadConfig(flags, {}), { log: createLogger('silent') });
+
+    await pushMeta(pkg(3, 'x86_64'));
+    assert.deepEqual(Object.keys((await state()).dirs).sort(), ['aarch64', 'armhfp', 'i386', 'x86_64']);
+    const retired = (await a.db.selectFrom('retired_files').select('key').execute()).map((x) => x.key);
+    for (const k of ['repomd.xml', 'repomd.xml.asc', 'repomd.xml.key'].map((f) => `${base}/9/armv7hl/repodata/${f}`).concat(file('armv7hl', noarch))) {
+      assert.ok(retired.includes(k), `${k} not retired`);
+    }
+
+    // The last i686 package yanked: i386/ stays published, with the noarch packages only.
+    await a.packages.yank(r, 'el', '9', i686.filename);
+    await pushMeta(pkg(4, 'x86_64'));
+    assert.ok('i386' in (await state()).dirs, 'i386/ is no longer published');
+    const repomd = Buffer.from((await a.store.get(`${base}/9/i386/repodata/repomd.xml`))!).toString();
+    const href = /<data type="primary">[^]*?<location href="repodata\/([^"]+)"/.exec(repomd)![1]!;
+    const xml = gunzipSync((await a.store.get(`${base}/9/i386/repodata/${href}`))!).toString();
+    assert.deepEqual([...xml.matchAll(/<name>([^<]+)<\/name>/g)].map((x) => x[1]), [noarch.name]);
+
+    // Past the retention period the retired files go; the armv7hl package's own file stays (its row names it).
+    await new Promise((res) => setTimeout(res, 2200));
+    await pushMeta(pkg(5, 'x86_64')); // collects what is due
+    await pushMeta(pkg(6, 'x86_64'));
+    assert.equal(await a.store.stat(`${base}/9/armv7hl/repodata/repomd.xml`), undefined, 'the retired directory\'s repomd.xml');
+    assert.equal(await a.store.stat(file('armv7hl', noarch)), undefined, 'the retired directory\'s noarch copy');
+    assert.equal(await a.store.stat(file('i386', i686)), undefined, 'the yanked package');
+    assert.ok(await a.store.stat(file('armv7hl', arm)), 'the file its row names');
+    assert.ok(await a.store.stat(file('armhfp', arm)), 'its link in armhfp/');
+    assert.ok(await a.store.stat(`${base}/9/i386/repodata/repomd.xml`));
+    assert.ok(await a.store.stat(file('i386', noarch)), 'noarch copies in a published directory stay');
+  } finally {
+    await a.close();
+    await rm(d, { recursive: true, force: true });
+  }
+});
+
 test('an architecture that is not a directory name a repository can hold is refused: RPM_BAD_HEADER, nothing stored', async () => {
   for (const arch of ['..', 'SRPMS', 'repodata', 'src', 'x86-64', 'a'.repeat(33)]) {
     const m = { ...rpmMeta(900), arch, filename: `x.rpm` };

@@ -12,6 +12,7 @@ import type { BlobStore } from '../storage/blob-store.ts';
 import type { Config } from '../config.ts';
 import type { SigningKey } from '../signing/openpgp.ts';
 import type { Logger } from '../log.ts';
+import { rpmBaseArch } from '../formats/rpm/arch.ts';
 import { gzipMember, gzipMemberAsync } from '../formats/compress.ts';
 import { mapLimit } from './async.ts';
 import { DigestWorker, sharedCopy, type DigestPrefix, type Part } from './digest-worker.ts';
@@ -295,7 +296,7 @@ export class RpmPublisher {
     const prev: PublishedRpmState | null = dist.published_state ? JSON.parse(dist.published_state) : null;
 
     lap('load');
-    const cache = await this.#update(distributionId, `${treePrefix}/${dist.os}`, Number(dist.changes));
+    const cache = await this.#update(distributionId, `${treePrefix}/${dist.os}`, Number(dist.changes), Object.keys(prev?.dirs ?? {}));
     lap('documents');
     const timestamp = Math.max(Math.floor(now() / 1000), prev?.timestamp ?? 0);
     const metadataKey = await this.#d.metadataKey();
@@ -330,6 +331,16 @@ export class RpmPublisher {
       }
       s.dirty = false;
       repoDirs.push({ dir, old, records: Promise.all(records) });
+    }
+    // A directory published before and no longer made (only one named before the $basearch mapping): its metadata
+    // and noarch copies are retired like superseded files, so a client still pointed at it gets an error, not a
+    // repository that silently stopped changing. The files of its packages stay as long as their rows name them.
+    for (const [dir, old] of Object.entries(prev?.dirs ?? {})) {
+      if (cache.dirs.has(dir)) continue;
+      for (const r of old) retired.push(`${distDir}/${dir}/${r.href}`);
+      for (const f of ['repomd.xml', 'repomd.xml.asc', 'repomd.xml.key']) retired.push(`${distDir}/${dir}/repodata/${f}`);
+      const noarch = await db.selectFrom('rpm_packages').select('blob_key').where('distribution_id', '=', distributionId).where('arch', '=', 'noarch').execute();
+      for (const r of noarch) retired.push(`${treePrefix}/${dist.os}/${noarchCopyKey(r.blob_key, dir)}`);
     }
     // The checksums are computed on the digest worker; each data file is written as soon as its name is known.
     for (const { dir, old, records } of repoDirs) {
@@ -402,7 +413,8 @@ export class RpmPublisher {
       const copiesOf = new Map<string, string[]>();
       for (const k of blobKeys) {
         const origin = noarchOriginKey(k);
-        if (origin) copiesOf.set(origin, [...(copiesOf.get(origin) ?? []), k]);
+        // (in a directory still published: those of a retired directory go with it)
+        if (origin && k.split('/')[1]! in state.dirs) copiesOf.set(origin, [...(copiesOf.get(origin) ?? []), k]);
       }
       const asked = [...new Set([...blobKeys, ...copiesOf.keys()])];
       for (let i = 0; i < asked.length; i += 500) {
@@ -424,7 +436,7 @@ export class RpmPublisher {
   }
 
   /** Brings the in-memory documents up to date: only new rows are read; a removal or a new architecture rebuilds. */
-  async #update(distributionId: number, osDir: string, changes: number): Promise<DistCache> {
+  async #update(distributionId: number, osDir: string, changes: number, published: readonly string[]): Promise<DistCache> {
     const { db, config, store } = this.#d;
     const stats = await db
       .selectFrom('rpm_packages')
@@ -456,6 +468,10 @@ export class RpmPublisher {
       const all = await shape(0);
       const arches = new Set<string>(config.defaultRpmArchitectures);
       for (const a of all.arches) if (a !== 'noarch') arches.add(rpmBlobDir(a));
+      // A directory once published stays published, empty if its last package went (metadata that still listed
+      // deleted packages would send clients to files that are gone) -- except one that is no longer any
+      // architecture's name (i686/, armv7hl/ before $basearch): retired by #publishOnce.
+      for (const d of published) if (d === 'SRPMS' || rpmBaseArch(d) === d) arches.add(d);
       cache = { count: 0, maxId: 0, changes, dirs: new Map() };
       for (const a of [...arches].sort()) {
         cache.dirs.set(a, { count: 0, dirty: true, docs: { primary: new ChunkedDocument('primary', this.#digests), filelists: new ChunkedDocument('filelists', this.#digests), other: new ChunkedDocument('other', this.#digests) } });
@@ -481,7 +497,7 @@ export class RpmPublisher {
         if (!rows.every((r) => fitsDirs(known, r.arch))) {
           await settle();
           this.#forget(distributionId);
-          return this.#update(distributionId, osDir, changes);
+          return this.#update(distributionId, osDir, changes, published);
         }
         const links: [string, string][] = [];
         for (const r of rows) {

@@ -56,3 +56,40 @@ test('a write refused for its own file refuses that package only; a duplicate of
   const p4 = await app.rpm.prepare(ref, repo, 'el', '9', staged);
   await assert.rejects(app.rpm.store(ref, repo, 'el', '9', [{ ...p4, write: async () => Promise.reject(new Error('EIO')) }]), /EIO/);
 });
+
+test('a chunk that fails after writing some files records them as retired: no row names them, the clean-up deletes them', async () => {
+  const repo = await app.repos.get(ref);
+  const prepare = async (i: number) => {
+    const bytes = buildRpmBytes(rpmMeta(i));
+    const staged = await stageUpload((async function* () {
+      yield bytes;
+    })(), { dir: join(dir, 'tmp'), maxBytes: 1 << 30 });
+    return app.rpm.prepare(ref, repo, 'el', '9', staged);
+  };
+  const retired = async () => (await app.db.selectFrom('retired_files').select('key').execute()).map((x) => x.key);
+  // A later write of the chunk fails (the store, not one file): the file written before it is retired.
+  const [p5, p6] = [await prepare(5), await prepare(6)];
+  const eio = Object.assign(new Error('EIO'), { code: 'EIO' });
+  const slowFail = async () => {
+    await new Promise((r) => setTimeout(r, 50)); // after p5's write
+    throw eio;
+  };
+  await assert.rejects(app.rpm.store(ref, repo, 'el', '9', [p5, { ...p6, write: slowFail }]), /EIO/);
+  assert.ok(await app.store.stat(p5.key), 'p5 was written');
+  assert.ok((await retired()).includes(p5.key), 'the file no row names is retired');
+  assert.ok(!(await retired()).includes(p6.key));
+  // The transaction fails (here: the package's name and version are already stored under another file name):
+  // the file written for it is retired too.
+  const p1 = await prepare(1);
+  const renamed = p1.key.replace(/[^/]+$/, 'renamed-1.rpm');
+  const other = {
+    ...p1,
+    filename: 'renamed-1.rpm',
+    key: renamed,
+    row: { ...p1.row, filename: 'renamed-1.rpm' },
+    write: async (store: typeof app.store) => void (await store.put(renamed, Buffer.from('its bytes'))),
+  };
+  await assert.rejects(app.rpm.store(ref, repo, 'el', '9', [other]));
+  assert.ok(await app.store.stat(other.key), 'written before the insert failed');
+  assert.ok((await retired()).includes(other.key), 'retired after the insert failed');
+});

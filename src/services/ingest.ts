@@ -124,15 +124,22 @@ export async function storePackages<Row extends object, Existing>(
     const concurrent = fresh.length > 1;
     const refused = new Set<number>();
     const allLinks = spec.store.linkFile !== undefined && fresh.every((i) => items[i]!.links);
+    /** files written: if the chunk then fails, no row names them */
+    const written: string[] = [];
+    const orphaned = async (e: unknown): Promise<never> => {
+      await retireOrphans(spec.db, distributionId, written).catch(() => {});
+      throw e;
+    };
     await mapLimit(fresh, allLinks ? fresh.length : WRITES_IN_FLIGHT, async (i) => {
       try {
         await items[i]!.write(spec.store, { concurrent });
+        written.push(items[i]!.key);
       } catch (e) {
         if (!(e instanceof WharfError) || e.status >= 500) throw e;
         refused.add(i);
         for (const j of [i, ...(sameAs.get(i) ?? [])]) outcomes[j] = { status: 'refused', error: e };
       }
-    });
+    }).catch(orphaned);
     if (refused.size > 0) fresh = fresh.filter((i) => !refused.has(i));
     if (fresh.length === 0) return { outcomes, target: undefined };
     const rows = fresh.map((i) => ({ ...items[i]!.row, distribution_id: distributionId }));
@@ -142,16 +149,29 @@ export async function storePackages<Row extends object, Existing>(
     // On PostgreSQL a chunk is one statement (bumpAndInsert keeps that order), run without a transaction of its own
     // when no other push's write shares the commit.
     const oneStatement = spec.bumpAndInsert !== undefined && rows.length <= INSERT_ROWS && canBumpAndInsert(spec.db, rows);
-    const target = oneStatement
-      ? await spec.writes.run((db) => spec.bumpAndInsert!(db, distributionId, rows), { atomic: true })
-      : await spec.writes.run(async (tx) => {
+    const target = await (oneStatement
+      ? spec.writes.run((db) => spec.bumpAndInsert!(db, distributionId, rows), { atomic: true })
+      : spec.writes.run(async (tx) => {
           const change = await spec.bump(tx, distributionId, rows.length);
           for (let i = 0; i < rows.length; i += INSERT_ROWS) await spec.insert(tx, rows.slice(i, i + INSERT_ROWS));
           return change;
-        });
+        })
+    ).catch(orphaned);
     for (const i of fresh) outcomes[i] = { status: 'created', row: items[i]!.row };
     return { outcomes, target };
   });
+}
+
+/**
+ * Files a failed chunk wrote before it failed (a later write, or its transaction): recorded as retired, so the next
+ * publish's clean-up deletes them once the retention period is over, unless a row names them by then (a retry that
+ * succeeded). Best effort: the failure that got here may be the database's.
+ */
+async function retireOrphans(db: Db, distributionId: number, keys: readonly string[]): Promise<void> {
+  const retiredAt = Date.now();
+  for (let i = 0; i < keys.length; i += INSERT_ROWS) {
+    await db.insertInto('retired_files').values(keys.slice(i, i + INSERT_ROWS).map((key) => ({ distribution_id: distributionId, key, retired_at: retiredAt }))).execute();
+  }
 }
 
 /** What differs between the Debian and the RPM package table, for storeInDistribution. */

@@ -69,6 +69,20 @@ export class KeyedMutex<K> {
  * started, and the call rejects (with the first error) only once the items already running have settled: nothing of
  * the work is still going on when the caller learns of the failure (and, say, releases locks or deletes inputs).
  */
+/**
+ * Runs `fn` with the event loop held open. A worker's terminate() settles on the worker's exit event, which a process
+ * with nothing else to do does not wait for (the worker's own handle no longer counts once it is stopping): the
+ * process would end with the promise unsettled, and whatever was to follow (closing the database) never happen.
+ */
+export async function holdingLoop<T>(fn: () => Promise<T>): Promise<T> {
+  const hold = setInterval(() => {}, 1 << 30);
+  try {
+    return await fn();
+  } finally {
+    clearInterval(hold);
+  }
+}
+
 /** At most `limit` of the functions given to run() at once; the others wait, in arrival order. */
 export class Semaphore {
   #free: number;

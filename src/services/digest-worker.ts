@@ -9,7 +9,7 @@
 // time: the worker keeps the hash state of the prefix and finishes a copy of it when the rest is known.
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import { deferred, type Deferred } from './async.ts';
+import { deferred, holdingLoop, type Deferred } from './async.ts';
 
 const SOURCE = `
 const { parentPort } = require('node:worker_threads');
@@ -124,7 +124,7 @@ class Lane {
   async close(): Promise<void> {
     const w = this.#worker;
     this.#worker = undefined;
-    if (w) await w.terminate();
+    if (w) await holdingLoop(() => w.terminate());
   }
 }
 

@@ -18,6 +18,7 @@ import type { FileIdentity } from '../storage/blob-store.ts';
 import type { RpmReadLimits } from '../formats/rpm/header.ts';
 import type { FileDigests } from '../formats/digests.ts';
 import type { PackageKind } from './upload.ts';
+import { holdingLoop } from './async.ts';
 
 /** What the workers are told about the files of one import. */
 export interface ImportCheckRequest {
@@ -235,7 +236,7 @@ export class ImportWorkers {
   async #stopWorkers(): Promise<void> {
     const ws = this.#workers;
     this.#workers = [];
-    await Promise.all(ws.map((w) => w.terminate()));
+    await holdingLoop(() => Promise.all(ws.map((w) => w.terminate())));
   }
 
   /** Stops the workers for good: queued and running tasks fail. */

@@ -70,7 +70,8 @@ export async function checkRpm(src: ByteSource, pkg: PackageBytes, limits: RpmRe
   const arch = meta.isSource ? 'src' : meta.arch;
   // The architecture names a directory of the tree (ARCH/Packages/...): letters, digits and _ as every real one
   // (x86_64, aarch64, ppc64le, i686, noarch); a binary package cannot claim the source packages' names.
-  if (!meta.isSource && (!/^[A-Za-z0-9_]{1,32}$/.test(arch) || arch === 'src' || arch === 'nosrc' || RESERVED_ARCH_DIRS.has(arch))) {
+  // (Nor a name every JavaScript object has, such as "constructor": directories are keys of the published state.)
+  if (!meta.isSource && (!/^[A-Za-z0-9_]{1,32}$/.test(arch) || arch === 'src' || arch === 'nosrc' || RESERVED_ARCH_DIRS.has(arch) || arch in Object.prototype)) {
     throw new WharfError('RPM_BAD_HEADER', [`the architecture ${JSON.stringify(arch.slice(0, 40))} is not one a repository can hold: use letters, digits and _ (x86_64, aarch64, noarch)`]);
   }
   const filename = `${meta.name}-${meta.version}-${meta.release}.${arch}.rpm`;

@@ -318,8 +318,27 @@ test('a directory once published stays, empty when its last package goes; one na
   }
 });
 
+test('a directory another node published (its architectures differ) is kept, not retired, by a node whose documents lack it', async () => {
+  await withOwnApp({}, 'twonodes', async (a, pushOne) => {
+    await pushOne(1);
+    await pushOne(10); // noarch
+    const st = JSON.parse((await a.db.selectFrom('distributions').select('published_state').executeTakeFirstOrThrow()).published_state!) as { dirs: Record<string, unknown> };
+    // As if a node with defaultRpmArchitectures=x86_64,aarch64,ppc64le had published meanwhile.
+    st.dirs.ppc64le = st.dirs.aarch64;
+    await a.db.updateTable('distributions').set({ published_state: JSON.stringify(st) }).execute();
+    await pushOne(2); // this node's documents are current but lack ppc64le
+    const now = JSON.parse((await a.db.selectFrom('distributions').select('published_state').executeTakeFirstOrThrow()).published_state!) as { dirs: Record<string, unknown> };
+    assert.ok('ppc64le' in now.dirs, 'ppc64le/ was dropped');
+    const retired = (await a.db.selectFrom('retired_files').select('key').execute()).map((x) => x.key);
+    assert.ok(!retired.some((k) => k.includes('/ppc64le/')), `retired: ${retired.filter((k) => k.includes('/ppc64le/')).join(', ')}`);
+    const m = rpmMeta(10);
+    assert.ok(await a.store.stat(`public/acme/twonodes/el/9/ppc64le/Packages/${m.filename[0]}/${m.filename}`), 'the noarch package is linked into ppc64le/');
+    assert.ok(await a.store.stat('public/acme/twonodes/el/9/ppc64le/repodata/repomd.xml'));
+  });
+});
+
 test('an architecture that is not a directory name a repository can hold is refused: RPM_BAD_HEADER, nothing stored', async () => {
-  for (const arch of ['..', 'SRPMS', 'repodata', 'src', 'x86-64', 'a'.repeat(33)]) {
+  for (const arch of ['..', 'SRPMS', 'repodata', 'src', 'x86-64', 'a'.repeat(33), 'constructor', '__proto__', 'toString']) {
     const m = { ...rpmMeta(900), arch, filename: `x.rpm` };
     const bytes = buildRpmBytes({ ...m, standalone: true });
     await assert.rejects(

@@ -199,6 +199,11 @@ class ChunkedDocument {
   }
 }
 
+/** A directory a publish keeps once published: SRPMS and the $basearch names (not i686/ or armv7hl/ of old). */
+function keptDir(dir: string): boolean {
+  return dir === 'SRPMS' || rpmBaseArch(dir) === dir;
+}
+
 /** Whether the cached documents have a directory for a package of `arch` (noarch goes into every one). */
 function fitsDirs(cache: { dirs: Map<string, unknown> }, arch: string): boolean {
   return arch === 'noarch' || cache.dirs.has(rpmBlobDir(arch));
@@ -300,7 +305,7 @@ export class RpmPublisher {
     lap('documents');
     const timestamp = Math.max(Math.floor(now() / 1000), prev?.timestamp ?? 0);
     const metadataKey = await this.#d.metadataKey();
-    const state: PublishedRpmState = { timestamp, dirs: {} };
+    const state: PublishedRpmState = { timestamp, dirs: Object.create(null) as PublishedRpmState['dirs'] };
     const retired: string[] = [];
     const repomds: { dir: string; xml: string }[] = [];
     const repoDirs: { dir: string; old: RepomdRecord[] | undefined; records: Promise<RepomdRecord[]> }[] = [];
@@ -311,7 +316,7 @@ export class RpmPublisher {
       writes.push(p);
     };
     for (const [dir, s] of cache.dirs) {
-      const old = prev?.dirs[dir];
+      const old = prev && Object.hasOwn(prev.dirs, dir) ? prev.dirs[dir] : undefined;
       if (old && !s.dirty) {
         state.dirs[dir] = old;
         continue;
@@ -336,7 +341,7 @@ export class RpmPublisher {
     // and noarch copies are retired like superseded files, so a client still pointed at it gets an error, not a
     // repository that silently stopped changing. The files of its packages stay as long as their rows name them.
     for (const [dir, old] of Object.entries(prev?.dirs ?? {})) {
-      if (cache.dirs.has(dir)) continue;
+      if (cache.dirs.has(dir) || keptDir(dir)) continue;
       for (const r of old) retired.push(`${distDir}/${dir}/${r.href}`);
       for (const f of ['repomd.xml', 'repomd.xml.asc', 'repomd.xml.key']) retired.push(`${distDir}/${dir}/repodata/${f}`);
       const noarch = await db.selectFrom('rpm_packages').select('blob_key').where('distribution_id', '=', distributionId).where('arch', '=', 'noarch').execute();
@@ -414,7 +419,7 @@ export class RpmPublisher {
       for (const k of blobKeys) {
         const origin = noarchOriginKey(k);
         // (in a directory still published: those of a retired directory go with it)
-        if (origin && k.split('/')[1]! in state.dirs) copiesOf.set(origin, [...(copiesOf.get(origin) ?? []), k]);
+        if (origin && Object.hasOwn(state.dirs, k.split('/')[1]!)) copiesOf.set(origin, [...(copiesOf.get(origin) ?? []), k]);
       }
       const asked = [...new Set([...blobKeys, ...copiesOf.keys()])];
       for (let i = 0; i < asked.length; i += 500) {
@@ -461,7 +466,15 @@ export class RpmPublisher {
       const known = cache;
       const fresh = await shape(known.maxId);
       // A removal (also one hidden by an addition, counted by `changes`) or a row committed late with a lower id.
-      if (known.count + fresh.rows !== count || changes - known.changes > fresh.rows || !fresh.arches.every((a) => fitsDirs(known, a))) cache = undefined;
+      // Or a directory published meanwhile (by another node, whose architectures may differ) that it lacks.
+      if (
+        known.count + fresh.rows !== count ||
+        changes - known.changes > fresh.rows ||
+        !fresh.arches.every((a) => fitsDirs(known, a)) ||
+        published.some((d) => keptDir(d) && !known.dirs.has(d))
+      ) {
+        cache = undefined;
+      }
     }
     if (!cache) {
       this.#forget(distributionId);
@@ -471,7 +484,7 @@ export class RpmPublisher {
       // A directory once published stays published, empty if its last package went (metadata that still listed
       // deleted packages would send clients to files that are gone) -- except one that is no longer any
       // architecture's name (i686/, armv7hl/ before $basearch): retired by #publishOnce.
-      for (const d of published) if (d === 'SRPMS' || rpmBaseArch(d) === d) arches.add(d);
+      for (const d of published) if (keptDir(d)) arches.add(d);
       cache = { count: 0, maxId: 0, changes, dirs: new Map() };
       for (const a of [...arches].sort()) {
         cache.dirs.set(a, { count: 0, dirty: true, docs: { primary: new ChunkedDocument('primary', this.#digests), filelists: new ChunkedDocument('filelists', this.#digests), other: new ChunkedDocument('other', this.#digests) } });

@@ -21,7 +21,7 @@ import { assembleXz, parseXzStream, XZ_CHECK_CRC32, type XzPart } from '../forma
 import { IncrementalIndex, type BuiltIndex, type ChunkPieces } from './apt-index.ts';
 import { repoTreePrefix, INTERNAL_PREFIX } from './tree.ts';
 import { PublishQueue, phaseTimer, type PublishResult, type PublishRequestOptions } from './publish-queue.ts';
-import { collectRetiredFiles, RetentionSchedule } from './retention.ts';
+import { collectRetiredFiles, ingestGuard, RetentionSchedule } from './retention.ts';
 import { recordPublish } from './distributions.ts';
 import type { Logger } from '../log.ts';
 import type { UploadTracker } from './upload-tracker.ts';
@@ -322,7 +322,7 @@ export class AptPublisher {
     // Deleting what was retired long enough ago waits until the pushes are answered (afterPublish).
     this.#pendingCleanup.set(distributionId, async () => {
       await Promise.all(stalePlain.map((k) => store.delete(k)));
-      await this.#collectGarbage(distributionId, `${treePrefix}/${dist.os}`, distDir, state, t);
+      await this.#collectGarbage(distributionId, `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`, `${treePrefix}/${dist.os}`, distDir, state, t);
     });
     lap('release');
     const packages = this.#indexCache.get(distributionId)?.count;
@@ -367,7 +367,7 @@ export class AptPublisher {
    * survives at least one publish cycle plus the retention period. Files that are live again are kept (the same index
    * content or package file can come back after a yank and a re-push).
    */
-  async #collectGarbage(distributionId: number, osDir: string, distDir: string, state: PublishedState, publishedAt: number): Promise<void> {
+  async #collectGarbage(distributionId: number, label: string, osDir: string, distDir: string, state: PublishedState, publishedAt: number): Promise<void> {
     const { db, store, config } = this.#deps;
     const cutoff = Math.min(publishedAt - 1, (this.#deps.now ?? Date.now)() - config.retentionSeconds * 1000);
     await collectRetiredFiles(db, store, distributionId, cutoff, async (keys) => {
@@ -389,7 +389,7 @@ export class AptPublisher {
         for (const r of rows) live.add(`${osDir}/${r.pool_key}`);
       }
       return live;
-    }, this.#retention);
+    }, this.#retention, ingestGuard(this.#deps.locks, label, (k) => k.startsWith(`${osDir}/pool/`)));
   }
 
 

@@ -2,6 +2,24 @@
 // clients holding the previous signed metadata still find what it names; then they are deleted.
 import type { Db } from '../db/database.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
+import type { Locks } from './locks.ts';
+import { ingestLockName } from './ingest.ts';
+
+/** Runs a sweep of `keys` (the check of what is live, then the deletes) under whatever keeps them from changing. */
+export type SweepGuard = (keys: string[], sweep: () => Promise<void>) => Promise<void>;
+
+/**
+ * The package files among the keys are checked and deleted holding their ingest locks (those of the distribution
+ * `label`, by file name: the locks a push of that file holds from its write to its commit). Without them a push of
+ * the same package (a retry after a failed chunk, a yanked package pushed again) could write and commit its file
+ * between the check and the delete, and lose it.
+ */
+export function ingestGuard(locks: Locks, label: string, isPackage: (key: string) => boolean): SweepGuard {
+  return async (keys, sweep) => {
+    const names = [...new Set(keys.filter(isPackage).map((k) => ingestLockName(label, k.slice(k.lastIndexOf('/') + 1))))];
+    return names.length === 0 ? sweep() : locks.runAll('ingest', names, sweep);
+  };
+}
 
 /**
  * Deletes the files of a distribution retired at or before `cutoff` (never those of the publish that just ran:
@@ -15,6 +33,7 @@ export async function collectRetiredFiles(
   cutoff: number,
   stillLive: (keys: string[]) => Promise<Set<string>>,
   schedule?: RetentionSchedule,
+  guard?: SweepGuard,
 ): Promise<void> {
   if (schedule && !schedule.due(distributionId)) return;
   const due = await db
@@ -26,8 +45,12 @@ export async function collectRetiredFiles(
     .execute();
   schedule?.checked(distributionId, due.length > 0);
   if (due.length === 0) return;
-  const live = await stillLive(due.map((r) => r.key));
-  for (const r of due) if (!live.has(r.key)) await store.delete(r.key);
+  const keys = due.map((r) => r.key);
+  const sweep = async () => {
+    const live = await stillLive(keys);
+    for (const r of due) if (!live.has(r.key)) await store.delete(r.key);
+  };
+  await (guard ? guard(keys, sweep) : sweep());
   for (let i = 0; i < due.length; i += 500) {
     await db.deleteFrom('retired_files').where('id', 'in', due.slice(i, i + 500).map((r) => r.id)).execute();
   }

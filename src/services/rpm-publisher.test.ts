@@ -11,6 +11,7 @@ import { loadConfig } from '../config.ts';
 import { createApp, type App } from '../app.ts';
 import { createLogger } from '../log.ts';
 import { RpmPublisher } from './rpm-publisher.ts';
+import { stageUpload } from './upload.ts';
 import { buildRpmBytes, rpmMeta } from '../../bench/rpmgen.ts';
 
 let dir: string;
@@ -334,6 +335,51 @@ test('a directory another node published (its architectures differ) is kept, not
     const m = rpmMeta(10);
     assert.ok(await a.store.stat(`public/acme/twonodes/el/9/ppc64le/Packages/${m.filename[0]}/${m.filename}`), 'the noarch package is linked into ppc64le/');
     assert.ok(await a.store.stat('public/acme/twonodes/el/9/ppc64le/repodata/repomd.xml'));
+  });
+});
+
+test('the clean-up and a push of the same package do not interleave: a retried package keeps the file it wrote', async () => {
+  await withOwnApp({ 'retention-seconds': '1' }, 'race', async (a, pushOne) => {
+    const r = { org: 'acme', repo: 'race' };
+    const repo = await a.repos.get(r);
+    const prepare = async (i: number) => {
+      const bytes = buildRpmBytes({ ...rpmMeta(i), standalone: true });
+      const staged = await stageUpload((async function* () {
+        yield bytes;
+      })(), { dir: join(a.config.dataDir, 'tmp'), maxBytes: 1 << 30 });
+      return a.rpm.prepare(r, repo, 'el', '9', staged);
+    };
+    await pushOne(1);
+    // A chunk fails after writing package 5's file: the file is retired (no row names it).
+    const [p5, p6] = [await prepare(5), await prepare(6)];
+    const eio = async () => {
+      await new Promise((res) => setTimeout(res, 50));
+      throw new Error('EIO');
+    };
+    await assert.rejects(a.rpm.store(r, repo, 'el', '9', [p5, { ...p6, write: eio }]), /EIO/);
+    await new Promise((res) => setTimeout(res, 1100)); // past the retention period
+    // The clean-up after the next publish deletes it slowly (object storage); the retry starts meanwhile.
+    const retry = await prepare(5);
+    const del = a.store.delete.bind(a.store);
+    let retried: Promise<unknown> | undefined;
+    a.store.delete = async (key: string) => {
+      if (key === p5.key && !retried) {
+        retried = a.rpm.store(r, repo, 'el', '9', [retry]);
+        await new Promise((res) => setTimeout(res, 300));
+      }
+      return del(key);
+    };
+    try {
+      await pushOne(2); // its clean-up runs after the answer, under the publish lock
+      await pushOne(3); // waits for that clean-up
+      assert.ok(retried, 'the clean-up did not delete the orphan');
+      await retried;
+    } finally {
+      a.store.delete = del;
+    }
+    const row = await a.db.selectFrom('rpm_packages').select('blob_key').where('filename', '=', rpmMeta(5).filename).executeTakeFirst();
+    assert.ok(row, 'the retry stored its row');
+    assert.ok(await a.store.stat(p5.key), 'the retried package lost its file to the clean-up');
   });
 });
 

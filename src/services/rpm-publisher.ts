@@ -30,7 +30,7 @@ import { endsChunk } from './apt-index.ts';
 import { repoTreePrefix } from './tree.ts';
 import { PublishQueue, phaseTimer, type PublishResult, type PublishRequestOptions } from './publish-queue.ts';
 import type { Locks } from './locks.ts';
-import { collectRetiredFiles, RetentionSchedule } from './retention.ts';
+import { collectRetiredFiles, ingestGuard, RetentionSchedule } from './retention.ts';
 import type { UploadTracker } from './upload-tracker.ts';
 import type { Metrics } from '../metrics.ts';
 import { noarchCopyKey, noarchOriginKey, relocatedKey, rpmBlobDir } from './rpm-packages.ts';
@@ -384,7 +384,8 @@ export class RpmPublisher {
     const t = now();
     await recordPublish(db, distributionId, { generation, published_state: JSON.stringify(state), published_at: t, published_changes: Number(dist.changes) }, retired);
     // Deleting what was retired long enough ago waits until the pushes are answered (afterPublish).
-    this.#pendingCleanup.set(distributionId, () => this.#collectGarbage(distributionId, treePrefix, dist.os, distDir, state, t));
+    const label = `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`;
+    this.#pendingCleanup.set(distributionId, () => this.#collectGarbage(distributionId, label, treePrefix, dist.os, distDir, state, t));
     lap('release');
     this.#d.log.info({ distribution: `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`, generation, packages: cache.count, ms: timings }, 'published');
     return { generation, date: timestamp, changes: Number(dist.changes) };
@@ -404,7 +405,7 @@ export class RpmPublisher {
   }
 
   /** Deletes files retired more than the retention period ago (never those this publish retired), unless live again. */
-  async #collectGarbage(distributionId: number, treePrefix: string, os: string, distDir: string, state: PublishedRpmState, publishedAt: number): Promise<void> {
+  async #collectGarbage(distributionId: number, label: string, treePrefix: string, os: string, distDir: string, state: PublishedRpmState, publishedAt: number): Promise<void> {
     const { db, store } = this.#d;
     const now = this.#d.now ?? Date.now;
     const cutoff = Math.min(publishedAt - 1, now() - this.#d.config.retentionSeconds * 1000);
@@ -430,7 +431,7 @@ export class RpmPublisher {
         }
       }
       return live;
-    }, this.#retention);
+    }, this.#retention, ingestGuard(this.#d.locks, label, (k) => /\/Packages\/[^/]\/[^/]+\.rpm$/.test(k)));
   }
 
   /** Drops a distribution's documents (and their prefixes hashed ahead). */

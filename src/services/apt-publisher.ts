@@ -20,8 +20,8 @@ import { gzipMemberAsync, xzCompressParts } from '../formats/compress.ts';
 import { assembleXz, parseXzStream, XZ_CHECK_CRC32, type XzPart } from '../formats/xz.ts';
 import { IncrementalIndex, type BuiltIndex, type ChunkPieces } from './apt-index.ts';
 import { repoTreePrefix, INTERNAL_PREFIX } from './tree.ts';
-import { PublishQueue, phaseTimer, type PublishResult, type PublishRequestOptions } from './publish-queue.ts';
-import { collectRetiredFiles, ingestGuard, RetentionSchedule } from './retention.ts';
+import { PublishQueue, phaseTimer, type AfterRelease, type PublishResult, type PublishRequestOptions } from './publish-queue.ts';
+import { collectRetiredFiles, collectRetiredPackages, RetentionSchedule, type PackageSweep } from './retention.ts';
 import { recordPublish } from './distributions.ts';
 import type { Logger } from '../log.ts';
 import type { UploadTracker } from './upload-tracker.ts';
@@ -322,7 +322,7 @@ export class AptPublisher {
     // Deleting what was retired long enough ago waits until the pushes are answered (afterPublish).
     this.#pendingCleanup.set(distributionId, async () => {
       await Promise.all(stalePlain.map((k) => store.delete(k)));
-      await this.#collectGarbage(distributionId, `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`, `${treePrefix}/${dist.os}`, distDir, state, t);
+      return this.#collectGarbage(distributionId, `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`, `${treePrefix}/${dist.os}`, distDir, state, t);
     });
     lap('release');
     const packages = this.#indexCache.get(distributionId)?.count;
@@ -341,9 +341,9 @@ export class AptPublisher {
   }
 
   /** Garbage collection left by the last publish of each distribution (run by the queue once its pushes are answered). */
-  readonly #pendingCleanup = new Map<number, () => Promise<void>>();
+  readonly #pendingCleanup = new Map<number, () => Promise<AfterRelease>>();
 
-  async #cleanup(distributionId: number): Promise<void> {
+  async #cleanup(distributionId: number): Promise<AfterRelease> {
     // Chunks this publish sealed provisionally are compressed for the next publishes, outside the lock: nothing
     // waits for it (an index the queue drops on a failure simply loses the work).
     const cache = this.#indexCache.get(distributionId);
@@ -359,7 +359,7 @@ export class AptPublisher {
     }
     const run = this.#pendingCleanup.get(distributionId);
     this.#pendingCleanup.delete(distributionId);
-    await run?.();
+    return run?.();
   }
 
   /**
@@ -367,10 +367,10 @@ export class AptPublisher {
    * survives at least one publish cycle plus the retention period. Files that are live again are kept (the same index
    * content or package file can come back after a yank and a re-push).
    */
-  async #collectGarbage(distributionId: number, label: string, osDir: string, distDir: string, state: PublishedState, publishedAt: number): Promise<void> {
+  async #collectGarbage(distributionId: number, label: string, osDir: string, distDir: string, state: PublishedState, publishedAt: number): Promise<AfterRelease> {
     const { db, store, config } = this.#deps;
     const cutoff = Math.min(publishedAt - 1, (this.#deps.now ?? Date.now)() - config.retentionSeconds * 1000);
-    await collectRetiredFiles(db, store, distributionId, cutoff, async (keys) => {
+    const stillLive = async (keys: string[]) => {
       const live = new Set<string>();
       for (const index of Object.values(state.indexes)) {
         for (const f of index.files) {
@@ -389,7 +389,11 @@ export class AptPublisher {
         for (const r of rows) live.add(`${osDir}/${r.pool_key}`);
       }
       return live;
-    }, this.#retention, ingestGuard(this.#deps.locks, label, (k) => k.startsWith(`${osDir}/pool/`)));
+    };
+    // Package files after the publish lock is released, under their ingest locks.
+    const packages: PackageSweep = { isPackage: (k) => k.startsWith(`${osDir}/pool/`), label, locks: this.#deps.locks };
+    const { packagesDue } = await collectRetiredFiles(db, store, distributionId, cutoff, stillLive, this.#retention, packages);
+    return packagesDue ? () => collectRetiredPackages(db, store, distributionId, cutoff, stillLive, packages) : undefined;
   }
 
 

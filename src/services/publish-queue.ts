@@ -52,9 +52,12 @@ interface Queue {
   batch: Waiter[];
 }
 
+/** Work the housekeeping after a publish leaves for once the publish lock is released (or nothing). */
+export type AfterRelease = (() => Promise<void>) | undefined | void;
+
 export class PublishQueue {
   readonly #publish: (distributionId: number) => Promise<PublishResult>;
-  readonly #afterPublish: ((distributionId: number, idle: boolean) => Promise<void>) | undefined;
+  readonly #afterPublish: ((distributionId: number, idle: boolean) => Promise<AfterRelease>) | undefined;
   readonly #uploads: UploadTracker;
   readonly #log: Logger;
   readonly #db: Db;
@@ -72,7 +75,7 @@ export class PublishQueue {
     locks: Locks;
     publish: (distributionId: number) => Promise<PublishResult>;
     /** runs after a publish has answered its requests, under the same lock (garbage collection) */
-    afterPublish?: (distributionId: number, idle: boolean) => Promise<void>;
+    afterPublish?: (distributionId: number, idle: boolean) => Promise<AfterRelease>;
     uploads: UploadTracker;
     log: Logger;
     /** called with the duration of each publish (metrics) */
@@ -139,6 +142,7 @@ export class PublishQueue {
         if (q.batch.length === 0) continue;
         const batch = q.batch;
         const open = () => batch.filter((w) => !w.done);
+        let afterRelease: AfterRelease;
         try {
           const r = await this.#locks.run('publish', id, async () => {
             // Answered meanwhile by another node's publish (the bus): nothing to do.
@@ -174,9 +178,16 @@ export class PublishQueue {
             }
             // So are the pushes queued meanwhile whose changes it includes (committed before it read the rows).
             this.published(id, r);
-            if (this.#afterPublish) await this.#afterPublish(id, !q.waiting.some((w) => !w.done)).catch((e: unknown) => this.#log.warn({ err: e, distributionId: id }, 'cleanup after a publish failed'));
+            if (this.#afterPublish) {
+              afterRelease = await this.#afterPublish(id, !q.waiting.some((w) => !w.done)).catch((e: unknown) => {
+                this.#log.warn({ err: e, distributionId: id }, 'cleanup after a publish failed');
+                return undefined;
+              });
+            }
             return r;
           });
+          // What the housekeeping left for after the lock (work that takes other locks: see collectRetiredPackages).
+          if (afterRelease) await afterRelease().catch((e: unknown) => this.#log.warn({ err: e, distributionId: id }, 'cleanup after a publish failed'));
           if (r) {
             for (const w of open()) {
               w.done = true;

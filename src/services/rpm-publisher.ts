@@ -28,9 +28,9 @@ import {
 } from '../formats/rpm/repodata.ts';
 import { endsChunk } from './apt-index.ts';
 import { repoTreePrefix } from './tree.ts';
-import { PublishQueue, phaseTimer, type PublishResult, type PublishRequestOptions } from './publish-queue.ts';
+import { PublishQueue, phaseTimer, type AfterRelease, type PublishResult, type PublishRequestOptions } from './publish-queue.ts';
 import type { Locks } from './locks.ts';
-import { collectRetiredFiles, ingestGuard, RetentionSchedule } from './retention.ts';
+import { collectRetiredFiles, collectRetiredPackages, RetentionSchedule, type PackageSweep } from './retention.ts';
 import type { UploadTracker } from './upload-tracker.ts';
 import type { Metrics } from '../metrics.ts';
 import { noarchCopyKey, noarchOriginKey, relocatedKey, rpmBlobDir } from './rpm-packages.ts';
@@ -392,24 +392,24 @@ export class RpmPublisher {
   }
 
   /** Garbage collection left by the last publish of each distribution (run by the queue once its pushes are answered). */
-  readonly #pendingCleanup = new Map<number, () => Promise<void>>();
+  readonly #pendingCleanup = new Map<number, () => Promise<AfterRelease>>();
 
-  async #cleanup(distributionId: number, idle: boolean): Promise<void> {
+  async #cleanup(distributionId: number, idle: boolean): Promise<AfterRelease> {
     const run = this.#pendingCleanup.get(distributionId);
     this.#pendingCleanup.delete(distributionId);
     // Nothing else waits to be published: hash ahead for a push of one more package (see ChunkedDocument). Not while
     // pushes queue up, when the next count is anyone's guess and the hashing would only take CPU from them.
     const cache = this.#cache.get(distributionId);
     if (idle && cache) for (const s of cache.dirs.values()) for (const t of DOC_TYPES) s.docs[t].ahead(s.count + 1);
-    await run?.();
+    return run?.();
   }
 
   /** Deletes files retired more than the retention period ago (never those this publish retired), unless live again. */
-  async #collectGarbage(distributionId: number, label: string, treePrefix: string, os: string, distDir: string, state: PublishedRpmState, publishedAt: number): Promise<void> {
+  async #collectGarbage(distributionId: number, label: string, treePrefix: string, os: string, distDir: string, state: PublishedRpmState, publishedAt: number): Promise<AfterRelease> {
     const { db, store } = this.#d;
     const now = this.#d.now ?? Date.now;
     const cutoff = Math.min(publishedAt - 1, now() - this.#d.config.retentionSeconds * 1000);
-    await collectRetiredFiles(db, store, distributionId, cutoff, async (keys) => {
+    const stillLive = async (keys: string[]) => {
       const live = new Set<string>();
       for (const [dir, records] of Object.entries(state.dirs)) for (const r of records) live.add(`${distDir}/${dir}/${r.href}`);
       const osDir = `${treePrefix}/${os}`;
@@ -431,7 +431,11 @@ export class RpmPublisher {
         }
       }
       return live;
-    }, this.#retention, ingestGuard(this.#d.locks, label, (k) => /\/Packages\/[^/]\/[^/]+\.rpm$/.test(k)));
+    };
+    // Package files (and their noarch copies and links) after the publish lock is released, under their ingest locks.
+    const packages: PackageSweep = { isPackage: (k) => /\/Packages\/[^/]\/[^/]+\.rpm$/.test(k), label, locks: this.#d.locks };
+    const { packagesDue } = await collectRetiredFiles(db, store, distributionId, cutoff, stillLive, this.#retention, packages);
+    return packagesDue ? () => collectRetiredPackages(db, store, distributionId, cutoff, stillLive, packages) : undefined;
   }
 
   /** Drops a distribution's documents (and their prefixes hashed ahead). */

@@ -96,3 +96,49 @@ test('batch pushes on PostgreSQL: concurrent batches into one distribution, then
   const xml = gunzipSync(Buffer.from(await (await fetch(`${wharf.url}/acme/pg/el/9/x86_64/${primary}`)).arrayBuffer())).toString();
   assert.match(xml, /packages="30"/, 'every RPM of the batches (noarch ones too) is in x86_64');
 });
+
+test('many distributions publishing at once, each with retired package files due: their clean-ups finish and pushes go on (no lock connection is waited for while one is held)', { timeout: 120_000 }, async () => {
+  const { loadConfig } = await import('../../src/config.ts');
+  const { createApp } = await import('../../src/app.ts');
+  const { createLogger } = await import('../../src/log.ts');
+  const { buildRpmBytes, rpmMeta } = await import('../../bench/rpmgen.ts');
+  // A database of its own (the server above keeps its keys under another master key).
+  await admin.query(`CREATE DATABASE ${name}_gc`);
+  const url = Object.assign(new URL(server), { pathname: `/${name}_gc` }).href;
+  const app = await createApp(loadConfig({ data: join(tmp, 'in-process'), 'database-url': url, 'signing-passphrase': 'test-passphrase', fsync: 'false', 'retention-seconds': '1' }, {}), {
+    log: createLogger('silent'),
+  });
+  const within = <T>(p: Promise<T>, ms: number, what: string) =>
+    Promise.race([p, new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`${what}: no answer within ${ms / 1000} s (deadlocked?)`)), ms))]);
+  try {
+    const r = { org: 'acme', repo: 'many' };
+    await app.repos.create(r, { private: false, signPackages: false });
+    const push = (dist: string, i: number) => {
+      const bytes = buildRpmBytes({ ...rpmMeta(i), standalone: true });
+      return app.packages.push(r, 'el', dist, (async function* () {
+        yield bytes;
+      })());
+    };
+    // More distributions than lock connections (16), each with a yanked package whose file falls due.
+    const dists = Array.from({ length: 20 }, (_, k) => `d${k}`);
+    for (const d of dists) {
+      await push(d, 1);
+      await push(d, 2);
+      await app.packages.yank(r, 'el', d, rpmMeta(2).filename);
+    }
+    await new Promise((res) => setTimeout(res, 1200));
+    const flush = app.store.flush.bind(app.store);
+    app.store.flush = async () => {
+      await new Promise((res) => setTimeout(res, 300)); // slow storage: the publishes overlap
+      return flush();
+    };
+    await within(Promise.all(dists.map((d) => push(d, 3))), 60_000, 'pushes into 20 distributions at once');
+    await within(push('fresh', 4), 20_000, 'a later push into another distribution');
+    await within(push('d0', 5), 20_000, 'a push after the clean-ups'); // waits for d0's clean-up
+    const left = await app.db.selectFrom('retired_files').select('key').where('key', 'like', '%/Packages/%').execute();
+    assert.deepEqual(left.map((x) => x.key), [], 'retired package files left');
+  } finally {
+    await app.close();
+    await admin.query(`DROP DATABASE IF EXISTS ${name}_gc WITH (FORCE)`);
+  }
+});

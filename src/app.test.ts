@@ -57,3 +57,28 @@ async function closeOnce(withImport: boolean): Promise<void> {
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+test('app.close() while an asynchronous push is still being published: no unhandled rejection ends the process', { timeout: 60_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-close-'));
+  try {
+    const r = await runAlone(
+      dir,
+      'inflight',
+      `import { loadConfig } from ${url('./config.ts')};
+       import { createApp } from ${url('./app.ts')};
+       import { createLogger } from ${url('./log.ts')};
+       import { buildRpmBytes, rpmMeta } from ${url('../bench/rpmgen.ts')};
+       const app = await createApp(loadConfig({ data: ${JSON.stringify(join(dir, 'data'))}, 'signing-passphrase': 'test-passphrase', fsync: 'false' }, {}), { log: createLogger('silent') });
+       const r = { org: 'acme', repo: 'inflight' };
+       await app.repos.create(r, { private: false, signPackages: false });
+       const push = (i, wait) => app.packages.push(r, 'el', '9', (async function* () { yield buildRpmBytes({ ...rpmMeta(i), standalone: true }); })(), { wait });
+       for (let i = 1; i <= 5; i++) await push(i, true);
+       await push(6, false); // answered once stored: its publish runs in the background
+       await app.close();`,
+    );
+    assert.equal(r.code, 0, `exit ${r.code}: ${r.out}`);
+    assert.match(r.out, /closed/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

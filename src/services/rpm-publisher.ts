@@ -324,6 +324,9 @@ export class RpmPublisher {
       const records: Promise<RepomdRecord>[] = [];
       for (const type of DOC_TYPES) {
         const built = s.docs[type].build(s.count);
+        // (Both digests are owed by the digest worker: if one fails, say the worker is stopped by close(), the
+        // other must not become an unhandled rejection, which ends the process.)
+        built.openChecksum.catch(() => {});
         const record = (async (): Promise<RepomdRecord> => {
           const checksum = await built.checksum;
           const href = `repodata/${checksum}-${type}.xml.gz`;

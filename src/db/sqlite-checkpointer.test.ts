@@ -83,7 +83,7 @@ test('a checkpointer that cannot open the database hands checkpoints back to the
   }
 });
 
-test('under a steady stream of commits the WAL stays bounded: the connection checkpoints at its safety-net mark', async () => {
+test('under a steady stream of commits the WAL stays bounded: the connection checkpoints at its safety-net mark', { timeout: 120_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-ckpt-'));
   const file = join(dir, 'wharf.db');
   const db = await openDatabase(file);
@@ -91,14 +91,16 @@ test('under a steady stream of commits the WAL stays bounded: the connection che
     await sql`CREATE TABLE blobs (id integer primary key, body text not null)`.execute(db);
     const body = 'y'.repeat(20_000);
     let peak = 0;
-    // 100 MB in 5,000 back-to-back transactions: the worker's checkpoint never finds the WAL quiet.
-    for (let i = 0; i < 5000; i++) {
+    // 200 MB in 10,000 back-to-back transactions: the worker's checkpoint never finds the WAL quiet. (Without the
+    // safety net the WAL holds all of it; with it, a few times the mark at most: the connection's own checkpoint
+    // is skipped, busy, while the worker's runs, more often on a loaded machine.)
+    for (let i = 0; i < 10_000; i++) {
       await db.transaction().execute((tx) => sql`INSERT INTO blobs (body) VALUES (${body})`.execute(tx));
       if (i % 250 === 0) peak = Math.max(peak, await size(`${file}-wal`));
     }
     peak = Math.max(peak, await size(`${file}-wal`));
     const mark = SAFETY_NET_PAGES * 8192;
-    assert.ok(peak <= mark * 1.5, `the WAL reached ${peak} bytes (mark ${mark})`);
+    assert.ok(peak <= mark * 4, `the WAL reached ${peak} bytes (mark ${mark})`);
   } finally {
     await db.destroy();
     await rm(dir, { recursive: true, force: true });

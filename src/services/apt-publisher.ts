@@ -334,8 +334,9 @@ export class AptPublisher {
   readonly #background = new Set<Promise<unknown>>();
   #closed = false;
 
-  /** Waits for the background work started after publishes; starts none after. */
+  /** Waits for the publishes under way and the background work started after them; starts none after. */
   async close(): Promise<void> {
+    await this.#queue.settled(); // the publishes and housekeeping under way
     this.#closed = true;
     while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
   }

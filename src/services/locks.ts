@@ -38,12 +38,15 @@ export class Locks {
   #namespace?: Promise<string>;
   #pool?: Promise<Pool>;
 
+  #closed = false;
+
   constructor(db: Db) {
     this.#db = db;
     this.#shared = capabilities(db).advisoryLocks;
   }
 
   #lockPool(): Promise<Pool> {
+    if (this.#closed) return Promise.reject(new Error('the locks are closed (the server is stopping)'));
     this.#pool ??= (async () => {
       const config = postgresConnectionConfig(this.#db);
       if (!config) throw new Error('advisory locks need the PostgreSQL connection settings of the database');
@@ -59,6 +62,7 @@ export class Locks {
 
   /** Ends the lock connections (every lock they hold is released). */
   async close(): Promise<void> {
+    this.#closed = true;
     const pool = this.#pool;
     this.#pool = undefined;
     if (pool) await (await pool).end();

@@ -108,8 +108,22 @@ export class PublishQueue {
     }
     const d = deferred<PublishResult>();
     q.waiting.push({ d, coalesce: opts.coalesce === true, target: opts.coalesce ? opts.target : undefined, done: false });
-    if (!q.running) void this.#drain(distributionId, q, opts.label);
+    if (!q.running) {
+      const drain = this.#drain(distributionId, q, opts.label).finally(() => this.#draining.delete(drain));
+      this.#draining.add(drain);
+    }
     return d.promise;
+  }
+
+  /** the queues being worked through (publishes and their housekeeping) */
+  readonly #draining = new Set<Promise<void>>();
+
+  /**
+   * Resolves once no publish or housekeeping of this queue runs (those requested meanwhile included): close() of a
+   * publisher waits for it before stopping what they use (workers, locks, the database).
+   */
+  async settled(): Promise<void> {
+    while (this.#draining.size > 0) await Promise.allSettled([...this.#draining]);
   }
 
   /**

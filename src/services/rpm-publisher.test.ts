@@ -383,6 +383,59 @@ test('the clean-up and a push of the same package do not interleave: a retried p
   });
 });
 
+test("a noarch copy is judged by its package's row, not by the directories of the publish that swept it: a copy another node linked stays", async () => {
+  await withOwnApp({ 'retention-seconds': '1' }, 'copies', async (a, pushOne) => {
+    await pushOne(1);
+    await pushOne(10); // noarch: copies in x86_64/ and aarch64/
+    const m = rpmMeta(10);
+    const dist = await a.db.selectFrom('distributions').select('id').executeTakeFirstOrThrow();
+    // A copy in ppc64le/, which this node never published (another node did, its architectures configured
+    // differently), retired by a yank there and linked again when the package came back.
+    const copy = `public/acme/copies/el/9/ppc64le/Packages/${m.filename[0]}/${m.filename}`;
+    await a.store.copy(`public/acme/copies/el/9/noarch/Packages/${m.filename[0]}/${m.filename}`, copy);
+    await a.db.insertInto('retired_files').values({ distribution_id: dist.id, key: copy, retired_at: Date.now() - 5000 }).execute();
+    await new Promise((res) => setTimeout(res, 300)); // (the last look found nothing due: the next waits 0.1 s)
+    await pushOne(2); // sweeps what is due
+    await pushOne(3);
+    assert.equal((await a.db.selectFrom('retired_files').select('key').where('key', '=', copy).execute()).length, 0, 'not swept');
+    assert.ok(await a.store.stat(copy), "a live package's copy was deleted");
+  });
+});
+
+test('close() waits for the clean-up a publish left for after its lock', async () => {
+  const d = await mkdtemp(join(tmpdir(), 'wharf-rpm-close-'));
+  const a = await createApp(loadConfig({ data: d, 'signing-passphrase': 'test-passphrase', fsync: 'false', 'retention-seconds': '1' }, {}), { log: createLogger('silent') });
+  let closed = false;
+  const late: string[] = [];
+  try {
+    const r = { org: 'acme', repo: 'closing' };
+    await a.repos.create(r, { private: false, signPackages: false });
+    const push = async (i: number) => {
+      const bytes = buildRpmBytes({ ...rpmMeta(i), standalone: true });
+      await a.packages.push(r, 'el', '9', (async function* () {
+        yield bytes;
+      })());
+    };
+    for (const i of [1, 2, 3, 4]) await push(i);
+    for (const i of [2, 3, 4]) await a.packages.yank(r, 'el', '9', rpmMeta(i).filename);
+    await new Promise((res) => setTimeout(res, 1100));
+    const del = a.store.delete.bind(a.store);
+    a.store.delete = async (key: string) => {
+      if (key.includes('/Packages/')) await new Promise((res) => setTimeout(res, 100)); // slow object storage
+      if (closed) late.push(key);
+      return del(key);
+    };
+    await push(5); // answered; the package files due are deleted after
+  } finally {
+    await a.close();
+    closed = true;
+  }
+  await new Promise((res) => setTimeout(res, 500));
+  assert.deepEqual(late, [], 'deletes after close()');
+  for (const i of [2, 3, 4]) assert.equal(await a.store.stat(`public/acme/closing/el/9/x86_64/Packages/b/${rpmMeta(i).filename}`), undefined, 'swept before close() returned');
+  await rm(d, { recursive: true, force: true });
+});
+
 test('an architecture that is not a directory name a repository can hold is refused: RPM_BAD_HEADER, nothing stored', async () => {
   for (const arch of ['..', 'SRPMS', 'repodata', 'src', 'x86-64', 'a'.repeat(33), 'constructor', '__proto__', 'toString']) {
     const m = { ...rpmMeta(900), arch, filename: `x.rpm` };

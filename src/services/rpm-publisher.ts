@@ -261,8 +261,10 @@ export class RpmPublisher {
   }
 
   /** Stops the digest worker. */
-  close(): Promise<void> {
-    return this.#digests.close();
+  /** Waits for the publishes and housekeeping under way, then stops the digest workers. */
+  async close(): Promise<void> {
+    await this.#queue.settled();
+    await this.#digests.close();
   }
 
   /** checksums finished from a prefix hashed ahead (the others hashed their whole document) */
@@ -422,8 +424,9 @@ export class RpmPublisher {
       const copiesOf = new Map<string, string[]>();
       for (const k of blobKeys) {
         const origin = noarchOriginKey(k);
-        // (in a directory still published: those of a retired directory go with it)
-        if (origin && Object.hasOwn(state.dirs, k.split('/')[1]!)) copiesOf.set(origin, [...(copiesOf.get(origin) ?? []), k]);
+        // (in a directory a publish keeps: those of a retired one, i686/ or armv7hl/ of old, go with it; not "in
+        // this publish's state", which a later publish, maybe on another node, may already have outgrown)
+        if (origin && keptDir(k.split('/')[1]!)) copiesOf.set(origin, [...(copiesOf.get(origin) ?? []), k]);
       }
       const asked = [...new Set([...blobKeys, ...copiesOf.keys()])];
       for (let i = 0; i < asked.length; i += 500) {

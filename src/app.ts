@@ -174,7 +174,7 @@ export async function createApp(config: Config, opts: { log?: Logger } = {}): Pr
     oidcAudience,
     ...(createdAdminToken ? { createdAdminToken } : {}),
     close: async () => {
-      reconciler.stop();
+      await reconciler.stop();
       jwt.close();
       await packages.close();
       await publisher.close();

@@ -336,7 +336,7 @@ export class AptPublisher {
 
   /** Waits for the publishes under way and the background work started after them; starts none after. */
   async close(): Promise<void> {
-    await this.#queue.settled(); // the publishes and housekeeping under way
+    await this.#queue.close(); // the publishes and housekeeping under way
     this.#closed = true;
     while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
   }

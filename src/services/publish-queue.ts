@@ -101,6 +101,8 @@ export class PublishQueue {
    * lets the publish wait for uploads into the same distribution that are still arriving.
    */
   request(distributionId: number, opts: PublishRequestOptions = {}): Promise<PublishResult> {
+    // Stopping: what it would publish is left to the reconciler of the next start (or of another node).
+    if (this.#closed) return Promise.reject(new Error('the publisher is closed (the server is stopping)'));
     let q = this.#queues.get(distributionId);
     if (!q) {
       q = { running: false, waiting: [], batch: [] };
@@ -124,6 +126,14 @@ export class PublishQueue {
    */
   async settled(): Promise<void> {
     while (this.#draining.size > 0) await Promise.allSettled([...this.#draining]);
+  }
+
+  #closed = false;
+
+  /** Takes no more requests, and resolves once the publishes and housekeeping under way have ended. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.settled();
   }
 
   /**

@@ -58,7 +58,9 @@ export class Reconciler {
   /** what the previous periodic check found unpublished: distribution id → its `changes` then */
   #previous = new Map<number, number>();
   #timer: NodeJS.Timeout | undefined;
-  #running = false;
+  /** the periodic check under way */
+  #check: Promise<void> | undefined;
+  #stopped = false;
 
   constructor(opts: {
     db: Db;
@@ -78,6 +80,7 @@ export class Reconciler {
     const due = opts.atStart ? stale : stale.filter((d) => this.#previous.get(d.id) === d.changes);
     this.#previous = new Map(stale.filter((d) => d.counted).map((d) => [d.id, d.changes]));
     for (const d of due) {
+      if (this.#stopped) break; // the rest is for the next start
       try {
         await this.#publish(d.kind, d.id, { coalesce: d.counted });
       } catch (err) {
@@ -91,17 +94,20 @@ export class Reconciler {
   /** Starts the periodic check (the timer does not keep the process alive). */
   start(): void {
     this.#timer ??= setInterval(() => {
-      if (this.#running) return;
-      this.#running = true;
-      this.runOnce()
+      if (this.#check) return;
+      this.#check = this.runOnce()
+        .then(() => {})
         .catch((err) => this.#log.warn({ err }, 'checking for unpublished distributions failed'))
-        .finally(() => (this.#running = false));
+        .finally(() => (this.#check = undefined));
     }, this.#intervalMs);
     this.#timer.unref();
   }
 
-  stop(): void {
+  /** Stops the periodic check; resolves once a check under way has ended (it starts no publish after this call). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
+    await this.#check;
   }
 }

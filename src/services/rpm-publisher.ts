@@ -263,7 +263,7 @@ export class RpmPublisher {
   /** Stops the digest worker. */
   /** Waits for the publishes and housekeeping under way, then stops the digest workers. */
   async close(): Promise<void> {
-    await this.#queue.settled();
+    await this.#queue.close();
     await this.#digests.close();
   }
 

@@ -253,7 +253,7 @@ test('an index rebuilt from scratch (a restart) retires the .gz and .xz that hel
     })
     .execute();
   await app.publisher.request(distId);
-  await app.publisher.close(); // the chunk's compression, run after that publish, has finished
+  await app.publisher.idle(); // the chunk's compression, run after that publish, has finished
   await addRows(981, 982);
   await app.publisher.request(distId); // carries the compressed chunk
   const before = await checkRelease();

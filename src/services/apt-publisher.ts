@@ -334,6 +334,12 @@ export class AptPublisher {
   readonly #background = new Set<Promise<unknown>>();
   #closed = false;
 
+  /** Resolves once the publishes under way and the background work started after them have ended. */
+  async idle(): Promise<void> {
+    await this.#queue.settled();
+    while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
+  }
+
   /** Waits for the publishes under way and the background work started after them; starts none after. */
   async close(): Promise<void> {
     await this.#queue.close(); // the publishes and housekeeping under way

@@ -11,27 +11,22 @@ import { sniffPackageKind, SMALL_UPLOAD_BYTES, type PackageKind } from './upload
 import { checkDeb, checkRpm, rpmRowFields } from './package-check.ts';
 import type { ImportCheckRequest, ImportChecked } from './import.ts';
 
-/** Reads `length` bytes at `offset` of an open file (`own`: into a buffer of its own, to be transferred). */
-function readAt(fd: number, offset: number, length: number, own = false): Buffer {
-  const buf = own ? Buffer.allocUnsafeSlow(length) : Buffer.allocUnsafe(length);
+/** Reads up to `length` bytes at `offset` of an open file into the start of `buf`: how many there were. */
+function readInto(fd: number, buf: Buffer, length: number, offset = 0): number {
   let got = 0;
   while (got < length) {
     const n = readSync(fd, buf, got, length - got, offset + got);
     if (n === 0) break;
     got += n;
   }
-  return got === length ? buf : buf.subarray(0, got);
+  return got;
 }
 
-/** Reads the first `length` bytes of an open file into `buf`: how many there were. */
-function readInto(fd: number, buf: Buffer, length: number): number {
-  let got = 0;
-  while (got < length) {
-    const n = readSync(fd, buf, got, length - got, got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
+/** Reads `length` bytes at `offset` of an open file (`own`: into a buffer of its own, to be transferred). */
+function readAt(fd: number, offset: number, length: number, own = false): Buffer {
+  const buf = own ? Buffer.allocUnsafeSlow(length) : Buffer.allocUnsafe(length);
+  const got = readInto(fd, buf, length, offset);
+  return got === length ? buf : buf.subarray(0, got);
 }
 
 function fdSource(fd: number, size: number): ByteSource {
@@ -68,7 +63,7 @@ function openedInside(fd: number, roots: readonly string[]): boolean {
   return roots.some((r) => real.startsWith(r.endsWith(sep) ? r : r + sep));
 }
 
-/** A buffer reused from file to file for bytes no one keeps (`grow` replaces it when a file is larger). */
+/** A buffer reused from file to file for bytes no one keeps (replaced by a larger one when a file needs it). */
 export interface Scratch {
   buf: Buffer;
 }

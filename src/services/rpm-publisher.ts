@@ -260,7 +260,6 @@ export class RpmPublisher {
     return this.#queue.request(distributionId, opts);
   }
 
-  /** Stops the digest worker. */
   /** Waits for the publishes and housekeeping under way, then stops the digest workers. */
   async close(): Promise<void> {
     await this.#queue.close();
@@ -345,11 +344,11 @@ export class RpmPublisher {
     // A directory published before and no longer made (only one named before the $basearch mapping): its metadata
     // and noarch copies are retired like superseded files, so a client still pointed at it gets an error, not a
     // repository that silently stopped changing. The files of its packages stay as long as their rows name them.
-    for (const [dir, old] of Object.entries(prev?.dirs ?? {})) {
-      if (cache.dirs.has(dir) || keptDir(dir)) continue;
+    const gone = Object.entries(prev?.dirs ?? {}).filter(([dir]) => !cache.dirs.has(dir) && !keptDir(dir));
+    const noarch = gone.length > 0 ? await db.selectFrom('rpm_packages').select('blob_key').where('distribution_id', '=', distributionId).where('arch', '=', 'noarch').execute() : [];
+    for (const [dir, old] of gone) {
       for (const r of old) retired.push(`${distDir}/${dir}/${r.href}`);
       for (const f of ['repomd.xml', 'repomd.xml.asc', 'repomd.xml.key']) retired.push(`${distDir}/${dir}/repodata/${f}`);
-      const noarch = await db.selectFrom('rpm_packages').select('blob_key').where('distribution_id', '=', distributionId).where('arch', '=', 'noarch').execute();
       for (const r of noarch) retired.push(`${treePrefix}/${dist.os}/${noarchCopyKey(r.blob_key, dir)}`);
     }
     // The checksums are computed on the digest worker; each data file is written as soon as its name is known.
@@ -392,7 +391,7 @@ export class RpmPublisher {
     const label = `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`;
     this.#pendingCleanup.set(distributionId, () => this.#collectGarbage(distributionId, label, treePrefix, dist.os, distDir, state, t));
     lap('release');
-    this.#d.log.info({ distribution: `${dist.org}/${dist.repo}/${dist.os}/${dist.name}`, generation, packages: cache.count, ms: timings }, 'published');
+    this.#d.log.info({ distribution: label, generation, packages: cache.count, ms: timings }, 'published');
     return { generation, date: timestamp, changes: Number(dist.changes) };
   }
 

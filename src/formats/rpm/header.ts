@@ -133,6 +133,8 @@ export class RpmHeader {
   readonly #entries: RpmHeaderEntry[];
   readonly #byTag = new Map<number, RpmHeaderEntry>();
   readonly #view: DataView;
+  /** `raw` as a Buffer (to slice strings from) */
+  readonly #buf: Buffer;
   readonly #dataStart: number;
 
   constructor(raw: Uint8Array, kind: string, entries: RpmHeaderEntry[], regionTag: number) {
@@ -142,6 +144,7 @@ export class RpmHeader {
     this.#entries = entries;
     for (const e of entries) if (!this.#byTag.has(e.tag)) this.#byTag.set(e.tag, e);
     this.#view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    this.#buf = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
     this.#dataStart = 16 + 16 * entries.length;
   }
 
@@ -180,6 +183,35 @@ export class RpmHeader {
       pos = nul + 1;
     }
     return out;
+  }
+
+  /**
+   * Each string of a string entry as a "binary string" (one character per byte, Latin-1), the way the metadata
+   * logic compares them; an I18NSTRING gives only its first (C locale) string. Undefined when absent.
+   */
+  binaryStrings(tag: number): string[] | undefined {
+    const e = this.#byTag.get(tag);
+    if (!e) return undefined;
+    if (!isStringType(e.type)) throw this.#bad(tag, `type ${e.type} is not a string type`);
+    const count = e.type === RPM_I18NSTRING_TYPE ? 1 : e.count;
+    const out = new Array<string>(count);
+    const raw = this.raw;
+    let pos = this.#dataStart + e.offset;
+    for (let i = 0; i < count; i++) {
+      const nul = raw.indexOf(0, pos);
+      out[i] = this.#buf.toString('latin1', pos, nul);
+      pos = nul + 1;
+    }
+    return out;
+  }
+
+  /** The first string of a string entry as a binary string (see binaryStrings). */
+  binaryString(tag: number): string | undefined {
+    const e = this.#byTag.get(tag);
+    if (!e) return undefined;
+    if (!isStringType(e.type)) throw this.#bad(tag, `type ${e.type} is not a string type`);
+    const pos = this.#dataStart + e.offset;
+    return this.#buf.toString('latin1', pos, this.raw.indexOf(0, pos));
   }
 
   /** Raw bytes of a string entry (the first string, i.e. the C locale, of an array or I18N string). */
@@ -258,6 +290,11 @@ function toInt32(n: number): number {
   return n | 0;
 }
 
+/** An index entry as error messages name it. */
+function entryLabel(i: number, e: { tag: number; type: number; offset: number; count: number }): string {
+  return `index entry ${i} (tag ${e.tag} type ${e.type} offset ${e.offset} count ${e.count})`;
+}
+
 /**
  * Validates the index and data store of one header blob (`raw` = magic, il, dl, index, store) as rpm's hdrblobInit
  * does, and returns the entries.
@@ -313,40 +350,39 @@ export function parseHeaderBlob(raw: Uint8Array, kind: 'signature' | 'main', exa
   let end = 0;
   for (let i = regionTag ? 1 : 0; i < il; i++) {
     const e = entryAt(i);
-    const what = `index entry ${i} (tag ${e.tag} type ${e.type} offset ${e.offset} count ${e.count})`;
-    if (end > e.offset) throw bad(`${what}: data overlaps the previous entry's data (ends at ${end})`);
-    if (e.tag < HEADER_I18NTABLE) throw bad(`${what}: invalid tag number ${e.tag}`);
-    if (e.type > RPM_I18NSTRING_TYPE) throw bad(`${what}: invalid type ${e.type}`);
-    if (e.count < 1 || e.count > dl) throw bad(`${what}: count ${e.count} out of range 1-${dl}`);
-    if (e.offset & (TYPE_ALIGN[e.type]! - 1)) throw bad(`${what}: offset ${e.offset} not aligned to ${TYPE_ALIGN[e.type]} bytes`);
-    if (e.offset > dl) throw bad(`${what}: offset ${e.offset} beyond data size ${dl}`);
-    if (e.type !== RPM_BIN_TYPE && e.count > HEADER_ARRAY_MAX) throw bad(`${what}: count ${e.count} exceeds ${HEADER_ARRAY_MAX}`);
+    if (end > e.offset) throw bad(`${entryLabel(i, e)}: data overlaps the previous entry's data (ends at ${end})`);
+    if (e.tag < HEADER_I18NTABLE) throw bad(`${entryLabel(i, e)}: invalid tag number ${e.tag}`);
+    if (e.type > RPM_I18NSTRING_TYPE) throw bad(`${entryLabel(i, e)}: invalid type ${e.type}`);
+    if (e.count < 1 || e.count > dl) throw bad(`${entryLabel(i, e)}: count ${e.count} out of range 1-${dl}`);
+    if (e.offset & (TYPE_ALIGN[e.type]! - 1)) throw bad(`${entryLabel(i, e)}: offset ${e.offset} not aligned to ${TYPE_ALIGN[e.type]} bytes`);
+    if (e.offset > dl) throw bad(`${entryLabel(i, e)}: offset ${e.offset} beyond data size ${dl}`);
+    if (e.type !== RPM_BIN_TYPE && e.count > HEADER_ARRAY_MAX) throw bad(`${entryLabel(i, e)}: count ${e.count} exceeds ${HEADER_ARRAY_MAX}`);
     if (typechk) {
       const want = KNOWN_TAG_TYPES.get(e.tag);
       if (want !== undefined && (want === S ? !isStringType(e.type) : want !== e.type)) {
-        throw bad(`${what}: tag ${e.tag} must have ${want === S ? 'a string type' : `type ${want}`}`);
+        throw bad(`${entryLabel(i, e)}: tag ${e.tag} must have ${want === S ? 'a string type' : `type ${want}`}`);
       }
     }
     let len: number;
     const p = dataStart + e.offset;
     const storeEnd = dataStart + dl;
     if (isStringType(e.type)) {
-      if (e.type === RPM_STRING_TYPE && e.count !== 1) throw bad(`${what}: a STRING entry must have count 1`);
+      if (e.type === RPM_STRING_TYPE && e.count !== 1) throw bad(`${entryLabel(i, e)}: a STRING entry must have count 1`);
       let pos = p;
       for (let n = 0; n < e.count; n++) {
         const nul = pos < storeEnd ? raw.indexOf(0, pos) : -1;
-        if (nul < 0 || nul >= storeEnd) throw bad(`${what}: string ${n} is not NUL-terminated within the data (size ${dl})`);
+        if (nul < 0 || nul >= storeEnd) throw bad(`${entryLabel(i, e)}: string ${n} is not NUL-terminated within the data (size ${dl})`);
         pos = nul + 1;
       }
       len = pos - p;
     } else {
       len = TYPE_SIZE[e.type]! * e.count;
-      if (len > dl - e.offset) throw bad(`${what}: ${len} data bytes do not fit in data size ${dl}`);
+      if (len > dl - e.offset) throw bad(`${entryLabel(i, e)}: ${len} data bytes do not fit in data size ${dl}`);
     }
-    if (len <= 0) throw bad(`${what}: no data`);
+    if (len <= 0) throw bad(`${entryLabel(i, e)}: no data`);
     end = e.offset + len;
-    if (regionTag && end > rdl - REGION_TAG_COUNT && e.offset < rdl) throw bad(`${what}: data overlaps the region trailer`);
-    entries.push({ ...e, length: len });
+    if (regionTag && end > rdl - REGION_TAG_COUNT && e.offset < rdl) throw bad(`${entryLabel(i, e)}: data overlaps the region trailer`);
+    entries.push({ tag: e.tag, type: e.type, offset: e.offset, count: e.count, length: len });
   }
   return new RpmHeader(raw, kind, entries, regionTag);
 }
@@ -370,7 +406,7 @@ async function readHeaderAt(
   const total = 16 + 16 * il + dl;
   const raw = await readAt(src, start, total, `the ${kind} header (${il} entries, ${dl} data bytes)`);
   // Own copy: the source may reuse its buffer, and `raw` must stay the exact header bytes.
-  return parseHeaderBlob(Uint8Array.from(raw), kind, exactSize);
+  return parseHeaderBlob(new Uint8Array(raw), kind, exactSize);
 }
 
 /** Reads and validates the lead and both headers of an RPM file. */
@@ -379,7 +415,7 @@ export async function readRpm(src: ByteSource, limits: RpmReadLimits = {}): Prom
   if (src.size < 4) throw new WharfError('RPM_NOT_RPM', [`the file is only ${src.size} bytes long`]);
   const magic = await src.read(0, 4);
   if (!LEAD_MAGIC.every((b, i) => magic[i] === b)) throw new WharfError('RPM_NOT_RPM', ['no RPM lead magic (ED AB EE DB) at the start']);
-  const lead = Uint8Array.from(await readAt(src, 0, RPM_LEAD_SIZE, 'the lead'));
+  const lead = new Uint8Array(await readAt(src, 0, RPM_LEAD_SIZE, 'the lead'));
   const major = lead[4]!;
   if (major < 3 || major > 4) throw new WharfError('RPM_BAD_HEADER', [`lead: unsupported RPM package version ${major}`]);
   const sigType = (lead[78]! << 8) | lead[79]!;

@@ -102,10 +102,7 @@ export function splitEVR(s: string | undefined): SplitEVR {
 }
 
 // Logic runs on "binary strings" (one char per byte, Latin-1 decoding) so comparisons behave like createrepo_c's
-// byte comparisons; text() turns them into the XML text.
-function bin(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
-}
+// byte comparisons (RpmHeader.binaryStrings); text() turns them into the XML text.
 
 function hasControlChars(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
@@ -116,24 +113,27 @@ function hasControlChars(s: string): boolean {
 }
 
 /** Checks for forbidden control characters (createrepo_c refuses the package) and decodes as createrepo_c does. */
-function text(s: string, field: string): string {
+function text(s: string, field: string | (() => string)): string {
+  // Nearly every string is printable ASCII, which decodes to itself: one scan, no copies.
+  let i = 0;
+  for (; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x7f || (c < 32 && c !== 9 && c !== 10 && c !== 13)) break;
+  }
+  if (i === s.length) return s;
   if (hasControlChars(s)) {
     const c = [...s].find((ch) => hasControlChars(ch))!.charCodeAt(0);
-    throw new WharfError('RPM_BAD_TEXT', [`${field} contains control character 0x${c.toString(16).padStart(2, '0')}`]);
+    throw new WharfError('RPM_BAD_TEXT', [`${typeof field === 'string' ? field : field()} contains control character 0x${c.toString(16).padStart(2, '0')}`]);
   }
   return decodeRpmText(Buffer.from(s, 'latin1'));
 }
 
 function str(h: RpmHeader, tag: number): string | undefined {
-  const b = h.stringBytes(tag);
-  return b === undefined ? undefined : bin(b);
+  return h.binaryString(tag);
 }
 
 function strs(h: RpmHeader, tag: number): string[] | undefined {
-  const e = h.entry(tag);
-  if (!e) return undefined;
-  if (e.type === 9) return [bin(h.stringBytes(tag)!)]; // I18NSTRING: C locale only
-  return h.stringsBytes(tag)!.map(bin);
+  return h.binaryStrings(tag); // I18NSTRING: C locale only
 }
 
 function badHeader(msg: string): WharfError {
@@ -395,11 +395,11 @@ export function rpmPackageMetadata(file: RpmFile, opts: RpmPackageOptions = {}):
   const depOut = (list: BinDep[], kind: string): RpmDependency[] => {
     const out: RpmDependency[] = [];
     for (const d of list) {
-      const where = `${kind} "${d.name}"`;
-      const nm = t(d.name, `${kind} name`);
-      const epochT = d.epoch === undefined ? undefined : t(d.epoch, `${where} epoch`);
-      const ver = d.version === undefined ? undefined : t(d.version, `${where} version`);
-      const rel = d.release === undefined ? undefined : t(d.release, `${where} release`);
+      // (Messages built only for an error.)
+      const nm = text(d.name, () => `${kind} name`);
+      const epochT = d.epoch === undefined ? undefined : text(d.epoch, () => `${kind} "${d.name}" epoch`);
+      const ver = d.version === undefined ? undefined : text(d.version, () => `${kind} "${d.name}" version`);
+      const rel = d.release === undefined ? undefined : text(d.release, () => `${kind} "${d.name}" release`);
       if (!nm) continue; // createrepo_c writes no entry without a name
       const r: { -readonly [K in keyof RpmDependency]: RpmDependency[K] } = { name: nm };
       if (d.flags) {

@@ -184,3 +184,48 @@ test('FsBlobStore: concurrent small writes (a batch) go through the thread pool 
     }
   }
 });
+
+test('FsBlobStore.linkFile: onto a free key or over a blob, only the file expected, never a hidden name left', async () => {
+  const root = await tempRoot();
+  const outside = await tempRoot();
+  try {
+    const store = new FsBlobStore(root, { fsync: false });
+    const identity = async (p: string) => {
+      const st = await stat(p);
+      return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
+    };
+    const a = join(outside, 'a.rpm');
+    const b = join(outside, 'b.rpm');
+    await writeFile(a, 'first');
+    await writeFile(b, 'second');
+    // A free key in a directory that does not exist yet: linked straight onto it.
+    assert.equal(await store.linkFile('el/9/x86_64/Packages/a/a.rpm', a, { expect: await identity(a) }), 'linked');
+    assert.equal((await stat(join(root, 'el/9/x86_64/Packages/a/a.rpm'))).ino, (await stat(a)).ino);
+    // A free key in a directory that exists.
+    assert.equal(await store.linkFile('el/9/x86_64/Packages/a/b.rpm', b, { expect: await identity(b) }), 'linked');
+    // Over an existing blob: replaced, like put.
+    assert.equal(await store.linkFile('el/9/x86_64/Packages/a/a.rpm', b), 'linked');
+    assert.equal(await readFile(join(root, 'el/9/x86_64/Packages/a/a.rpm'), 'utf8'), 'second');
+    // The file is not the one checked: onto a free key (in a directory that exists, and in one that does not),
+    // nothing is left there.
+    const stale = await identity(a);
+    await rm(a);
+    await writeFile(a, 'replaced after the check');
+    assert.equal(await store.linkFile('el/9/x86_64/Packages/a/c.rpm', a, { expect: stale }), 'changed');
+    assert.equal(await store.stat('el/9/x86_64/Packages/a/c.rpm'), undefined);
+    assert.equal(await store.linkFile('el/9/x86_64/Packages/c/c.rpm', a, { expect: stale }), 'changed');
+    assert.equal(await store.stat('el/9/x86_64/Packages/c/c.rpm'), undefined);
+    // ... and over a blob, the blob stays as it was.
+    assert.equal(await store.linkFile('el/9/x86_64/Packages/a/b.rpm', a, { expect: stale }), 'changed');
+    assert.equal(await readFile(join(root, 'el/9/x86_64/Packages/a/b.rpm'), 'utf8'), 'second');
+    // The file gone: the error names the key.
+    await assert.rejects(store.linkFile('el/9/x86_64/Packages/d/d.rpm', join(outside, 'missing.rpm')), /ENOENT|no such file/i);
+    assert.equal(await store.stat('el/9/x86_64/Packages/d/d.rpm'), undefined);
+    // No hidden name survives any of it.
+    assert.deepEqual((await tree(root)).filter((p) => /\/\.[^/]*$/.test(p) && !p.startsWith('.tmp/')), []);
+    assert.deepEqual((await tree(root)).filter((p) => p.endsWith('.rpm')).sort(), ['el/9/x86_64/Packages/a/a.rpm', 'el/9/x86_64/Packages/a/b.rpm']);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+    await rm(outside, { recursive: true, force: true });
+  }
+});

@@ -1,7 +1,12 @@
-// Hard links for the filesystem store, made on a worker thread in batches. An import links thousands of files, each
-// three system calls (link under a hidden name, lstat, rename onto the key); on the main thread they cost about
-// 30 µs each, a third of a second per 10,000 files, while that thread also runs the database. Calls made in one turn
-// of the event loop go to the worker as one message; the worker runs them one after another and answers once.
+// Hard links for the filesystem store, made on a worker thread in batches. An import links thousands of files; on the
+// main thread their system calls would cost a third of a second per 10,000 files while that thread also runs the
+// database. Calls made in one turn of the event loop go to the worker as one message; the worker runs them one after
+// another and answers once.
+//
+// Where the key is free (every file of a new import), a link is made straight onto it and checked there: two system
+// calls. Where a file is already there, the new one is linked under a hidden name, checked, and renamed over it, as
+// put replaces a blob: three, and a rename costs more than the other two together (ext4 here: 34 µs against 17 µs
+// per file).
 //
 // The worker is plain JavaScript (evaluated, nothing to load or compile), shared by every store of the process,
 // started on first use and kept out of the way while idle (unref'd).
@@ -20,13 +25,31 @@ export interface LinkJob {
 /** What a link came to; an error carries the system call's code and message. */
 export type LinkOutcome = 'linked' | 'changed' | 'unsupported' | { code?: string; message: string };
 
-// The same steps as a direct link: the hidden name never survives a failure, and a file that is not the one expected
-// never appears under the key.
+// The hidden name never survives a failure. A file that is not the one expected is never left under the key: linked
+// straight onto a free key, it is there only until the check removes it, and no index names the key before the link
+// is answered (the caller holds the key's ingest lock, so no other write of the key runs meanwhile).
 const SOURCE = `
 const { parentPort } = require('node:worker_threads');
-const { linkSync, lstatSync, mkdirSync, renameSync, rmSync } = require('node:fs');
+const { linkSync, lstatSync, mkdirSync, renameSync, rmSync, unlinkSync } = require('node:fs');
 const UNSUPPORTED = new Set(['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP']);
+const matches = (st, x) => st.dev === x.dev && st.ino === x.ino && st.size === x.size && st.mtimeMs === x.mtimeMs;
 function one(j) {
+  // Straight onto the key when it is free.
+  try {
+    linkSync(j.src, j.dest);
+  } catch (e) {
+    if (UNSUPPORTED.has(e.code)) return 'unsupported';
+    // EEXIST: a file is there, replaced below; ENOENT: no directory yet (made below), or the file itself gone.
+    if (e.code !== 'EEXIST' && e.code !== 'ENOENT') throw e;
+    return replace(j);
+  }
+  if (j.expect && !matches(lstatSync(j.dest), j.expect)) {
+    unlinkSync(j.dest);
+    return 'changed';
+  }
+  return 'linked';
+}
+function replace(j) {
   for (let attempt = 0; ; attempt++) {
     try {
       linkSync(j.src, j.tmp);
@@ -42,8 +65,7 @@ function one(j) {
     let links = Infinity;
     if (j.expect) {
       const st = lstatSync(j.tmp);
-      const x = j.expect;
-      if (st.dev !== x.dev || st.ino !== x.ino || st.size !== x.size || st.mtimeMs !== x.mtimeMs) {
+      if (!matches(st, j.expect)) {
         rmSync(j.tmp, { force: true });
         return 'changed';
       }

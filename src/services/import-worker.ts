@@ -63,6 +63,9 @@ function openedInside(fd: number, roots: readonly string[]): boolean {
   return roots.some((r) => real.startsWith(r.endsWith(sep) ? r : r + sep));
 }
 
+/** This server's user (a system call each time it is asked). */
+const UID = process.getuid?.();
+
 /** A buffer reused from file to file for bytes no one keeps (replaced by a larger one when a file needs it). */
 export interface Scratch {
   buf: Buffer;
@@ -92,26 +95,29 @@ export async function checkImportFile(path: string, req: ImportCheckRequest, scr
     const identity = { dev: st.dev, ino: st.ino, size, mtimeMs: st.mtimeMs };
     // Linked only when no one else can change it in place: this server's user owns it, and neither its group nor
     // others may write it. (Anyone who can write it could otherwise rewrite a published package.)
-    const linkable = st.uid === process.getuid?.() && (st.mode & 0o022) === 0;
-    const head = readAt(fd, 0, Math.min(16, size));
-    const kind: PackageKind | undefined = sniffPackageKind(head);
-    if (!kind) throw new WharfError('UNSUPPORTED_PACKAGE', ['neither a Debian package (.deb, starting with the ar magic "!<arch>") nor an RPM package (lead magic ED AB EE DB)']);
-    // Every digest the format's index needs: SHA-256 for RPM; MD5, SHA-1, SHA-256 and SHA-512 for APT.
-    const algos = kind === 'deb' ? (['md5', 'sha1', 'sha256', 'sha512'] as const) : (['sha256'] as const);
-    const hashes = algos.map((a) => createHash(a));
+    const linkable = st.uid === UID && (st.mode & 0o022) === 0;
     let bytes: Buffer | undefined;
-    /** the digests of the whole file, once every byte has gone through `hashes` */
-    let hex: Record<string, string> | undefined;
-    const finish = () => (hex = Object.fromEntries(algos.map((a, i) => [a, hashes[i]!.digest('hex')])) as Record<string, string>);
     if (size <= SMALL_UPLOAD_BYTES) {
-      // Bytes handed back (a copy, or an RPM to re-sign) get a buffer of their own; others the scratch buffer, as
-      // thousands of small allocations in a row keep the garbage collector busy.
+      // Read whole (one system call). Bytes handed back (a copy, or an RPM to re-sign: whether it is one is known
+      // only from them) get a buffer of their own; others the scratch buffer, as thousands of small allocations in a
+      // row keep the garbage collector busy.
       if (scratch && !req.keepBytes && !req.resign) {
         if (scratch.buf.byteLength < size) scratch.buf = Buffer.allocUnsafeSlow(Math.max(size, 2 * scratch.buf.byteLength));
         const n = readInto(fd, scratch.buf, size);
         bytes = scratch.buf.subarray(0, n);
       } else bytes = readAt(fd, 0, size, true);
       if (bytes.byteLength !== size) throw new WharfError('IMPORT_FILE_CHANGED', ['it became shorter']);
+    }
+    const head = bytes ? bytes.subarray(0, 16) : readAt(fd, 0, Math.min(16, size));
+    const kind: PackageKind | undefined = sniffPackageKind(head);
+    if (!kind) throw new WharfError('UNSUPPORTED_PACKAGE', ['neither a Debian package (.deb, starting with the ar magic "!<arch>") nor an RPM package (lead magic ED AB EE DB)']);
+    // Every digest the format's index needs: SHA-256 for RPM; MD5, SHA-1, SHA-256 and SHA-512 for APT.
+    const algos = kind === 'deb' ? (['md5', 'sha1', 'sha256', 'sha512'] as const) : (['sha256'] as const);
+    const hashes = algos.map((a) => createHash(a));
+    /** the digests of the whole file, once every byte has gone through `hashes` */
+    let hex: Record<string, string> | undefined;
+    const finish = () => (hex = Object.fromEntries(algos.map((a, i) => [a, hashes[i]!.digest('hex')])) as Record<string, string>);
+    if (bytes) {
       for (const h of hashes) h.update(bytes);
       finish();
     }

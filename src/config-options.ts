@@ -30,6 +30,8 @@ export const OPTIONS = {
   signedUrlSeconds: { env: 'WHARF_SIGNED_URL_SECONDS', flag: 'signed-url-seconds', doc: 'lifetime of signed download URLs', default: '300' },
   publishTokenSeconds: { env: 'WHARF_PUBLISH_TOKEN_SECONDS', flag: 'publish-token-seconds', doc: 'lifetime of tokens minted for trusted publishers (max 3600)', default: '900' },
   oidcAudience: { env: 'WHARF_OIDC_AUDIENCE', flag: 'oidc-audience', doc: 'audience of CI tokens for trusted publishing (default: the public URL)', default: '' },
+  shutdownDelay: { env: 'WHARF_SHUTDOWN_DELAY', flag: 'shutdown-delay', doc: 'seconds a stopping node keeps serving, /readyz answering 503, so load balancers take it out first', default: '0' },
+  shutdownTimeout: { env: 'WHARF_SHUTDOWN_TIMEOUT', flag: 'shutdown-timeout', doc: 'seconds a stopping node waits for requests in flight (uploads, pushes waiting for their publish) before it closes their connections', default: '30' },
   fsync: { env: 'WHARF_FSYNC', flag: 'fsync', doc: 'true/false', default: 'true' },
   logLevel: { env: 'WHARF_LOG_LEVEL', flag: 'log-level', doc: 'trace, debug, info, warn, error, silent (TRACE=1: trace)', default: 'info' },
 } as const;

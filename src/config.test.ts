@@ -91,3 +91,16 @@ test('scale-out settings: master key, S3 storage, public base URL, Redis', async
   assert.equal(loadConfig({ 'redis-url': 'rediss://:pw@redis.example:6380/2' }, {}).redisUrl, 'rediss://:pw@redis.example:6380/2');
   invalid(() => loadConfig({ 'redis-url': 'http://redis' }, {}), /redis:\/\//);
 });
+
+test('shutdown delay and timeout: whole seconds, bounded, 0 and 30 by default', () => {
+  const d = loadConfig({}, {});
+  assert.equal(d.shutdownDelaySeconds, 0);
+  assert.equal(d.shutdownTimeoutSeconds, 30);
+  const c = loadConfig({ 'shutdown-timeout': '120' }, { WHARF_SHUTDOWN_DELAY: '15' });
+  assert.equal(c.shutdownDelaySeconds, 15);
+  assert.equal(c.shutdownTimeoutSeconds, 120);
+  assert.equal(loadConfig({}, { WHARF_SHUTDOWN_TIMEOUT: '0' }).shutdownTimeoutSeconds, 0, '0: cut off at once');
+  invalid(() => loadConfig({}, { WHARF_SHUTDOWN_TIMEOUT: '-1' }), /shutdownTimeout must be a whole number/);
+  invalid(() => loadConfig({}, { WHARF_SHUTDOWN_DELAY: '2.5' }), /shutdownDelay must be a whole number/);
+  invalid(() => loadConfig({}, { WHARF_SHUTDOWN_DELAY: '3601' }), /shutdownDelay must be at most 3600/);
+});

@@ -67,6 +67,12 @@ export interface Config {
   readonly publishTokenSeconds: number;
   /** the `aud` CI tokens must carry for trusted publishing; undefined = the public URL */
   readonly oidcAudience?: string;
+  /**
+   * On SIGTERM: seconds the node keeps taking requests while /readyz answers 503 (so a load balancer stops sending
+   * it new ones), then seconds it waits for the requests in flight to finish before it closes their connections.
+   */
+  readonly shutdownDelaySeconds: number;
+  readonly shutdownTimeoutSeconds: number;
   /** fsync files before they become visible (disable only for throwaway benchmarks) */
   readonly fsync: boolean;
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -191,6 +197,8 @@ export function loadConfig(flags: Record<string, string | boolean | undefined>, 
     authFailuresPerMinute: positiveInt('authFailuresPerMinute', raw('authFailuresPerMinute')),
     rateLimitPerIp: positiveInt('rateLimitPerIp', raw('rateLimitPerIp'), true),
     rateLimitPerToken: positiveInt('rateLimitPerToken', raw('rateLimitPerToken'), true),
+    shutdownDelaySeconds: boundedInt('shutdownDelay', raw('shutdownDelay'), 3600),
+    shutdownTimeoutSeconds: boundedInt('shutdownTimeout', raw('shutdownTimeout'), 24 * 3600),
     fsync: bool('fsync', raw('fsync')),
     logLevel: level as Config['logLevel'],
   };
@@ -283,6 +291,12 @@ function positiveInt(name: string, v: string, allowZero = false): number {
   if (!/^\d+$/.test(v)) fail(`${name} must be a whole number, got "${v}"`);
   const n = Number(v);
   if (!Number.isSafeInteger(n) || (!allowZero && n === 0)) fail(`${name} must be a positive whole number, got "${v}"`);
+  return n;
+}
+
+function boundedInt(name: string, v: string, max: number): number {
+  const n = positiveInt(name, v, true);
+  if (n > max) fail(`${name} must be at most ${max}, got "${v}"`);
   return n;
 }
 

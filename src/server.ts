@@ -44,7 +44,13 @@ function lingerOnRefusedBody(req: IncomingMessage, headers: Record<string, strin
   req.resume();
 }
 
-async function route(app: App, publicUrl: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** What the server's requests need to know about its own state. */
+interface ServerState {
+  /** stopping (SIGTERM): /readyz answers 503, every answer closes its connection */
+  draining: boolean;
+}
+
+async function route(app: App, publicUrl: string, req: IncomingMessage, res: ServerResponse, state: ServerState): Promise<void> {
   // Health and metrics stay reachable for load balancers and scrapers; everything else counts against the address.
   const probe = req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics';
   const wait = probe ? 0 : app.rateLimits.perIp.take(clientIp(req, app.config) ?? 'unknown');
@@ -63,6 +69,8 @@ async function route(app: App, publicUrl: string, req: IncomingMessage, res: Ser
     return;
   }
   if (seg.length === 1 && seg[0] === 'readyz') {
+    // Stopping: a load balancer takes the node out while it still finishes (and takes) requests.
+    if (state.draining) return sendJson(res, 503, { status: 'stopping', checks: {} });
     const report = await checkReadiness(app);
     return sendJson(res, report.ready ? 200 : 503, { status: report.ready ? 'ready' : 'not ready', checks: report.checks });
   }
@@ -88,7 +96,30 @@ export interface RunningServer {
   readonly url: string;
   /** the externally visible base URL: --url, or the listening address */
   readonly publicUrl: string;
+  /**
+   * Stops the server gracefully: /readyz answers 503 at once; new requests are still taken for `delayMs` (so a load
+   * balancer polling /readyz stops sending them first), then no new connection is accepted, idle connections are
+   * closed, and the requests in flight (uploads, pushes waiting for their publish, downloads) may finish for up to
+   * `timeoutMs`, each answer closing its connection. Those still running then are cut off. `force` (a second
+   * SIGTERM) skips what is left of both waits. Resolves with how many requests were cut off.
+   */
+  drain(opts: { delayMs: number; timeoutMs: number; force?: AbortSignal }): Promise<{ cutOff: number }>;
+  /** Closes the listener and every connection at once. */
   close(): Promise<void>;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (ms <= 0 || signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 export async function startServer(app: App): Promise<RunningServer> {
@@ -97,14 +128,23 @@ export async function startServer(app: App): Promise<RunningServer> {
   // The level is fixed for the server's life: the per-request log objects are only built when they are written.
   const traceOn = log.trace !== undefined && (log.isLevelEnabled?.('trace') ?? true);
   const accessLog = log.isLevelEnabled?.('info') ?? true;
+  const state: ServerState = { draining: false };
+  /** the answers under way (stopping marks them to close their connections) */
+  const inFlight = new Set<ServerResponse>();
+  let onIdle: (() => void) | undefined;
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
+    inFlight.add(res);
+    // While stopping, no connection is kept for another request.
+    if (state.draining) res.setHeader('Connection', 'close');
     const ip = req.socket?.remoteAddress;
     // Trace: the request line and which headers came, never their values (Authorization, cookies).
     if (traceOn) log.trace!({ method: req.method, path: pathOf(req.url), headers: Object.keys(req.headers), ip }, 'request received');
     // 'close', not 'finish': a response the client cut short (a download abandoned halfway) is logged too, marked
     // aborted, instead of leaving no line at all.
     res.once('close', () => {
+      inFlight.delete(res);
+      if (inFlight.size === 0) onIdle?.();
       const ms = performance.now() - started;
       const path = pathOf(req.url);
       const status = res.statusCode;
@@ -116,7 +156,7 @@ export async function startServer(app: App): Promise<RunningServer> {
       if (log.access) log.access(line);
       else log.info(line, 'request');
     });
-    route(app, publicUrl, req, res).catch((err) => {
+    route(app, publicUrl, req, res, state).catch((err) => {
       const headers: Record<string, string> = {};
       if (!req.complete) lingerOnRefusedBody(req, headers);
       sendError(res, err, log, headers);
@@ -135,14 +175,37 @@ export async function startServer(app: App): Promise<RunningServer> {
   const url = `${config.tls ? 'https' : 'http'}://${host}:${addr.port}`;
   publicUrl ||= url;
   app.setPublicUrl(publicUrl);
+  const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
   return {
     server,
     url,
     publicUrl,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    async drain({ delayMs, timeoutMs, force }) {
+      state.draining = true;
+      for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
+      await pause(delayMs, force);
+      // No new connection from here on (and the idle ones closed: server.close closes them).
+      server.close();
+      const idle = new Promise<void>((resolve) => {
+        onIdle = resolve;
+        if (inFlight.size === 0) resolve();
+      });
+      // A kept-alive connection whose request ended without a "Connection: close" answer (it began before the
+      // stop) is idle now: closed as it becomes so.
+      const sweep = setInterval(() => server.closeIdleConnections(), 100);
+      const waited = new AbortController();
+      await Promise.race([idle, pause(timeoutMs, force ? AbortSignal.any([force, waited.signal]) : waited.signal)]);
+      waited.abort(); // (its timer must not hold the process)
+      clearInterval(sweep);
+      const cutOff = inFlight.size;
+      server.closeAllConnections();
+      await closed;
+      return { cutOff };
+    },
+    close: () => {
+      server.close();
+      server.closeAllConnections();
+      return closed;
+    },
   };
 }

@@ -617,12 +617,27 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
       `wharf: warning PUBLIC_URL: listening on every interface without --url: .repo files, /ORG/REPO/install, signed download URLs and token issuers name ${server.publicUrl}, which clients cannot reach; set --url (WHARF_PUBLIC_URL) to the address they use\n`,
     );
   }
+  // The first SIGTERM (or SIGINT) stops gracefully: requests in flight finish (server.drain), then the publishes and
+  // clean-ups under way (app.close). A second one does not wait for the requests.
+  const force = new AbortController();
   await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    const signal = (name: string) => {
+      if (force.signal.aborted) return;
+      if (!stopping) {
+        stopping = true;
+        app.log.info({ signal: name, delaySeconds: config.shutdownDelaySeconds, timeoutSeconds: config.shutdownTimeoutSeconds }, 'stopping: finishing the requests in flight (send the signal again to stop at once)');
+        resolve();
+      } else {
+        app.log.warn({ signal: name }, 'stopping at once: requests still in flight are cut off');
+        force.abort();
+      }
+    };
+    let stopping = false;
+    process.on('SIGINT', () => signal('SIGINT'));
+    process.on('SIGTERM', () => signal('SIGTERM'));
   });
-  await server.close();
+  const { cutOff } = await server.drain({ delayMs: config.shutdownDelaySeconds * 1000, timeoutMs: config.shutdownTimeoutSeconds * 1000, force: force.signal });
+  if (cutOff > 0) app.log.warn({ requests: cutOff }, 'stopping: requests still in flight were cut off');
   await app.close();
   return 0;
 }

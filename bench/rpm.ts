@@ -130,6 +130,11 @@ interface WharfRpmRun {
   peakRss: number;
   /** every cold run when repeated (coldRuns option); coldSeconds is then their median */
   coldRuns?: number[];
+  /**
+   * each cold run with a createrepo_c --no-database run on the same files just before it: on a VM whose speed drifts
+   * by half from minute to minute, the ratio of a pair is steadier than that of two medians taken minutes apart
+   */
+  pairs?: { createrepo: number; wharf: number; ratio: number }[];
 }
 
 async function wharfRun(
@@ -215,6 +220,19 @@ function linkOrCopy(src: string, dst: string): void {
   }
 }
 
+/** One createrepo_c --no-database run over `pool` (a directory of N packages), its metadata written under `work`. */
+async function createrepoNoDatabase(work: string, pool: string, n: number): Promise<number> {
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  quiesceDisk();
+  const seconds = (await run('createrepo_c', ['--no-database', '--outputdir', work, pool])).seconds;
+  const repomd = readFileSync(join(work, 'repodata', 'repomd.xml'), 'utf8');
+  const p = await primaryFrom(repomd, (href) => readFileSync(join(work, href)));
+  if (p.count !== n) throw new Error(`createrepo_c: primary.xml lists ${p.count} packages, expected ${n}`);
+  discard(work);
+  return seconds;
+}
+
 async function benchCreaterepo(work: string, pool: readonly string[], extras: readonly string[], repeat: number, key: GpgKey): Promise<CreaterepoResults> {
   rmSync(work, { recursive: true, force: true });
   const dir = join(work, 'repo');
@@ -297,10 +315,23 @@ export async function benchRpm(o: RpmBenchOptions): Promise<string> {
     for (const link of [true, false]) {
       const name = link ? 'CLI import --link' : 'CLI import (copy)';
       const importRun = (k: number) => wharfRun(o, k === 1 ? name : `${name} (cold run ${k})`, join(o.work, `wharf-rpm-import-${link}-${k}`), 0, [], [], rpms.pool, [], (s) => cliImport(s, pool, link, RPM_TARGET));
-      const first = await importRun(1);
+      // With --link (the target's comparison), each run is paired with a createrepo_c run right before it.
+      const paired = link && !o.skipCreaterepo;
+      const pairs: NonNullable<WharfRpmRun['pairs']> = [];
+      const pairedRun = async (k: number) => {
+        const ref = paired ? await createrepoNoDatabase(join(o.work, `createrepo-pair-${k}`), pool, rpms.pool.length) : undefined;
+        const r = await importRun(k);
+        if (ref !== undefined) {
+          pairs.push({ createrepo: ref, wharf: r.coldSeconds, ratio: ref / r.coldSeconds });
+          log(`paired: createrepo_c --no-database ${fmtSeconds(ref)}, wharf import --link ${fmtSeconds(r.coldSeconds)}: ${(ref / r.coldSeconds).toFixed(2)}x`);
+        }
+        return r;
+      };
+      const first = await pairedRun(1);
       const colds = [first.coldSeconds];
-      for (let k = 2; k <= (link ? (o.coldRuns ?? 1) : 1); k++) colds.push((await importRun(k)).coldSeconds);
+      for (let k = 2; k <= (link ? (o.coldRuns ?? 1) : 1); k++) colds.push((await pairedRun(k)).coldSeconds);
       if (colds.length > 1) Object.assign(first, { coldRuns: colds, coldSeconds: median(colds) });
+      if (pairs.length > 0) first.pairs = pairs;
       runs.push(first);
     }
   }
@@ -356,6 +387,12 @@ export async function benchRpm(o: RpmBenchOptions): Promise<string> {
   rows.push([`    (info) floor: Wharf's format code alone (parse, SHA-256, XML; in memory, one thread)`, fmtSeconds(formatFloor.seconds), fmtSeconds(cr?.coldNoDatabase), ratio(cr?.coldNoDatabase, formatFloor.seconds), '']);
   rows.push([`    (info) both floors`, fmtSeconds(floor.seconds + formatFloor.seconds), fmtSeconds(cr?.coldNoDatabase), ratio(cr?.coldNoDatabase, floor.seconds + formatFloor.seconds), '']);
   addTarget('cold_vs_createrepo_no_database', best.coldSeconds, cr?.coldNoDatabase, 1);
+  for (const r of runs) {
+    if (!r.pairs) continue;
+    const m = median(r.pairs.map((p) => p.ratio));
+    rows.push([`(a) cold publish ${N} [${r.client}], each run paired with a createrepo_c --no-database run just before it: median ratio of ${r.pairs.length} pairs (>= 1x)`, fmtSeconds(median(r.pairs.map((p) => p.wharf))), fmtSeconds(median(r.pairs.map((p) => p.createrepo))), `${m.toFixed(2)}x`, m >= 1 ? 'yes' : 'NO']);
+    targets.cold_paired_vs_createrepo_no_database = { wharf: median(r.pairs.map((p) => p.wharf)), reference: median(r.pairs.map((p) => p.createrepo)), ratio: m, need: 1, met: m >= 1 };
+  }
   if (main.httpUpdateMedian !== undefined) {
     rows.push([`(b) +1 package over one HTTP request, until signed repomd.xml live (median of ${REPEAT}) vs createrepo_c --update (>= 20x)`, fmtSeconds(main.httpUpdateMedian), fmtSeconds(cr?.updateMedian), ratio(cr?.updateMedian, main.httpUpdateMedian), target(cr?.updateMedian, main.httpUpdateMedian, 20)]);
     if (cr) rows.push([`    (info) vs createrepo_c --update + gpg sign repomd.xml`, fmtSeconds(main.httpUpdateMedian), fmtSeconds(cr.updateTotalMedian), ratio(cr.updateTotalMedian, main.httpUpdateMedian), '']);
@@ -377,6 +414,7 @@ export async function benchRpm(o: RpmBenchOptions): Promise<string> {
     out.push(`  Wharf ${r.client}: cold ${fmtSeconds(r.coldSeconds)}${r.coldRuns ? ` (median of ${r.coldRuns.map(fmtSeconds).join(', ')}; publishes, CPU and RSS of the first)` : ''} (${(N / r.coldSeconds).toFixed(0)} pkg/s, ${r.coldPublishes} publishes, server CPU ${r.coldServerCpuSeconds.toFixed(1)} s); peak RSS: start ${fmtBytes(r.startupPeakRss)}, cold publish ${fmtBytes(r.coldPeakRss)}${r.updatePeakRss ? `, +1 pushes ${fmtBytes(r.updatePeakRss)}` : ''}`);
     if (r.updates) out.push(`    +1 pushes (CLI): ${r.updates.map(fmtSeconds).join(', ')}`);
     if (r.httpUpdates) out.push(`    +1 pushes (HTTP): ${r.httpUpdates.map(fmtSeconds).join(', ')}`);
+    if (r.pairs) out.push(`    pairs (createrepo_c --no-database / Wharf): ${r.pairs.map((p) => `${fmtSeconds(p.createrepo)}/${fmtSeconds(p.wharf)} = ${p.ratio.toFixed(2)}x`).join(', ')}`);
   }
   out.push(`  Wharf peak RSS (server process, VmHWM): ${fmtBytes(Math.max(...runs.map((r) => r.peakRss)))}`);
   if (cr) {

@@ -2,7 +2,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import type { App } from './app.ts';
 import { WharfError } from './errors.ts';
 import { pathSegments, sendError, sendJson } from './api/http.ts';
@@ -131,10 +131,53 @@ export async function startServer(app: App): Promise<RunningServer> {
   const state: ServerState = { draining: false };
   /** the answers under way (stopping marks them to close their connections) */
   const inFlight = new Set<ServerResponse>();
-  let onIdle: (() => void) | undefined;
+  /**
+   * Connections with an answer not yet handed to the system whole. (Node's own idle test, closeIdleConnections,
+   * counts a connection idle once end() is called, while a large answer may still wait in memory to be sent.)
+   */
+  const busy = new Map<Socket, number>();
+  /** the connections HTTP runs on (the TLS sockets with HTTPS) */
+  const sockets = new Set<Socket>();
+  /** every TCP connection, also one still in its TLS handshake (which closeAllConnections does not know) */
+  const raw = new Set<Socket>();
+  /** the TCP connections whose TLS handshake is done (known from the TLS socket's _parent, which Node sets) */
+  const secured = new WeakSet<Socket>();
+  let parentUnknown = false;
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
     inFlight.add(res);
+    // Busy until the answer is handed to the system whole and the request is read to its end (a refused upload's
+    // rest is read and discarded after the answer: closing before would reset the connection under the answer).
+    const socket = req.socket;
+    busy.set(socket, (busy.get(socket) ?? 0) + 1);
+    let answered = false;
+    let read = req.complete;
+    let counted = true;
+    const done = () => {
+      if (!counted || !answered || !read) return;
+      counted = false;
+      const n = busy.get(socket)! - 1;
+      if (n > 0) busy.set(socket, n);
+      else busy.delete(socket);
+    };
+    res.once('finish', () => {
+      answered = true;
+      done();
+    });
+    req.once('end', () => {
+      read = true;
+      done();
+    });
+    req.once('close', () => {
+      read = true;
+      done();
+    });
+    // (Also when the answer was cut short: nothing more will be sent.)
+    res.once('close', () => {
+      answered = true;
+      done();
+      inFlight.delete(res);
+    });
     // While stopping, no connection is kept for another request.
     if (state.draining) res.setHeader('Connection', 'close');
     const ip = req.socket?.remoteAddress;
@@ -143,8 +186,6 @@ export async function startServer(app: App): Promise<RunningServer> {
     // 'close', not 'finish': a response the client cut short (a download abandoned halfway) is logged too, marked
     // aborted, instead of leaving no line at all.
     res.once('close', () => {
-      inFlight.delete(res);
-      if (inFlight.size === 0) onIdle?.();
       const ms = performance.now() - started;
       const path = pathOf(req.url);
       const status = res.statusCode;
@@ -166,6 +207,18 @@ export async function startServer(app: App): Promise<RunningServer> {
     ? createHttpsServer({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }, handler)
     : createHttpServer(handler);
   server.requestTimeout = 0; // large uploads may take long; idle sockets are still bounded by headersTimeout/keepAlive
+  const track = (set: Set<Socket>) => (socket: Socket) => {
+    set.add(socket);
+    socket.once('close', () => set.delete(socket));
+  };
+  server.on('connection', track(raw));
+  if (config.tls) {
+    server.on('secureConnection', (tlsSocket: Socket & { _parent?: Socket }) => {
+      track(sockets)(tlsSocket);
+      if (tlsSocket._parent) secured.add(tlsSocket._parent);
+      else parentUnknown = true;
+    });
+  } else server.on('connection', track(sockets));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, () => resolve());
@@ -176,6 +229,15 @@ export async function startServer(app: App): Promise<RunningServer> {
   publicUrl ||= url;
   app.setPublicUrl(publicUrl);
   const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
+  /** Stops listening: new connections are refused (without Node's one-shot close of "idle" connections, see busy). */
+  const stopListening = () => {
+    if (server.listening) NetServer.prototype.close.call(server);
+  };
+  /** Closes every connection now, answers under way or not. */
+  const cutAll = () => {
+    server.closeAllConnections();
+    for (const s of raw) s.destroy();
+  };
   return {
     server,
     url,
@@ -184,27 +246,29 @@ export async function startServer(app: App): Promise<RunningServer> {
       state.draining = true;
       for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
       await pause(delayMs, force);
-      // No new connection from here on (and the idle ones closed: server.close closes them).
-      server.close();
-      const idle = new Promise<void>((resolve) => {
-        onIdle = resolve;
-        if (inFlight.size === 0) resolve();
-      });
-      // A kept-alive connection whose request ended without a "Connection: close" answer (it began before the
-      // stop) is idle now: closed as it becomes so.
-      const sweep = setInterval(() => server.closeIdleConnections(), 100);
+      stopListening();
+      // Every 100 ms, the connections with nothing under way and nothing left to send are closed: those kept alive
+      // after an answer that began before the stop (answers since close their own), and those never used. The
+      // server closes once the last is gone.
+      // With HTTPS, so are those still in their handshake (a client that connected and never spoke would otherwise
+      // hold the stop until the timeout).
+      const handshakesKnown = config.tls !== undefined;
+      const sweep = setInterval(() => {
+        for (const s of sockets) if (!busy.has(s) && s.writableLength === 0) s.destroy();
+        if (handshakesKnown && !parentUnknown) for (const r of raw) if (!secured.has(r)) r.destroy();
+      }, 100);
       const waited = new AbortController();
-      await Promise.race([idle, pause(timeoutMs, force ? AbortSignal.any([force, waited.signal]) : waited.signal)]);
+      await Promise.race([closed, pause(timeoutMs, force ? AbortSignal.any([force, waited.signal]) : waited.signal)]);
       waited.abort(); // (its timer must not hold the process)
       clearInterval(sweep);
       const cutOff = inFlight.size;
-      server.closeAllConnections();
+      cutAll();
       await closed;
       return { cutOff };
     },
     close: () => {
-      server.close();
-      server.closeAllConnections();
+      stopListening();
+      cutAll();
       return closed;
     },
   };

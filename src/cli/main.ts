@@ -618,26 +618,30 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
     );
   }
   // The first SIGTERM (or SIGINT) stops gracefully: requests in flight finish (server.drain), then the publishes and
-  // clean-ups under way (app.close). A second one does not wait for the requests.
+  // clean-ups under way (app.close). A second one skips what is left of the waits for requests; one more, or one
+  // while the publishes are being finished, ends the process at once (as the signal's default would).
   const force = new AbortController();
+  let phase: 'serving' | 'draining' | 'closing' = 'serving';
   await new Promise<void>((resolve) => {
-    const signal = (name: string) => {
-      if (force.signal.aborted) return;
-      if (!stopping) {
-        stopping = true;
+    const signal = (name: 'SIGINT' | 'SIGTERM') => {
+      if (phase === 'serving') {
+        phase = 'draining';
         app.log.info({ signal: name, delaySeconds: config.shutdownDelaySeconds, timeoutSeconds: config.shutdownTimeoutSeconds }, 'stopping: finishing the requests in flight (send the signal again to stop at once)');
         resolve();
-      } else {
+      } else if (phase === 'draining' && !force.signal.aborted) {
         app.log.warn({ signal: name }, 'stopping at once: requests still in flight are cut off');
         force.abort();
+      } else {
+        app.log.warn({ signal: name }, 'exiting now, without finishing the publishes under way (the next start or another node publishes what they leave)');
+        process.exit(128 + (name === 'SIGINT' ? 2 : 15));
       }
     };
-    let stopping = false;
     process.on('SIGINT', () => signal('SIGINT'));
     process.on('SIGTERM', () => signal('SIGTERM'));
   });
   const { cutOff } = await server.drain({ delayMs: config.shutdownDelaySeconds * 1000, timeoutMs: config.shutdownTimeoutSeconds * 1000, force: force.signal });
   if (cutOff > 0) app.log.warn({ requests: cutOff }, 'stopping: requests still in flight were cut off');
+  phase = 'closing';
   await app.close();
   return 0;
 }

@@ -243,3 +243,33 @@ test('apt-helper cat-file rejects a corrupt assembled .xz (the apt check above i
   const r = spawnSync(APT_HELPER, ['cat-file', writeTemp(bad, '.xz')]);
   assert.notEqual(r.status, 0);
 });
+
+test('xz runs in a process group of its own: a Ctrl-C to the server\'s group (which stops it gracefully) does not kill the compressions it finishes', async () => {
+  const { readdirSync, readFileSync } = await import('node:fs');
+  const statOf = (pid: string) => {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return { comm: s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')), ppid: Number(f[1]), pgrp: Number(f[2]) };
+  };
+  const ours = statOf(String(process.pid)).pgrp;
+  // Incompressible input large enough for xz to run a while.
+  const rnd = xorshift32(7);
+  const data = new Uint8Array(4 * 1024 * 1024);
+  for (let i = 0; i < data.length; i += 4) new DataView(data.buffer).setUint32(i, rnd());
+  const running = xzCompress(data);
+  let seen: { pgrp: number } | undefined;
+  for (let i = 0; i < 500 && !seen; i++) {
+    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      try {
+        const st = statOf(pid);
+        if (st.ppid === process.pid && st.comm === 'xz') seen = st;
+      } catch {
+        // gone meanwhile
+      }
+    }
+    if (!seen) await new Promise((r) => setTimeout(r, 5));
+  }
+  await running;
+  assert.ok(seen, 'xz was seen running');
+  assert.notEqual(seen.pgrp, ours, 'xz is not in the server\'s process group');
+});

@@ -110,7 +110,9 @@ function runXz(args: string[], input: Uint8Array, maxOutput: number): Promise<Ru
       else resolve(result!);
     };
 
-    const child = spawn('xz', args, { stdio: ['pipe', 'pipe', 'pipe'], env: xzEnv() });
+    // Its own process group: a Ctrl-C in the terminal (SIGINT to the foreground group) stops the server gracefully,
+    // and must not kill the compressions of the publishes it finishes.
+    const child = spawn('xz', args, { stdio: ['pipe', 'pipe', 'pipe'], env: xzEnv(), detached: true });
     const chunks: Buffer[] = [];
     let size = 0;
     let stderr = '';

@@ -243,7 +243,8 @@ export class FsBlobStore implements BlobStore {
    */
   #syncfs(): Promise<boolean> {
     return new Promise((resolve) => {
-      const child = spawn('sync', ['-f', this.root], { stdio: 'ignore' });
+      // (Its own process group: a Ctrl-C stops the server gracefully, and the publish it finishes needs this.)
+      const child = spawn('sync', ['-f', this.root], { stdio: 'ignore', detached: true });
       child.on('error', () => {
         this.#syncfsWorks = false;
         resolve(false);

@@ -4,7 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
-import { readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { startWharf, ROOT, type WharfInstance } from '../helpers/wharf.ts';
@@ -126,5 +130,103 @@ test('a request still running when WHARF_SHUTDOWN_TIMEOUT ends is cut off; a sec
     assert.match(v.output(), /stopping at once/);
   } finally {
     await v.stop();
+  }
+});
+
+/** A tar archive (what `wharf push` sends for several files) of `files`. */
+function tar(files: [string, Buffer][]): Buffer {
+  const parts: Buffer[] = [];
+  for (const [name, data] of files) {
+    const h = Buffer.alloc(512);
+    const oct = (n: number, len: number) => n.toString(8).padStart(len - 1, '0') + '\0';
+    h.write(name, 0, 'latin1');
+    h.write(oct(0o644, 8), 100, 'latin1');
+    h.write(oct(0, 8), 108, 'latin1');
+    h.write(oct(0, 8), 116, 'latin1');
+    h.write(oct(data.length, 12), 124, 'latin1');
+    h.write(oct(1_700_000_000, 12), 136, 'latin1');
+    h.write('        ', 148, 'latin1');
+    h.write('0', 156, 'latin1');
+    h.write('ustar\0', 257, 'latin1');
+    h.write('00', 263, 'latin1');
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+    parts.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  parts.push(Buffer.alloc(1024));
+  return Buffer.concat(parts);
+}
+
+test('an answer still being sent when the node stops arrives whole (a large one, to a client that reads slowly)', { timeout: 120_000 }, async () => {
+  const w = await startWharf();
+  const work = await mkdtemp(join(tmpdir(), 'wharf-stop-'));
+  try {
+    assert.equal((await w.cli(['repo', 'create', 'acme/stop'])).code, 0);
+    // A batch of 19,000 files that are not packages: each is refused with its own result, so the answer (one JSON
+    // document, written at once) is about 6 MB, more than the connection's buffers hold (4 MiB at most here).
+    const body = tar(Array.from({ length: 19000 }, (_, i) => [`not-a-package-${String(i).padStart(5, '0')}-${'x'.repeat(60)}.rpm`, Buffer.from('not a package at all')]));
+    const bodyFile = join(work, 'batch.tar');
+    await (await import('node:fs/promises')).writeFile(bodyFile, body);
+    // The client: python with a 4 KiB receive buffer, reading the answer slowly once its first bytes came.
+    const client = spawn('python3', ['-c', `
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(('127.0.0.1', int(sys.argv[1])))
+body = open(sys.argv[2], 'rb').read()
+s.sendall(('POST ${PUSH} HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Bearer ' + sys.argv[3] + '\\r\\nContent-Type: application/x-tar\\r\\nContent-Length: %d\\r\\n\\r\\n' % len(body)).encode() + body)
+got = s.recv(4096)
+print('first', flush=True)
+time.sleep(0.5)
+while True:
+    c = s.recv(65536)
+    if not c: break
+    got += c
+    time.sleep(0.002)
+head, _, rest = got.partition(b'\\r\\n\\r\\n')
+length = int([l.split(b':')[1] for l in head.split(b'\\r\\n') if l.lower().startswith(b'content-length')][0])
+print("status", head.split(b' ')[1].decode(), 'length', length, 'got', len(rest), flush=True)
+`, new URL(w.url).port, bodyFile, w.token], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    client.stdout.on('data', (d) => (out += d));
+    const clientDone = new Promise((r) => client.once('exit', r));
+    for (let i = 0; i < 6000 && !out.includes('first'); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.match(out, /first/, 'the answer began');
+    w.process.kill('SIGTERM');
+    await clientDone;
+    const m = /status (\d+) length (\d+) got (\d+)/.exec(out);
+    assert.ok(m, out);
+    assert.equal(m[1], '422', out);
+    assert.ok(Number(m[2]) > 5_000_000, `a large answer (${m[2]} bytes)`);
+    assert.equal(m[3], m[2], 'the whole answer arrived');
+    assert.equal(await exited(w), 0, w.output());
+  } finally {
+    await w.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+});
+
+test('HTTPS: a connection that never finishes its TLS handshake does not hold the stop', { timeout: 60_000 }, async () => {
+  const work = await mkdtemp(join(tmpdir(), 'wharf-stop-tls-'));
+  const cert = join(work, 'cert.pem');
+  const key = join(work, 'key.pem');
+  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert]);
+  const w = await startWharf({ args: ['--tls-cert', cert, '--tls-key', key] });
+  try {
+    // A TCP connection that sends nothing (no ClientHello): Node keeps it for its handshake timeout, two minutes.
+    const silent = connect(Number(new URL(w.url).port), '127.0.0.1');
+    silent.on('error', () => {});
+    await new Promise((r) => silent.once('connect', r));
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = performance.now();
+    w.process.kill('SIGTERM');
+    assert.equal(await exited(w), 0, w.output());
+    const seconds = (performance.now() - t0) / 1000;
+    assert.ok(seconds < 10, `stopped after ${seconds.toFixed(1)} s (the timeout is 30 s, the handshake timeout 120 s)`);
+    silent.destroy();
+  } finally {
+    await w.stop();
+    await rm(work, { recursive: true, force: true });
   }
 });

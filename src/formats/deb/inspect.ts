@@ -117,7 +117,8 @@ const IN_PROCESS_XZ_OUTPUT = 1024 * 1024;
 
 function xzDecompressCapped(input: Uint8Array, cap: number): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
-    const child = spawn('xz', ['-dc', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    // (Its own process group, as in compress.ts: a Ctrl-C stops the server gracefully, and this push finishes.)
+    const child = spawn('xz', ['-dc', '-q'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const chunks: Buffer[] = [];
     let total = 0;
     let over = false;

@@ -82,7 +82,9 @@ export interface BlobStore {
    * Hard-links a local file into the store under `key`, atomically like put (an existing blob is replaced), when the
    * store keeps blobs as local files on the file's filesystem. The blob then shares the file's bytes: the caller
    * vouches that the file is never modified in place (replacing it by rename is fine). `expect`: what the caller
-   * checked (device, inode, size, modification time); a file that no longer matches is not linked ('changed').
+   * checked (device, inode, size, modification time); a file that no longer matches is not linked ('changed'): an
+   * existing blob stays as it was, and a free key is free again when the answer comes (the file may be seen under it
+   * until then, so the caller holds the key's ingest lock and no index names the key yet).
    * 'unsupported': no link can be made here (another filesystem, not permitted, or a store without local files);
    * copy the bytes instead. Absent on stores that never can.
    */

@@ -221,9 +221,14 @@ test('FsBlobStore.linkFile: onto a free key or over a blob, only the file expect
     // The file gone: the error names the key.
     await assert.rejects(store.linkFile('el/9/x86_64/Packages/d/d.rpm', join(outside, 'missing.rpm')), /ENOENT|no such file/i);
     assert.equal(await store.stat('el/9/x86_64/Packages/d/d.rpm'), undefined);
+    // A blob linked onto its own key (an import root that holds the store): linked, nothing left beside it.
+    await store.put('el/9/x86_64/Packages/e/e.rpm', 'its own');
+    const own = join(root, 'el/9/x86_64/Packages/e/e.rpm');
+    assert.equal(await store.linkFile('el/9/x86_64/Packages/e/e.rpm', own, { expect: await identity(own) }), 'linked');
+    assert.equal(await readFile(own, 'utf8'), 'its own');
     // No hidden name survives any of it.
     assert.deepEqual((await tree(root)).filter((p) => /\/\.[^/]*$/.test(p) && !p.startsWith('.tmp/')), []);
-    assert.deepEqual((await tree(root)).filter((p) => p.endsWith('.rpm')).sort(), ['el/9/x86_64/Packages/a/a.rpm', 'el/9/x86_64/Packages/a/b.rpm']);
+    assert.deepEqual((await tree(root)).filter((p) => p.endsWith('.rpm')).sort(), ['el/9/x86_64/Packages/a/a.rpm', 'el/9/x86_64/Packages/a/b.rpm', 'el/9/x86_64/Packages/e/e.rpm']);
   } finally {
     await rm(root, { recursive: true, force: true });
     await rm(outside, { recursive: true, force: true });

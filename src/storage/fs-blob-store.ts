@@ -461,10 +461,11 @@ export class FsBlobStore implements BlobStore {
   }
 
   /**
-   * A link(2) under a hidden name beside the key, checked against `expect`, then renamed onto the key: a file that
-   * is not the one expected never appears under the key, not even for a moment. The system calls run on a worker
-   * thread (`fs-link-worker.ts`), the links asked for in one turn of the event loop together: a bulk import links
-   * thousands of files.
+   * A free key: a link(2) straight onto it, then checked against `expect` (a file that is not the one expected is
+   * removed again, so it can be seen under the key only for that moment, while no index names the key). A key that
+   * holds a blob: a link under a hidden name beside it, checked, then renamed onto it (the blob is replaced only by
+   * the file expected). The system calls run on a worker thread (`fs-link-worker.ts`), the links asked for in one
+   * turn of the event loop together: a bulk import links thousands of files.
    */
   async linkFile(key: string, localPath: string, options: WriteOptions & { expect?: FileIdentity } = {}): Promise<'linked' | 'changed' | 'unsupported'> {
     const dest = this.#path(key);

@@ -62,18 +62,14 @@ function replace(j) {
     }
   }
   try {
-    let links = Infinity;
-    if (j.expect) {
-      const st = lstatSync(j.tmp);
-      if (!matches(st, j.expect)) {
-        rmSync(j.tmp, { force: true });
-        return 'changed';
-      }
-      links = st.nlink;
+    if (j.expect && !matches(lstatSync(j.tmp), j.expect)) {
+      rmSync(j.tmp, { force: true });
+      return 'changed';
     }
     renameSync(j.tmp, j.dest);
-    // rename(2) of a name onto another link of the same file does nothing: the hidden name is left, and goes now.
-    if (links > 2) rmSync(j.tmp, { force: true });
+    // rename(2) of a name onto another link of the same file (the key already held it, or the file is its own key:
+    // an import root that holds the store) does nothing: the hidden name is left, and goes now.
+    rmSync(j.tmp, { force: true });
     return 'linked';
   } catch (e) {
     rmSync(j.tmp, { force: true });

@@ -2,7 +2,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
-import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { App } from './app.ts';
 import { WharfError } from './errors.ts';
 import { pathSegments, sendError, sendJson } from './api/http.ts';
@@ -135,7 +135,7 @@ export async function startServer(app: App): Promise<RunningServer> {
    * Connections with an answer not yet handed to the system whole. (Node's own idle test, closeIdleConnections,
    * counts a connection idle once end() is called, while a large answer may still wait in memory to be sent.)
    */
-  const busy = new Map<Socket, number>();
+  const busy = new WeakMap<Socket, number>(); // (weak: a refused request whose body never ends leaves its entry)
   /** the connections HTTP runs on (the TLS sockets with HTTPS) */
   const sockets = new Set<Socket>();
   /** every TCP connection, also one still in its TLS handshake (which closeAllConnections does not know) */
@@ -199,7 +199,15 @@ export async function startServer(app: App): Promise<RunningServer> {
     });
     route(app, publicUrl, req, res, state).catch((err) => {
       const headers: Record<string, string> = {};
-      if (!req.complete) lingerOnRefusedBody(req, headers);
+      if (!req.complete) {
+        lingerOnRefusedBody(req, headers);
+        // Stopping: not "Connection: close", under which Node would close the socket with the body's rest unread
+        // (what lingerOnRefusedBody avoids), but the connection ended once the rest is read.
+        if (state.draining && headers.Connection === undefined && !res.headersSent) {
+          res.removeHeader('Connection');
+          req.once('end', () => req.socket.end());
+        }
+      }
       sendError(res, err, log, headers);
     });
   };
@@ -231,7 +239,15 @@ export async function startServer(app: App): Promise<RunningServer> {
   const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
   /** Stops listening: new connections are refused (without Node's one-shot close of "idle" connections, see busy). */
   const stopListening = () => {
-    if (server.listening) NetServer.prototype.close.call(server);
+    if (!server.listening) return;
+    // server.close(), for what else it stops (Node's interval checking connections, which would keep the server and
+    // the App alive), without its close of "idle" connections.
+    server.closeIdleConnections = () => {};
+    try {
+      server.close();
+    } finally {
+      delete (server as { closeIdleConnections?: unknown }).closeIdleConnections;
+    }
   };
   /** Closes every connection now, answers under way or not. */
   const cutAll = () => {

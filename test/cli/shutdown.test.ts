@@ -230,3 +230,62 @@ test('HTTPS: a connection that never finishes its TLS handshake does not hold th
     await rm(work, { recursive: true, force: true });
   }
 });
+
+test('during the stop, an upload refused at once is still read to its end, so its client gets the answer (no reset)', { timeout: 60_000 }, async () => {
+  const w = await startWharf({ env: { WHARF_SHUTDOWN_DELAY: '30' } });
+  try {
+    // Python's http.client (what requests and urllib3 build on) sending 500 kB slowly to a repository that does not
+    // exist: the 404 comes before the body is sent, and the client reads it only after its last write.
+    const upload = () =>
+      promisify(execFile)('python3', ['-c', `
+import http.client, sys, time
+def body():
+    for o in range(0, 500000, 16384):
+        yield b'\\0' * min(16384, 500000 - o)
+        time.sleep(0.01)
+c = http.client.HTTPConnection('127.0.0.1', int(sys.argv[1]))
+try:
+    c.request('POST', '/api/v1/repos/acme/none/distributions/el/9/packages', body=body(), headers={'Authorization': 'Bearer ' + sys.argv[2], 'Content-Length': '500000', 'Content-Type': 'application/octet-stream'})
+    print(c.getresponse().status)
+except OSError as e:
+    print(type(e).__name__)
+`, new URL(w.url).port, w.token]).then((r) => r.stdout.trim());
+    assert.equal(await upload(), '404', 'before the stop');
+    w.process.kill('SIGTERM');
+    await logged(w, /stopping: finishing the requests in flight/);
+    assert.equal(await upload(), '404', 'during the stop');
+  } finally {
+    w.process.kill('SIGTERM'); // the second: no need to wait out the delay
+    await w.stop();
+  }
+});
+
+test('a server that was closed, with its App, is garbage collected (no timer of Node\'s keeps it)', { timeout: 60_000 }, async () => {
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const { loadConfig } = await import('../../src/config.ts');
+  const { createApp } = await import('../../src/app.ts');
+  const { createLogger } = await import('../../src/log.ts');
+  const { startServer } = await import('../../src/server.ts');
+  const refs: WeakRef<object>[] = [];
+  for (let i = 0; i < 8; i++) {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-gc-'));
+    const app = await createApp(loadConfig({ data: dir, listen: '127.0.0.1:0', 'signing-passphrase': 'test-passphrase', fsync: 'false' }, {}), { log: createLogger('silent') });
+    const running = await startServer(app);
+    assert.equal((await fetch(`${running.url}/healthz`, { headers: { Connection: 'close' } })).status, 200);
+    refs.push(new WeakRef(running.server));
+    if (i % 2 === 0) await running.close();
+    else await running.drain({ delayMs: 0, timeoutMs: 1000 });
+    await app.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+  for (let k = 0; k < 20 && refs.filter((r) => r.deref() !== undefined).length > 2; k++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const alive = refs.filter((r) => r.deref() !== undefined).length;
+  // (The last one or two may still be referenced from this test's own frames.)
+  assert.ok(alive <= 2, `${alive} of ${refs.length} closed servers are still reachable (${refs.map((r) => (r.deref() ? "alive" : "freed")).join(", ")})`);
+});

@@ -135,6 +135,11 @@ interface WharfRpmRun {
    * by half from minute to minute, the ratio of a pair is steadier than that of two medians taken minutes apart
    */
   pairs?: { createrepo: number; wharf: number; ratio: number }[];
+  /**
+   * one more package pushed over HTTP right after a restart of the server (nothing in memory: its publish builds the
+   * documents of every package from the database), until its signed repomd.xml is live
+   */
+  afterRestart?: number;
 }
 
 async function wharfRun(
@@ -147,6 +152,8 @@ async function wharfRun(
   pool: string[],
   extraNodeArgs: string[] = [],
   coldPush?: (s: WharfServer) => Promise<{ seconds: number }>,
+  /** a package to push after restarting the server (see WharfRpmRun.afterRestart) */
+  afterRestart?: string,
 ): Promise<WharfRpmRun> {
   const N = o.n;
   // The generated packages' directory is an import root: `wharf import` reads them in place.
@@ -189,6 +196,18 @@ async function wharfRun(
       }
       r.updatePeakRss = peakRss(s.pid);
       r.peakRss = Math.max(r.peakRss, r.updatePeakRss);
+    }
+    if (afterRestart) {
+      await s.stop();
+      const again = await startWharf(dataDir, { extraNodeArgs, env, keep: true });
+      try {
+        await settle(again.pid);
+        r.afterRestart = (await httpPush(again, [afterRestart], 1, RPM_TARGET)).seconds;
+        await verifyRpmPublished(again, N + (r.updates?.length ?? 0) + (r.httpUpdates?.length ?? 0) + 1, [basename(afterRestart).replace(/-[^-]+-[^-]+\.[^.]+\.rpm$/, '')]);
+        log(`wharf rpm (${name}): restarted, then 1 more over HTTP (every document rebuilt from the database) ${fmtSeconds(r.afterRestart)}`);
+      } finally {
+        await again.stop();
+      }
     }
     return r;
   } finally {
@@ -314,7 +333,8 @@ export async function benchRpm(o: RpmBenchOptions): Promise<string> {
     const pool = dirname(rpms.pool[0]!);
     for (const link of [true, false]) {
       const name = link ? 'CLI import --link' : 'CLI import (copy)';
-      const importRun = (k: number) => wharfRun(o, k === 1 ? name : `${name} (cold run ${k})`, join(o.work, `wharf-rpm-import-${link}-${k}`), 0, [], [], rpms.pool, [], (s) => cliImport(s, pool, link, RPM_TARGET));
+      // The first --link run then restarts the server and pushes one more package (documents rebuilt from the rows).
+      const importRun = (k: number) => wharfRun(o, k === 1 ? name : `${name} (cold run ${k})`, join(o.work, `wharf-rpm-import-${link}-${k}`), 0, [], [], rpms.pool, [], (s) => cliImport(s, pool, link, RPM_TARGET), link && k === 1 ? rpms.extra[0] : undefined);
       // With --link (the target's comparison), each run is paired with a createrepo_c run right before it.
       const paired = link && !o.skipCreaterepo;
       const pairs: NonNullable<WharfRpmRun['pairs']> = [];
@@ -397,6 +417,11 @@ export async function benchRpm(o: RpmBenchOptions): Promise<string> {
     rows.push([`(b) +1 package over one HTTP request, until signed repomd.xml live (median of ${REPEAT}) vs createrepo_c --update (>= 20x)`, fmtSeconds(main.httpUpdateMedian), fmtSeconds(cr?.updateMedian), ratio(cr?.updateMedian, main.httpUpdateMedian), target(cr?.updateMedian, main.httpUpdateMedian, 20)]);
     if (cr) rows.push([`    (info) vs createrepo_c --update + gpg sign repomd.xml`, fmtSeconds(main.httpUpdateMedian), fmtSeconds(cr.updateTotalMedian), ratio(cr.updateTotalMedian, main.httpUpdateMedian), '']);
     addTarget('update_http_vs_createrepo_update', main.httpUpdateMedian, cr?.updateMedian, 20);
+  }
+  for (const r of runs) {
+    if (r.afterRestart === undefined) continue;
+    rows.push([`    (info) +1 package over HTTP right after a restart (nothing cached: all ${N + 1} packages' documents from the database) vs createrepo_c --no-database`, fmtSeconds(r.afterRestart), fmtSeconds(cr?.coldNoDatabase), ratio(cr?.coldNoDatabase, r.afterRestart), '']);
+    rows.push([`    (info) the same vs createrepo_c --update`, fmtSeconds(r.afterRestart), fmtSeconds(cr?.updateMedian), ratio(cr?.updateMedian, r.afterRestart), '']);
   }
   if (main.updateMedian !== undefined) {
     rows.push([`(b) +1 package with the CLI (median of ${REPEAT}) vs createrepo_c --update (>= 20x)`, fmtSeconds(main.updateMedian), fmtSeconds(cr?.updateMedian), ratio(cr?.updateMedian, main.updateMedian), target(cr?.updateMedian, main.updateMedian, 20)]);

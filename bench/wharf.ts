@@ -37,9 +37,12 @@ export interface WharfServer {
   stop(): Promise<void>;
 }
 
-export async function startWharf(dataDir: string, opts: { extraNodeArgs?: string[]; env?: Record<string, string> } = {}): Promise<WharfServer> {
-  rmSync(dataDir, { recursive: true, force: true });
-  mkdirSync(dataDir, { recursive: true });
+/** `keep`: start on the data directory as it is (a restart), instead of an empty one. */
+export async function startWharf(dataDir: string, opts: { extraNodeArgs?: string[]; env?: Record<string, string>; keep?: boolean } = {}): Promise<WharfServer> {
+  if (!opts.keep) {
+    rmSync(dataDir, { recursive: true, force: true });
+    mkdirSync(dataDir, { recursive: true });
+  }
   const child = spawn(NODE, [...(opts.extraNodeArgs ?? []), MAIN, 'serve', '--listen', '127.0.0.1:0', '--data', dataDir], {
     cwd: ROOT,
     env: { ...process.env, WHARF_LOG_LEVEL: 'warn', ...opts.env },

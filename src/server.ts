@@ -160,22 +160,20 @@ export async function startServer(app: App): Promise<RunningServer> {
       if (n > 0) busy.set(socket, n);
       else busy.delete(socket);
     };
-    res.once('finish', () => {
+    const wasAnswered = () => {
       answered = true;
       done();
-    });
-    req.once('end', () => {
+    };
+    const wasRead = () => {
       read = true;
       done();
-    });
-    req.once('close', () => {
-      read = true;
-      done();
-    });
+    };
+    res.once('finish', wasAnswered);
+    req.once('end', wasRead);
+    req.once('close', wasRead);
     // (Also when the answer was cut short: nothing more will be sent.)
     res.once('close', () => {
-      answered = true;
-      done();
+      wasAnswered();
       inFlight.delete(res);
     });
     // While stopping, no connection is kept for another request.

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createGzip, gunzipSync, gzipSync } from 'node:zlib';
 import { startWharf, buildDeb, type WharfInstance } from '../helpers/wharf.ts';
+import { tar, tarHeader } from '../helpers/tar.ts';
 
 const execFileP = promisify(execFile);
 const RPM = '/work/shared/fixtures/rpm/Rimmer-1.0.2-2.x86_64.rpm';
@@ -26,39 +27,7 @@ let goodDeb: Buffer; // published in before(): hello 1.0 amd64
 let goodInfo: { filename: string; sha256: string };
 
 // ---------------------------------------------------------------------------------------------------------------
-// Hand-built archives (dpkg-deb refuses to build most of the malformed inputs).
-
-function tarHeader(name: string, size: number, type: '0' | '5' = '0'): Buffer {
-  const h = Buffer.alloc(512);
-  const put = (s: string, off: number, len: number) => h.write(s.slice(0, len), off, 'latin1');
-  const oct = (n: number, len: number) => n.toString(8).padStart(len - 1, '0') + '\0';
-  put(name, 0, 100);
-  put(oct(type === '5' ? 0o755 : 0o644, 8), 100, 8);
-  put(oct(0, 8), 108, 8);
-  put(oct(0, 8), 116, 8);
-  put(oct(size, 12), 124, 12);
-  put(oct(1_700_000_000, 12), 136, 12);
-  put('        ', 148, 8);
-  put(type, 156, 1);
-  put('ustar\0', 257, 6);
-  put('00', 263, 2);
-  put('root', 265, 32);
-  put('root', 297, 32);
-  let sum = 0;
-  for (const b of h) sum += b;
-  put(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8);
-  return h;
-}
-
-function tar(files: Record<string, Buffer | string>): Buffer {
-  const parts: Buffer[] = [tarHeader('./', 0, '5')];
-  for (const [name, content] of Object.entries(files)) {
-    const data = Buffer.from(content);
-    parts.push(tarHeader(name, data.length), data, Buffer.alloc((512 - (data.length % 512)) % 512));
-  }
-  parts.push(Buffer.alloc(1024));
-  return Buffer.concat(parts);
-}
+// Hand-built archives (dpkg-deb refuses to build most of the malformed inputs; tar members: ../helpers/tar.ts).
 
 function ar(members: [string, Buffer | string][]): Buffer {
   const parts: Buffer[] = [Buffer.from('!<arch>\n')];

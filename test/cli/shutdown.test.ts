@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { startWharf, ROOT, type WharfInstance } from '../helpers/wharf.ts';
+import { tar } from '../helpers/tar.ts';
 
 const RPM = join(ROOT, 'test/fixtures/rpm/Rimmer-1.0.2-2.x86_64.rpm');
 const PUSH = '/api/v1/repos/acme/stop/distributions/el/9/packages';
@@ -133,31 +134,6 @@ test('a request still running when WHARF_SHUTDOWN_TIMEOUT ends is cut off; a sec
   }
 });
 
-/** A tar archive (what `wharf push` sends for several files) of `files`. */
-function tar(files: [string, Buffer][]): Buffer {
-  const parts: Buffer[] = [];
-  for (const [name, data] of files) {
-    const h = Buffer.alloc(512);
-    const oct = (n: number, len: number) => n.toString(8).padStart(len - 1, '0') + '\0';
-    h.write(name, 0, 'latin1');
-    h.write(oct(0o644, 8), 100, 'latin1');
-    h.write(oct(0, 8), 108, 'latin1');
-    h.write(oct(0, 8), 116, 'latin1');
-    h.write(oct(data.length, 12), 124, 'latin1');
-    h.write(oct(1_700_000_000, 12), 136, 'latin1');
-    h.write('        ', 148, 'latin1');
-    h.write('0', 156, 'latin1');
-    h.write('ustar\0', 257, 'latin1');
-    h.write('00', 263, 'latin1');
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
-    parts.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
-  }
-  parts.push(Buffer.alloc(1024));
-  return Buffer.concat(parts);
-}
-
 test('an answer still being sent when the node stops arrives whole (a large one, to a client that reads slowly)', { timeout: 120_000 }, async () => {
   const w = await startWharf();
   const work = await mkdtemp(join(tmpdir(), 'wharf-stop-'));
@@ -165,7 +141,7 @@ test('an answer still being sent when the node stops arrives whole (a large one,
     assert.equal((await w.cli(['repo', 'create', 'acme/stop'])).code, 0);
     // A batch of 19,000 files that are not packages: each is refused with its own result, so the answer (one JSON
     // document, written at once) is about 6 MB, more than the connection's buffers hold (4 MiB at most here).
-    const body = tar(Array.from({ length: 19000 }, (_, i) => [`not-a-package-${String(i).padStart(5, '0')}-${'x'.repeat(60)}.rpm`, Buffer.from('not a package at all')]));
+    const body = tar(Object.fromEntries(Array.from({ length: 19000 }, (_, i) => [`not-a-package-${String(i).padStart(5, '0')}-${'x'.repeat(60)}.rpm`, 'not a package at all'])), { directory: false });
     const bodyFile = join(work, 'batch.tar');
     await (await import('node:fs/promises')).writeFile(bodyFile, body);
     // The client: python with a 4 KiB receive buffer, reading the answer slowly once its first bytes came.

@@ -186,7 +186,8 @@ export async function startServer(app: App): Promise<RunningServer> {
     res.once('close', () => {
       const ms = performance.now() - started;
       const path = pathOf(req.url);
-      const status = res.statusCode;
+      // No answer sent (the client went away first, or the stop cut the request off): status 0, not the default 200.
+      const status = res.headersSent ? res.statusCode : 0;
       app.metrics.request(routeClass(path), req.method ?? '', status, ms / 1000);
       if (!accessLog) return;
       const failure = status >= 400 ? (res.getHeader('x-wharf-error') as string | undefined) : undefined;

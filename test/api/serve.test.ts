@@ -438,4 +438,25 @@ describe('access log', () => {
     assert.equal(second.status, 200);
     assert.equal((second as { aborted?: boolean }).aborted, true, 'the abandoned download is marked aborted');
   });
+
+  test('an upload abandoned before any answer is logged as aborted with status 0, not as a 200', async () => {
+    const path = '/api/v1/repos/acme/tools/distributions/debian/abandoned/packages';
+    await new Promise<void>((resolve) => {
+      const u = new URL(w.url);
+      const req = httpRequest({ host: u.hostname, port: u.port, method: 'POST', path, headers: { Authorization: `Bearer ${w.token}`, 'Content-Length': 100_000 } });
+      req.on('error', () => resolve());
+      req.on('response', (res) => {
+        res.resume();
+        resolve();
+      });
+      req.write(Buffer.alloc(1000));
+      setTimeout(() => req.destroy(), 200);
+    });
+    const lines = async () => requestLog(w).filter((l) => l.path === path);
+    for (let i = 0; i < 100 && (await lines()).length < 1; i++) await new Promise((r) => setTimeout(r, 50));
+    const [line] = await lines();
+    assert.ok(line, `an access line for ${path}`);
+    assert.equal(line.status, 0, JSON.stringify(line));
+    assert.equal((line as { aborted?: boolean }).aborted, true);
+  });
 });

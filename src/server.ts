@@ -2,7 +2,8 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { ServerConnections } from './serve/connections.ts';
 import type { App } from './app.ts';
 import { WharfError } from './errors.ts';
 import { pathSegments, sendError, sendJson } from './api/http.ts';
@@ -44,13 +45,7 @@ function lingerOnRefusedBody(req: IncomingMessage, headers: Record<string, strin
   req.resume();
 }
 
-/** What the server's requests need to know about its own state. */
-interface ServerState {
-  /** stopping (SIGTERM): /readyz answers 503, every answer closes its connection */
-  draining: boolean;
-}
-
-async function route(app: App, publicUrl: string, req: IncomingMessage, res: ServerResponse, state: ServerState): Promise<void> {
+async function route(app: App, publicUrl: string, req: IncomingMessage, res: ServerResponse, connections: ServerConnections): Promise<void> {
   // Health and metrics stay reachable for load balancers and scrapers; everything else counts against the address.
   const probe = req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics';
   const wait = probe ? 0 : app.rateLimits.perIp.take(clientIp(req, app.config) ?? 'unknown');
@@ -70,7 +65,7 @@ async function route(app: App, publicUrl: string, req: IncomingMessage, res: Ser
   }
   if (seg.length === 1 && seg[0] === 'readyz') {
     // Stopping: a load balancer takes the node out while it still finishes (and takes) requests.
-    if (state.draining) return sendJson(res, 503, { status: 'stopping', checks: {} });
+    if (connections.draining) return sendJson(res, 503, { status: 'stopping', checks: {} });
     const report = await checkReadiness(app);
     return sendJson(res, report.ready ? 200 : 503, { status: report.ready ? 'ready' : 'not ready', checks: report.checks });
   }
@@ -108,76 +103,17 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  if (ms <= 0 || signal?.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
 export async function startServer(app: App): Promise<RunningServer> {
   const { config, log } = app;
   let publicUrl = config.publicUrl ?? '';
   // The level is fixed for the server's life: the per-request log objects are only built when they are written.
   const traceOn = log.trace !== undefined && (log.isLevelEnabled?.('trace') ?? true);
   const accessLog = log.isLevelEnabled?.('info') ?? true;
-  const state: ServerState = { draining: false };
-  /** the answers under way (stopping marks them to close their connections) */
-  const inFlight = new Set<ServerResponse>();
-  /**
-   * Connections with an answer not yet handed to the system whole. (Node's own idle test, closeIdleConnections,
-   * counts a connection idle once end() is called, while a large answer may still wait in memory to be sent.)
-   */
-  const busy = new WeakMap<Socket, number>(); // (weak: a refused request whose body never ends leaves its entry)
-  /** the connections HTTP runs on (the TLS sockets with HTTPS) */
-  const sockets = new Set<Socket>();
-  /** every TCP connection, also one still in its TLS handshake (which closeAllConnections does not know) */
-  const raw = new Set<Socket>();
-  /** the TCP connections whose TLS handshake is done (known from the TLS socket's _parent, which Node sets) */
-  const secured = new WeakSet<Socket>();
-  let parentUnknown = false;
+  // (Assigned once the server exists; every request comes after.)
+  let connections!: ServerConnections;
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
-    inFlight.add(res);
-    // Busy until the answer is handed to the system whole and the request is read to its end (a refused upload's
-    // rest is read and discarded after the answer: closing before would reset the connection under the answer).
-    const socket = req.socket;
-    busy.set(socket, (busy.get(socket) ?? 0) + 1);
-    let answered = false;
-    let read = req.complete;
-    let counted = true;
-    const done = () => {
-      if (!counted || !answered || !read) return;
-      counted = false;
-      const n = busy.get(socket)! - 1;
-      if (n > 0) busy.set(socket, n);
-      else busy.delete(socket);
-    };
-    const wasAnswered = () => {
-      answered = true;
-      done();
-    };
-    const wasRead = () => {
-      read = true;
-      done();
-    };
-    res.once('finish', wasAnswered);
-    req.once('end', wasRead);
-    req.once('close', wasRead);
-    // (Also when the answer was cut short: nothing more will be sent.)
-    res.once('close', () => {
-      wasAnswered();
-      inFlight.delete(res);
-    });
-    // While stopping, no connection is kept for another request.
-    if (state.draining) res.setHeader('Connection', 'close');
+    connections.track(req, res);
     const ip = req.socket?.remoteAddress;
     // Trace: the request line and which headers came, never their values (Authorization, cookies).
     if (traceOn) log.trace!({ method: req.method, path: pathOf(req.url), headers: Object.keys(req.headers), ip }, 'request received');
@@ -196,16 +132,11 @@ export async function startServer(app: App): Promise<RunningServer> {
       if (log.access) log.access(line);
       else log.info(line, 'request');
     });
-    route(app, publicUrl, req, res, state).catch((err) => {
+    route(app, publicUrl, req, res, connections).catch((err) => {
       const headers: Record<string, string> = {};
       if (!req.complete) {
         lingerOnRefusedBody(req, headers);
-        // Stopping: not "Connection: close", under which Node would close the socket with the body's rest unread
-        // (what lingerOnRefusedBody avoids), but the connection ended once the rest is read.
-        if (state.draining && headers.Connection === undefined && !res.headersSent) {
-          res.removeHeader('Connection');
-          req.once('end', () => req.socket.end());
-        }
+        connections.lingering(req, res, headers);
       }
       sendError(res, err, log, headers);
     });
@@ -214,18 +145,7 @@ export async function startServer(app: App): Promise<RunningServer> {
     ? createHttpsServer({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }, handler)
     : createHttpServer(handler);
   server.requestTimeout = 0; // large uploads may take long; idle sockets are still bounded by headersTimeout/keepAlive
-  const track = (set: Set<Socket>) => (socket: Socket) => {
-    set.add(socket);
-    socket.once('close', () => set.delete(socket));
-  };
-  server.on('connection', track(raw));
-  if (config.tls) {
-    server.on('secureConnection', (tlsSocket: Socket & { _parent?: Socket }) => {
-      track(sockets)(tlsSocket);
-      if (tlsSocket._parent) secured.add(tlsSocket._parent);
-      else parentUnknown = true;
-    });
-  } else server.on('connection', track(sockets));
+  connections = new ServerConnections(server, config.tls !== undefined);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, () => resolve());
@@ -235,56 +155,11 @@ export async function startServer(app: App): Promise<RunningServer> {
   const url = `${config.tls ? 'https' : 'http'}://${host}:${addr.port}`;
   publicUrl ||= url;
   app.setPublicUrl(publicUrl);
-  const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
-  /** Stops listening: new connections are refused (without Node's one-shot close of "idle" connections, see busy). */
-  const stopListening = () => {
-    if (!server.listening) return;
-    // server.close(), for what else it stops (Node's interval checking connections, which would keep the server and
-    // the App alive), without its close of "idle" connections.
-    server.closeIdleConnections = () => {};
-    try {
-      server.close();
-    } finally {
-      delete (server as { closeIdleConnections?: unknown }).closeIdleConnections;
-    }
-  };
-  /** Closes every connection now, answers under way or not. */
-  const cutAll = () => {
-    server.closeAllConnections();
-    for (const s of raw) s.destroy();
-  };
   return {
     server,
     url,
     publicUrl,
-    async drain({ delayMs, timeoutMs, force }) {
-      state.draining = true;
-      for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
-      await pause(delayMs, force);
-      stopListening();
-      // Every 100 ms, the connections with nothing under way and nothing left to send are closed: those kept alive
-      // after an answer that began before the stop (answers since close their own), and those never used. The
-      // server closes once the last is gone.
-      // With HTTPS, so are those still in their handshake (a client that connected and never spoke would otherwise
-      // hold the stop until the timeout).
-      const handshakesKnown = config.tls !== undefined;
-      const sweep = setInterval(() => {
-        for (const s of sockets) if (!busy.has(s) && s.writableLength === 0) s.destroy();
-        if (handshakesKnown && !parentUnknown) for (const r of raw) if (!secured.has(r)) r.destroy();
-      }, 100);
-      const waited = new AbortController();
-      await Promise.race([closed, pause(timeoutMs, force ? AbortSignal.any([force, waited.signal]) : waited.signal)]);
-      waited.abort(); // (its timer must not hold the process)
-      clearInterval(sweep);
-      const cutOff = inFlight.size;
-      cutAll();
-      await closed;
-      return { cutOff };
-    },
-    close: () => {
-      stopListening();
-      cutAll();
-      return closed;
-    },
+    drain: (opts) => connections.drain(opts),
+    close: () => connections.close(),
   };
 }
